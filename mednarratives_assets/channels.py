@@ -1,0 +1,77 @@
+"""Channels on disk: `<videos_dir>/<channel>/<video_id>.<ext>`.
+
+The new-video sensor and the `videos` asset both use this module, so they agree on what counts
+as a channel and as a video file. It reads only the filesystem, never DuckDB: a running
+materialization may hold the database's single write lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".webm", ".mov"})
+
+# Channels become Dagster partition keys and DuckDB values: keep them to plain, portable names.
+_CHANNEL_NAME = re.compile(r"^[\w][\w.\-]{0,127}$")
+
+
+def is_valid_channel_name(name: str) -> bool:
+    return bool(_CHANNEL_NAME.match(name)) and ".." not in name
+
+
+def check_channel_name(name: str) -> str:
+    if not is_valid_channel_name(name):
+        raise ValueError(
+            f"invalid channel name {name!r}: use letters, digits, '_', '-' or '.', "
+            "starting with a letter, digit or '_', at most 128 characters"
+        )
+    return name
+
+
+def list_video_files(channel_dir: Path) -> list[Path]:
+    """The channel's video files, sorted by name; other files (info JSON, partial downloads) are skipped."""
+    if not channel_dir.is_dir():
+        return []
+    return sorted(
+        p for p in channel_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+    )
+
+
+@dataclass(frozen=True)
+class ChannelScan:
+    valid: dict[str, str]  # channel -> fingerprint
+    invalid: list[str]  # folder names that cannot be channels
+
+
+def channel_fingerprint(channel_dir: Path, urls: list[str] | tuple[str, ...] = ()) -> str:
+    """A digest of the channel's video files (name, size, mtime) and its source URLs.
+
+    It changes whenever a file lands, grows, is replaced or removed, or the URL list changes,
+    without reading any video content, so a scan of thousands of files stays cheap.
+    """
+    digest = hashlib.sha256()
+    for path in list_video_files(channel_dir):
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    for url in urls:
+        digest.update(f"url\0{url}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def scan_channels(videos_dir: Path, channel_urls: dict[str, list[str]] | None = None) -> ChannelScan:
+    """Fingerprint every channel: each folder under `videos_dir`, and each channel that has URLs."""
+    channel_urls = channel_urls or {}
+    names = set(channel_urls)
+    if videos_dir.is_dir():
+        names.update(p.name for p in videos_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    valid: dict[str, str] = {}
+    invalid: list[str] = []
+    for name in sorted(names):
+        if not is_valid_channel_name(name):
+            invalid.append(name)
+            continue
+        valid[name] = channel_fingerprint(videos_dir / name, channel_urls.get(name, ()))
+    return ChannelScan(valid=valid, invalid=invalid)

@@ -1,0 +1,77 @@
+"""`mednarratives`: run the pipeline without the UI.
+
+    mednarratives ingest [--channel NAME ...]
+
+Adds a partition for every channel found on disk (or in channels.yaml), materializes the
+ingest assets for each in-process, and prints the rows per table. Runs are recorded in the
+Dagster instance at DAGSTER_HOME when it is set, so they show up in the UI afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import dagster as dg
+import duckdb
+
+from mednarratives_assets.channels import scan_channels
+from mednarratives_assets.defs.partitions import channel_partitions
+from mednarratives_assets.defs.resources import build_resources
+from mednarratives_assets.defs.video_downloads import video_downloads
+from mednarratives_assets.defs.videos import videos
+from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.stages.video_downloads import load_channel_urls
+
+INGEST_ASSETS = [video_downloads, videos]
+
+
+def ingest(layout: DataLayout, instance: dg.DagsterInstance, channels: list[str] | None = None) -> dict[str, bool]:
+    """Materialize the ingest assets for the given channels (default: all); channel -> success."""
+    found = list(scan_channels(layout.videos_dir, load_channel_urls(layout.channels_file)).valid)
+    unknown = sorted(set(channels or []) - set(found))
+    if unknown:
+        raise SystemExit(f"no such channel under {layout.videos_dir} or in {layout.channels_file}: {unknown}")
+    channels = channels or found
+    known = set(instance.get_dynamic_partitions(channel_partitions.name))
+    instance.add_dynamic_partitions(channel_partitions.name, [c for c in channels if c not in known])
+    resources = build_resources(layout)
+    outcome = {}
+    for channel in channels:
+        result = dg.materialize(
+            INGEST_ASSETS, partition_key=channel, resources=resources, instance=instance, raise_on_error=False
+        )
+        outcome[channel] = result.success
+    return outcome
+
+
+def table_counts(layout: DataLayout) -> dict[str, int]:
+    if not layout.duckdb_path.exists():
+        return {}
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        tables = [t for (t,) in con.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()]
+        return {t: con.sql(f'SELECT count(*) FROM main."{t}"').fetchone()[0] for t in sorted(tables)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mednarratives", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    ingest_parser = commands.add_parser("ingest", help="probe (and download) every channel's videos")
+    ingest_parser.add_argument("--channel", action="append", help="only this channel (repeatable)")
+    args = parser.parse_args(argv)
+
+    layout = DataLayout.from_env()
+    with dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral() as instance:
+        outcome = ingest(layout, instance, args.channel)
+    for channel, ok in outcome.items():
+        print(f"{channel}: {'ok' if ok else 'FAILED (see the run logs above)'}")
+    print(f"DuckDB file: {layout.duckdb_path}")
+    for table, n in table_counts(layout).items():
+        print(f"  {table}: {n} rows")
+    print("UI: DAGSTER_HOME=$PWD/data/dagster_home dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000")
+    return 0 if all(outcome.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

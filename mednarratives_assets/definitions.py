@@ -1,0 +1,17 @@
+"""The Dagster code location: `dagster dev -w workspace.yaml` loads `defs` from here."""
+
+import dagster as dg
+
+from mednarratives_assets.defs.jobs import ingest_job
+from mednarratives_assets.defs.resources import build_resources
+from mednarratives_assets.defs.sensors import new_video_sensor
+from mednarratives_assets.defs.video_downloads import video_downloads
+from mednarratives_assets.defs.videos import videos
+from mednarratives_assets.settings import DataLayout
+
+defs = dg.Definitions(
+    assets=[video_downloads, videos],
+    jobs=[ingest_job],
+    sensors=[new_video_sensor],
+    resources=build_resources(DataLayout.from_env()),
+)

@@ -1,0 +1,1 @@
+"""Dagster wiring: assets, resources, partitions, jobs, sensors and checks over `stages/`."""

@@ -1,0 +1,48 @@
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from mednarratives_assets.defs.metadata import markdown_preview
+from mednarratives_assets.defs.partitions import channel_partitions
+from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.defs.video_downloads import video_downloads
+from mednarratives_assets.stages.videos import probe_channel
+
+
+@dg.asset(
+    partitions_def=channel_partitions,
+    deps=[video_downloads],
+    metadata={"partition_expr": "channel"},
+    pool=DUCKDB_POOL,
+    kinds={"duckdb", "polars"},
+    group_name="ingest",
+    check_specs=[dg.AssetCheckSpec("all_videos_readable", asset="videos")],
+)
+def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
+    """Every video file of the channel, `data/videos/<channel>/<video_id>.<ext>`, probed with PyAV.
+
+    One row per file: stream properties, size and sha256, source metadata from yt-dlp, and a
+    status. Unreadable files get status 'error' and a message rather than failing the run.
+    Table `videos`, documented in docs/schema.md.
+    """
+    channel = context.partition_key
+    frame = probe_channel(paths.layout.data_root, channel, log=context.log.info)
+    errors = frame.filter(pl.col("status") == "error")
+    yield dg.Output(
+        frame,
+        metadata={
+            "dagster/row_count": frame.height,
+            "n_errors": errors.height,
+            "hours_of_video": round((frame["duration_s"].sum() or 0.0) / 3600, 3),
+            "videos": markdown_preview(
+                frame, ["video_id", "duration_s", "width", "height", "fps", "has_audio", "status", "error"]
+            ),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="all_videos_readable",
+        passed=errors.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"n_errors": errors.height, "errors": markdown_preview(errors, ["path", "error"])},
+    )

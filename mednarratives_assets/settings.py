@@ -1,0 +1,39 @@
+"""Where the platform keeps its files: one data root holds videos, the DuckDB file and Dagster's home.
+
+`MEDNARRATIVES_DATA_ROOT` moves everything at once; `MEDNARRATIVES_DUCKDB` moves only the database.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT_ENV = "MEDNARRATIVES_DATA_ROOT"
+DUCKDB_ENV = "MEDNARRATIVES_DUCKDB"
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """The file layout under one data root."""
+
+    data_root: Path
+    duckdb_path: Path
+
+    @classmethod
+    def from_env(cls) -> DataLayout:
+        data_root = Path(os.environ.get(DATA_ROOT_ENV) or REPO_ROOT / "data").expanduser().resolve()
+        duckdb_path = Path(os.environ.get(DUCKDB_ENV) or data_root / "mednarratives.duckdb")
+        return cls(data_root=data_root, duckdb_path=duckdb_path.expanduser().resolve())
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.data_root / "videos"
+
+    @property
+    def channels_file(self) -> Path:
+        return self.data_root / "channels.yaml"
+
+    def channel_dir(self, channel: str) -> Path:
+        return self.videos_dir / channel

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from mednarratives_assets.defs.resources import build_resources
+from mednarratives_assets.mp4 import write_mp4
+from mednarratives_assets.settings import DataLayout
+
+
+def make_video(
+    path: Path,
+    seconds: float = 1.0,
+    fps: int = 10,
+    size: tuple[int, int] = (160, 96),
+    audio: bool = True,
+    faststart: bool = False,
+) -> Path:
+    """A small H.264 clip with a moving square and, if asked, a 440 Hz tone."""
+    width, height = size
+    n_frames = round(seconds * fps)
+
+    def frames():
+        for i in range(n_frames):
+            frame = np.full((height, width, 3), 30, np.uint8)
+            x = (i * 7) % (width - 16)
+            frame[20:36, x : x + 16] = (230, 230, 60)
+            yield frame
+
+    sample_rate = 16_000
+    tone = None
+    if audio:
+        t = np.arange(int(seconds * sample_rate)) / sample_rate
+        tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    return write_mp4(path, frames(), fps=fps, audio=tone, sample_rate=sample_rate, faststart=faststart)
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> DataLayout:
+    root = tmp_path / "data"
+    (root / "videos").mkdir(parents=True)
+    return DataLayout(data_root=root, duckdb_path=root / "mednarratives.duckdb")
+
+
+@pytest.fixture
+def resources(layout: DataLayout) -> dict:
+    return build_resources(layout)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance

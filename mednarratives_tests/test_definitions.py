@@ -1,0 +1,62 @@
+"""The code location loads, every job resolves, and the instance config is what we document."""
+
+from __future__ import annotations
+
+import importlib
+
+import dagster as dg
+import yaml
+
+from mednarratives_assets.settings import REPO_ROOT, DataLayout
+
+
+def test_definitions_load_and_every_job_resolves():
+    from mednarratives_assets.definitions import defs
+
+    jobs = {job.name: job for job in defs.resolve_all_job_defs()}
+    assert "ingest_job" in jobs
+    for name in jobs:
+        assert isinstance(defs.resolve_job_def(name), dg.JobDefinition)
+    ingest = jobs["ingest_job"]
+    assert ingest.partitions_def.name == "channel"
+    assert {key.to_user_string() for key in ingest.asset_layer.executable_asset_keys} == {
+        "video_downloads", "videos",
+    }
+    repo = defs.get_repository_def()
+    keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
+    assert {"videos", "video_downloads"} <= keys
+    assert repo.get_sensor_def("new_video_sensor").job_name == "ingest_job"
+    videos = repo.asset_graph.get(dg.AssetKey("videos"))
+    assert isinstance(videos.partitions_def, dg.DynamicPartitionsDefinition)
+    assert videos.partitions_def.name == "channel"
+    assert dg.AssetKey("video_downloads") in videos.parent_keys
+
+
+def test_data_root_setting_moves_the_database(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(tmp_path / "elsewhere"))
+    monkeypatch.delenv("MEDNARRATIVES_DUCKDB", raising=False)
+    layout = DataLayout.from_env()
+    assert layout.data_root == tmp_path / "elsewhere"
+    assert layout.duckdb_path == tmp_path / "elsewhere" / "mednarratives.duckdb"
+    assert layout.videos_dir == tmp_path / "elsewhere" / "videos"
+
+    monkeypatch.delenv("MEDNARRATIVES_DATA_ROOT")
+    assert DataLayout.from_env().duckdb_path == REPO_ROOT / "data" / "mednarratives.duckdb"
+
+
+def test_workspace_points_at_the_definitions_module():
+    workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
+    [location] = workspace["load_from"]
+    module = importlib.import_module(location["python_module"]["module_name"])
+    assert isinstance(module.defs, dg.Definitions)
+
+
+def test_instance_config_turns_telemetry_off_and_limits_the_duckdb_pool(tmp_path, monkeypatch):
+    home = REPO_ROOT / "data" / "dagster_home"
+    assert (home / "dagster.yaml").resolve() == REPO_ROOT / "dagster.yaml"
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    assert config["telemetry"]["enabled"] is False
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1

@@ -1,0 +1,65 @@
+"""Partition writes replace rows, and writers survive another process holding DuckDB's lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dagster as dg
+import duckdb
+
+from mednarratives_assets.defs.videos import videos
+from mednarratives_tests.conftest import make_video
+
+
+def video_counts(layout) -> dict[str, int]:
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        return dict(con.sql("SELECT channel, count(*) FROM main.videos GROUP BY channel").fetchall())
+
+
+def test_rematerializing_a_partition_replaces_its_rows(layout, resources, instance):
+    for channel, n in (("neuro", 2), ("chest", 3)):
+        for i in range(n):
+            make_video(layout.channel_dir(channel) / f"{channel}_{i}.mp4", seconds=0.5)
+    instance.add_dynamic_partitions("channel", ["neuro", "chest"])
+
+    for _ in range(2):
+        for channel in ("neuro", "chest"):
+            assert dg.materialize([videos], partition_key=channel, resources=resources, instance=instance).success
+    assert video_counts(layout) == {"neuro": 2, "chest": 3}
+
+    (layout.channel_dir("chest") / "chest_0.mp4").unlink()
+    dg.materialize([videos], partition_key="chest", resources=resources, instance=instance)
+    assert video_counts(layout) == {"neuro": 2, "chest": 2}
+
+    for path in layout.channel_dir("neuro").iterdir():
+        path.unlink()
+    dg.materialize([videos], partition_key="neuro", resources=resources, instance=instance)
+    assert video_counts(layout) == {"chest": 2}
+
+
+HOLD_LOCK = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("CREATE TABLE IF NOT EXISTS lock_probe AS SELECT 1 AS x")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def test_write_waits_for_another_process_holding_the_lock(layout, resources, instance):
+    make_video(layout.channel_dir("neuro") / "mri.mp4", seconds=0.5)
+    instance.add_dynamic_partitions("channel", ["neuro"])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(layout.duckdb_path), "3"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert holder.poll() is None, "the holder should still hold the write lock"
+        result = dg.materialize([videos], partition_key="neuro", resources=resources, instance=instance)
+    finally:
+        holder.wait(timeout=30)
+    assert result.success
+    assert holder.returncode == 0
+    assert video_counts(layout) == {"neuro": 1}

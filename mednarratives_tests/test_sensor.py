@@ -1,0 +1,84 @@
+"""`new_video_sensor`: partitions for new channels, runs for changed ones, nothing otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import dagster as dg
+
+from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.defs.sensors import new_video_sensor
+from mednarratives_tests.conftest import make_video
+
+
+def evaluate(instance, layout, cursor=None) -> dg.SensorResult:
+    paths = DataPaths(data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path))
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"paths": paths})
+    result = new_video_sensor(context)
+    # Apply the partition requests as the daemon would before launching the runs.
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def test_new_channel_adds_partition_and_requests_run(instance, layout):
+    make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
+    result = evaluate(instance, layout)
+    [add] = result.dynamic_partitions_requests
+    assert add.partitions_def_name == "channel" and list(add.partition_keys) == ["neuro_rounds"]
+    [run] = result.run_requests
+    assert run.partition_key == "neuro_rounds"
+    assert run.run_key.startswith("neuro_rounds:none->")
+    assert set(json.loads(result.cursor)) == {"neuro_rounds"}
+    assert instance.get_dynamic_partitions("channel") == ["neuro_rounds"]
+
+
+def test_unchanged_channel_requests_nothing(instance, layout):
+    make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
+    first = evaluate(instance, layout)
+    second = evaluate(instance, layout, cursor=first.cursor)
+    assert second.run_requests == []
+    assert not second.dynamic_partitions_requests
+    assert second.cursor == first.cursor
+
+
+def test_new_file_in_known_channel_requests_run(instance, layout):
+    make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
+    make_video(layout.channel_dir("chest_imaging") / "cxr.mp4")
+    first = evaluate(instance, layout)
+    assert {r.partition_key for r in first.run_requests} == {"neuro_rounds", "chest_imaging"}
+
+    make_video(layout.channel_dir("neuro_rounds") / "dwi.mp4")
+    second = evaluate(instance, layout, cursor=first.cursor)
+    assert not second.dynamic_partitions_requests
+    [run] = second.run_requests
+    assert run.partition_key == "neuro_rounds"
+    assert run.run_key not in {r.run_key for r in first.run_requests}
+
+
+def test_replaced_file_and_reverted_state_request_runs(instance, layout):
+    video = make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
+    first = evaluate(instance, layout)
+    stat = video.stat()
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    touched = evaluate(instance, layout, cursor=first.cursor)
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    reverted = evaluate(instance, layout, cursor=touched.cursor)
+    keys = [r.run_key for r in first.run_requests + touched.run_requests + reverted.run_requests]
+    assert len(keys) == 3 and len(set(keys)) == 3
+
+
+def test_channels_yaml_entries_become_partitions_and_bad_folders_are_skipped(instance, layout):
+    layout.channels_file.write_text("web_lectures:\n  - http://127.0.0.1:9/lecture.mp4\n")
+    (layout.videos_dir / "bad name!").mkdir()
+    result = evaluate(instance, layout)
+    assert [r.partition_key for r in result.run_requests] == ["web_lectures"]
+    assert instance.get_dynamic_partitions("channel") == ["web_lectures"]
+
+
+def test_malformed_channels_yaml_does_not_stop_the_folder_scan(instance, layout):
+    layout.channels_file.write_text("web_lectures: 42\n")
+    make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
+    result = evaluate(instance, layout)
+    assert [r.partition_key for r in result.run_requests] == ["neuro_rounds"]
