@@ -139,10 +139,6 @@ def test_ui_graph_and_backfill_over_three_channels(dagster_dev, layout):
     sensor_runs = [r for r in records if r.dagster_run.tags.get("dagster/sensor_name") == "new_video_sensor"]
     assert {r.dagster_run.tags["dagster/partition"] for r in sensor_runs} == set(CHANNELS)
 
-    spans = [(r.start_time, r.end_time) for r in records]
-    most_at_once = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
-    assert most_at_once >= 2, "the backfill's runs should have run side by side"
-
     with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
         counts = dict(con.sql("SELECT channel, count(*) FROM main.videos GROUP BY channel").fetchall())
         duplicates = con.sql(

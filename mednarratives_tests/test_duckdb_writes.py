@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -63,3 +64,24 @@ def test_write_waits_for_another_process_holding_the_lock(layout, resources, ins
     assert result.success
     assert holder.returncode == 0
     assert video_counts(layout) == {"neuro": 1}
+
+
+def test_runs_in_separate_processes_at_once_all_land(layout):
+    """Three processes ingest three channels at the same moment, with no pool to serialize them."""
+    channels = {"neuro": 3, "chest": 4, "msk": 2}
+    for channel, n in channels.items():
+        for i in range(n):
+            make_video(layout.channel_dir(channel) / f"{channel}_{i}.mp4", seconds=0.5)
+    env = {**os.environ, "MEDNARRATIVES_DATA_ROOT": str(layout.data_root)}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("MEDNARRATIVES_DUCKDB", None)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mednarratives_assets.cli", "ingest", "--channel", channel],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for channel in channels
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
+    assert video_counts(layout) == channels

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import cv2
 import dagster as dg
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
 from mednarratives_assets.defs.videos import videos
-from mednarratives_assets.stages.videos import VIDEOS_SCHEMA, probe_channel, probe_video
+from mednarratives_assets.stages.videos import VIDEOS_SCHEMA, first_frames_sheet, probe_channel, probe_video
 from mednarratives_tests.conftest import make_video
 
 
@@ -105,3 +107,13 @@ def test_videos_asset_writes_duckdb_and_run_succeeds_despite_bad_files(
         columns = {c[0] for c in con.sql("DESCRIBE main.videos").fetchall()}
     assert counts == {"ok": 3, "error": 4}
     assert set(VIDEOS_SCHEMA) <= columns
+
+
+def test_first_frames_sheet_tiles_readable_videos(layout, bad_channel):
+    frame = probe_channel(layout.data_root, "bad_inputs")
+    png = first_frames_sheet(layout.data_root, frame, tile_width=80, columns=2)
+    sheet = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    # three readable videos, two per row: two rows of 80 px tiles plus 2 px borders
+    assert sheet.shape[1] == 2 * (80 + 4)
+    assert sheet.shape[0] == 2 * (round(96 * 80 / 160) + 4)
+    assert first_frames_sheet(layout.data_root, frame.filter(frame["status"] == "error")) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import dagster as dg
 import polars as pl
 
@@ -18,3 +20,10 @@ def markdown_preview(frame: pl.DataFrame, columns: list[str], max_rows: int = 20
     )
     more = f"\n_{frame.height - max_rows} more rows_" if frame.height > max_rows else ""
     return dg.MetadataValue.md(header + body + more)
+
+
+def png_image(png: bytes | None, caption: str) -> dg.MetadataValue:
+    """An inline PNG the UI renders (Dagster has no image metadata type)."""
+    if png is None:
+        return dg.MetadataValue.md("_no image_")
+    return dg.MetadataValue.md(f"![{caption}](data:image/png;base64,{base64.b64encode(png).decode()})")

@@ -3,11 +3,11 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from mednarratives_assets.defs.metadata import markdown_preview
+from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
 from mednarratives_assets.defs.video_downloads import video_downloads
-from mednarratives_assets.stages.videos import probe_channel
+from mednarratives_assets.stages.videos import first_frames_sheet, probe_channel
 
 
 @dg.asset(
@@ -27,7 +27,8 @@ def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
     Table `videos`, documented in docs/schema.md.
     """
     channel = context.partition_key
-    frame = probe_channel(paths.layout.data_root, channel, log=context.log.info)
+    data_root = paths.layout.data_root
+    frame = probe_channel(data_root, channel, log=context.log.info)
     errors = frame.filter(pl.col("status") == "error")
     yield dg.Output(
         frame,
@@ -38,6 +39,7 @@ def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
             "videos": markdown_preview(
                 frame, ["video_id", "duration_s", "width", "height", "fps", "has_audio", "status", "error"]
             ),
+            "first_frames": png_image(first_frames_sheet(data_root, frame), f"first frames of {channel}"),
         },
     )
     yield dg.AssetCheckResult(

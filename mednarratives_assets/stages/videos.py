@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import av
+import cv2
+import numpy as np
 import polars as pl
 
 from mednarratives_assets.channels import list_video_files
@@ -196,3 +198,37 @@ def probe_channel(
             log(f"channel {channel!r}: probed {i}/{len(files)}")
         rows.append(row)
     return pl.DataFrame(rows, schema=VIDEOS_SCHEMA)
+
+
+def first_frame(path: Path) -> np.ndarray | None:
+    """The first decodable frame of a video as RGB, or None."""
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                return frame.to_ndarray(format="rgb24")
+    except av.FFmpegError:
+        return None
+    return None
+
+
+def first_frames_sheet(
+    data_root: Path, videos: pl.DataFrame, max_videos: int = 12, tile_width: int = 192, columns: int = 4
+) -> bytes | None:
+    """A PNG contact sheet of the first frame of up to `max_videos` readable videos, or None."""
+    tiles = []
+    for rel_path in videos.filter(pl.col("status") == "ok")["path"].head(max_videos):
+        image = first_frame(data_root / rel_path)
+        if image is None:
+            continue
+        height = max(1, round(image.shape[0] * tile_width / image.shape[1]))
+        tile = cv2.resize(image, (tile_width, height), interpolation=cv2.INTER_AREA)
+        tiles.append(cv2.copyMakeBorder(tile, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)))
+    if not tiles:
+        return None
+    tile_h = max(t.shape[0] for t in tiles)
+    tiles = [cv2.copyMakeBorder(t, 0, tile_h - t.shape[0], 0, 0, cv2.BORDER_CONSTANT) for t in tiles]
+    blank = np.zeros_like(tiles[0])
+    tiles += [blank] * (-len(tiles) % columns)
+    rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
+    ok, png = cv2.imencode(".png", cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    return png.tobytes() if ok else None
