@@ -14,7 +14,6 @@ import os
 import sys
 
 import dagster as dg
-import duckdb
 
 from mednarratives_assets.channels import scan_channels
 from mednarratives_assets.defs.partitions import channel_partitions
@@ -23,6 +22,7 @@ from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.video_downloads import load_channel_urls
+from mednarratives_assets.tables import table_counts
 
 INGEST_ASSETS = [video_downloads, videos]
 
@@ -46,14 +46,6 @@ def ingest(layout: DataLayout, instance: dg.DagsterInstance, channels: list[str]
     return outcome
 
 
-def table_counts(layout: DataLayout) -> dict[str, int]:
-    if not layout.duckdb_path.exists():
-        return {}
-    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
-        tables = [t for (t,) in con.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()]
-        return {t: con.sql(f'SELECT count(*) FROM main."{t}"').fetchone()[0] for t in sorted(tables)}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mednarratives", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     for channel, ok in outcome.items():
         print(f"{channel}: {'ok' if ok else 'FAILED (see the run logs above)'}")
     print(f"DuckDB file: {layout.duckdb_path}")
-    for table, n in table_counts(layout).items():
+    for table, n in table_counts(layout.duckdb_path).items():
         print(f"  {table}: {n} rows")
     print("UI: DAGSTER_HOME=$PWD/data/dagster_home dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000")
     return 0 if all(outcome.values()) else 1

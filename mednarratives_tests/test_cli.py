@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mednarratives_assets import cli
+from mednarratives_assets.tables import table_counts
 from mednarratives_tests.conftest import make_video
 
 
@@ -15,9 +16,9 @@ def test_ingest_adds_partitions_and_materializes_every_channel(layout, instance)
 
     assert cli.ingest(layout, instance) == {"chest": True, "neuro": True}
     assert sorted(instance.get_dynamic_partitions("channel")) == ["chest", "neuro"]
-    assert cli.table_counts(layout) == {"videos": 3}
+    assert table_counts(layout.duckdb_path) == {"videos": 3}
     assert cli.ingest(layout, instance, ["neuro"]) == {"neuro": True}
-    assert cli.table_counts(layout) == {"videos": 3}
+    assert table_counts(layout.duckdb_path) == {"videos": 3}
 
 
 def test_unknown_channel_is_named(layout, instance):

@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 
 from mednarratives_assets.defs.videos import videos
+from mednarratives_assets.tables import table_counts
 from mednarratives_tests.conftest import make_video
 
 
@@ -85,3 +86,15 @@ def test_runs_in_separate_processes_at_once_all_land(layout):
     outputs = [p.communicate(timeout=300)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
     assert video_counts(layout) == channels
+
+
+def test_readers_wait_for_a_writer_then_read(layout):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(layout.duckdb_path), "2"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert holder.poll() is None
+        assert table_counts(layout.duckdb_path) == {"lock_probe": 1}
+    finally:
+        holder.wait(timeout=30)
