@@ -42,7 +42,9 @@ def lecture_clip(path: Path, seconds: float, seed: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each clip")
     parser.add_argument("--distinct", type=int, default=10, help="distinct clips to encode")
@@ -54,7 +56,8 @@ def main() -> None:
         channel_dir = data_root / "videos" / "bench"
         started = time.perf_counter()
         clips = [lecture_clip(Path(tmp) / f"clip_{i}.mp4", args.seconds, i) for i in range(args.distinct)]
-        print(f"encoded {len(clips)} clips of {args.seconds:.0f} s at 1280x720 in {time.perf_counter() - started:.1f} s")
+        encode_s = time.perf_counter() - started
+        print(f"encoded {len(clips)} clips of {args.seconds:.0f} s at 1280x720 in {encode_s:.1f} s")
         channel_dir.mkdir(parents=True)
         for i in range(args.files):
             shutil.copy(clips[i % len(clips)], channel_dir / f"lecture_{i:04d}.mp4")
@@ -83,7 +86,8 @@ def main() -> None:
             f" {total_mb / probe_s:.0f} MB/s, {video_hours * 3600 / probe_s:.0f}x real time"
         )
         print(
-            f"sensor scan (name, size, mtime fingerprint): median {1000 * statistics.median(scan_times):.1f} ms,"
+            f"sensor scan (name, size, mtime fingerprint):"
+            f" median {1000 * statistics.median(scan_times):.1f} ms,"
             f" max {1000 * max(scan_times):.1f} ms for {args.files} files"
         )
 

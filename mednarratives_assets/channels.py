@@ -35,9 +35,7 @@ def list_video_files(channel_dir: Path) -> list[Path]:
     """The channel's video files, sorted by name; other files (info JSON, partial downloads) are skipped."""
     if not channel_dir.is_dir():
         return []
-    return sorted(
-        p for p in channel_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-    )
+    return sorted(p for p in channel_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
     mednarratives ingest [--channel NAME ...]
 
-Adds a partition for every channel found on disk (or in channels.yaml), materializes the
-ingest assets for each in-process, and prints the rows per table. Runs are recorded in the
+Adds a partition for every channel found on disk (or in channels.yaml), runs `ingest_job`
+for each in-process, and prints the rows per table. Runs are recorded in the
 Dagster instance at DAGSTER_HOME when it is set, so they show up in the UI afterwards.
 """
 
@@ -16,19 +16,18 @@ import sys
 import dagster as dg
 
 from mednarratives_assets.channels import scan_channels
+from mednarratives_assets.definitions import build_definitions
+from mednarratives_assets.defs.jobs import ingest_job
 from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import build_resources
-from mednarratives_assets.defs.video_downloads import video_downloads
-from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.video_downloads import load_channel_urls
 from mednarratives_assets.tables import table_counts
 
-INGEST_ASSETS = [video_downloads, videos]
 
-
-def ingest(layout: DataLayout, instance: dg.DagsterInstance, channels: list[str] | None = None) -> dict[str, bool]:
-    """Materialize the ingest assets for the given channels (default: all); channel -> success."""
+def ingest(
+    layout: DataLayout, instance: dg.DagsterInstance, channels: list[str] | None = None
+) -> dict[str, bool]:
+    """Run `ingest_job` for the given channels (default: all of them); channel -> success."""
     found = list(scan_channels(layout.videos_dir, load_channel_urls(layout.channels_file)).valid)
     unknown = sorted(set(channels or []) - set(found))
     if unknown:
@@ -36,14 +35,13 @@ def ingest(layout: DataLayout, instance: dg.DagsterInstance, channels: list[str]
     channels = channels or found
     known = set(instance.get_dynamic_partitions(channel_partitions.name))
     instance.add_dynamic_partitions(channel_partitions.name, [c for c in channels if c not in known])
-    resources = build_resources(layout)
-    outcome = {}
-    for channel in channels:
-        result = dg.materialize(
-            INGEST_ASSETS, partition_key=channel, resources=resources, instance=instance, raise_on_error=False
-        )
-        outcome[channel] = result.success
-    return outcome
+    job = build_definitions(layout).resolve_job_def(ingest_job.name)
+    return {
+        channel: job.execute_in_process(
+            partition_key=channel, instance=instance, raise_on_error=False
+        ).success
+        for channel in channels
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     layout = DataLayout.from_env()
-    with dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral() as instance:
+    with (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral() as instance
+    ):
         outcome = ingest(layout, instance, args.channel)
     for channel, ok in outcome.items():
         print(f"{channel}: {'ok' if ok else 'FAILED (see the run logs above)'}")

@@ -9,9 +9,15 @@ from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.settings import DataLayout
 
-defs = dg.Definitions(
-    assets=[video_downloads, videos],
-    jobs=[ingest_job],
-    sensors=[new_video_sensor],
-    resources=build_resources(DataLayout.from_env()),
-)
+
+def build_definitions(layout: DataLayout) -> dg.Definitions:
+    """Everything Dagster shows, bound to one data root."""
+    return dg.Definitions(
+        assets=[video_downloads, videos],
+        jobs=[ingest_job],
+        sensors=[new_video_sensor],
+        resources=build_resources(layout),
+    )
+
+
+defs = build_definitions(DataLayout.from_env())

@@ -27,5 +27,10 @@ def table_counts(database: Path) -> dict[str, int]:
     if not database.exists():
         return {}
     with connect_read_only(database) as con:
-        tables = [t for (t,) in con.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()]
+        tables = [
+            t
+            for (t,) in con.sql(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+            ).fetchall()
+        ]
         return {t: con.sql(f'SELECT count(*) FROM main."{t}"').fetchone()[0] for t in sorted(tables)}

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -68,7 +67,11 @@ def dagster_dev(tmp_path, layout):
     log = (tmp_path / "dagster_dev.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -93,7 +96,9 @@ def dagster_dev(tmp_path, layout):
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
+    response = requests.post(
+        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+    )
     response.raise_for_status()
     body = response.json()
     assert "errors" not in body, body["errors"]
@@ -109,7 +114,9 @@ def test_ui_graph_and_backfill_over_three_channels(dagster_dev, layout):
     # The sensor's first tick adds the channels; the backfill targets those partitions.
     with dg.DagsterInstance.from_config(str(home)) as instance:
         wait_until(
-            lambda: set(instance.get_dynamic_partitions("channel")) == set(CHANNELS), 120, "channel partitions"
+            lambda: set(instance.get_dynamic_partitions("channel")) == set(CHANNELS),
+            120,
+            "channel partitions",
         )
     params = {
         "partitionNames": sorted(CHANNELS),
@@ -127,6 +134,7 @@ def test_ui_graph_and_backfill_over_three_channels(dagster_dev, layout):
     assert wait_until(backfill_done, 420, "the backfill", poll_s=2) in ("COMPLETED", "COMPLETED_SUCCESS")
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
+
         def all_runs_finished():
             records = instance.get_run_records()
             return records if records and all(r.dagster_run.is_finished for r in records) else None
@@ -142,7 +150,8 @@ def test_ui_graph_and_backfill_over_three_channels(dagster_dev, layout):
     with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
         counts = dict(con.sql("SELECT channel, count(*) FROM main.videos GROUP BY channel").fetchall())
         duplicates = con.sql(
-            "SELECT count(*) FROM (SELECT channel, video_id FROM main.videos GROUP BY ALL HAVING count(*) > 1)"
+            "SELECT count(*) FROM"
+            " (SELECT channel, video_id FROM main.videos GROUP BY ALL HAVING count(*) > 1)"
         ).fetchone()[0]
     assert counts == CHANNELS
     assert duplicates == 0

@@ -20,7 +20,8 @@ def test_definitions_load_and_every_job_resolves():
     ingest = jobs["ingest_job"]
     assert ingest.partitions_def.name == "channel"
     assert {key.to_user_string() for key in ingest.asset_layer.executable_asset_keys} == {
-        "video_downloads", "videos",
+        "video_downloads",
+        "videos",
     }
     repo = defs.get_repository_def()
     keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}

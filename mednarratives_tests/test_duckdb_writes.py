@@ -27,7 +27,9 @@ def test_rematerializing_a_partition_replaces_its_rows(layout, resources, instan
 
     for _ in range(2):
         for channel in ("neuro", "chest"):
-            assert dg.materialize([videos], partition_key=channel, resources=resources, instance=instance).success
+            assert dg.materialize(
+                [videos], partition_key=channel, resources=resources, instance=instance
+            ).success
     assert video_counts(layout) == {"neuro": 2, "chest": 3}
 
     (layout.channel_dir("chest") / "chest_0.mp4").unlink()
@@ -79,7 +81,10 @@ def test_runs_in_separate_processes_at_once_all_land(layout):
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "mednarratives_assets.cli", "ingest", "--channel", channel],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for channel in channels
     ]

@@ -13,7 +13,12 @@ import pytest
 
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import videos
-from mednarratives_assets.stages.video_downloads import ChannelsFileError, load_channel_urls
+from mednarratives_assets.stages.video_downloads import (
+    MANIFEST_NAME,
+    ChannelsFileError,
+    download_channel,
+    load_channel_urls,
+)
 from mednarratives_tests.conftest import make_video
 
 
@@ -42,7 +47,9 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_urls_are_downloaded_and_unreachable_ones_become_error_rows(layout, resources, instance, http_server):
+def test_urls_are_downloaded_and_unreachable_ones_become_error_rows(
+    tmp_path, layout, resources, instance, http_server
+):
     base_url, site = http_server
     make_video(site / "ct_abdomen_lecture.mp4", seconds=1.5)
     good_url = f"{base_url}/ct_abdomen_lecture.mp4"
@@ -50,14 +57,19 @@ def test_urls_are_downloaded_and_unreachable_ones_become_error_rows(layout, reso
     layout.channels_file.write_text(f"web_lectures:\n  - {good_url}\n  - {dead_url}\n")
     instance.add_dynamic_partitions("channel", ["web_lectures"])
 
-    for attempt in range(2):  # the second run finds the file on disk and re-uses it
-        result = dg.materialize(
-            [video_downloads, videos], partition_key="web_lectures", resources=resources, instance=instance
-        )
-        assert result.success
+    result = dg.materialize(
+        [video_downloads, videos], partition_key="web_lectures", resources=resources, instance=instance
+    )
+    assert result.success
+    # The file is on disk now: a re-run must not contact the server again (here: it is gone).
+    served = (site / "ct_abdomen_lecture.mp4").rename(tmp_path / "served.mp4")
+    result = dg.materialize(
+        [video_downloads, videos], partition_key="web_lectures", resources=resources, instance=instance
+    )
+    assert result.success
 
     downloaded = layout.channel_dir("web_lectures") / "ct_abdomen_lecture.mp4"
-    assert downloaded.read_bytes() == (site / "ct_abdomen_lecture.mp4").read_bytes()
+    assert downloaded.read_bytes() == served.read_bytes()
     assert downloaded.with_suffix(".info.json").is_file()
     with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
         downloads = con.sql(
@@ -122,3 +134,18 @@ def test_missing_or_empty_channels_file_means_no_urls(tmp_path):
     assert load_channel_urls(tmp_path / "absent.yaml") == {}
     (tmp_path / "empty.yaml").write_text("# nothing yet\n")
     assert load_channel_urls(tmp_path / "empty.yaml") == {}
+
+
+def test_deleting_a_downloaded_file_fetches_its_url_again(layout, http_server):
+    base_url, site = http_server
+    make_video(site / "lecture.mp4")
+    url = f"{base_url}/lecture.mp4"
+    first = download_channel(layout.data_root, "web", [url])
+    downloaded = layout.data_root / first["path"][0]
+    assert (downloaded.parent / MANIFEST_NAME).is_file()
+
+    downloaded.unlink()
+    again = download_channel(layout.data_root, "web", [url])
+    assert again["status"].to_list() == ["ok"]
+    assert downloaded.read_bytes() == (site / "lecture.mp4").read_bytes()
+    assert again["downloaded_at"][0] > first["downloaded_at"][0]

@@ -55,7 +55,13 @@ def test_bad_inputs_get_error_rows_with_clear_messages(layout, bad_channel):
     frame = probe_channel(layout.data_root, "bad_inputs")
     rows = {r["video_id"]: r for r in frame.iter_rows(named=True)}
     assert set(rows) == {
-        "good", "silent", "Lección_ünïcode_胸部", "empty", "notes", "truncated", "truncated_faststart",
+        "good",
+        "silent",
+        "Lección_ünïcode_胸部",
+        "empty",
+        "notes",
+        "truncated",
+        "truncated_faststart",
     }
     assert rows["good"]["status"] == "ok" and rows["good"]["has_audio"] is True
     assert rows["good"]["title"] == "Chest CT"

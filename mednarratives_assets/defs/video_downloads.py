@@ -37,10 +37,12 @@ def video_downloads(context: dg.AssetExecutionContext, paths: DataPaths) -> pl.D
     else:
         frame = download_channel(layout.data_root, channel, urls, log=context.log.info)
     n_errors = frame.filter(pl.col("status") == "error").height
-    context.add_output_metadata({
-        "dagster/row_count": frame.height,
-        "n_urls": len(urls),
-        "n_errors": n_errors,
-        "downloads": markdown_preview(frame, ["video_id", "title", "status", "error", "url"]),
-    })
+    context.add_output_metadata(
+        {
+            "dagster/row_count": frame.height,
+            "n_urls": len(urls),
+            "n_errors": n_errors,
+            "downloads": markdown_preview(frame, ["video_id", "title", "status", "error", "url"]),
+        }
+    )
     return frame

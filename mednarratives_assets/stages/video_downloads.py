@@ -2,13 +2,18 @@
 
 Files land in `<data_root>/videos/<channel>/<id>.<ext>` with yt-dlp's `<id>.info.json` beside
 them, where the `videos` stage picks up title, uploader, upload date and page URL. A URL that
-fails becomes a row with status 'error'; the other URLs are still fetched. Files already on
-disk are not fetched again, so re-runs are cheap.
+fails becomes a row with status 'error'; the other URLs are still fetched.
+
+`<channel>/.video_downloads.json` remembers which files each URL gave. A URL whose files are
+all still on disk is not contacted again, so re-runs are cheap and work offline; delete a
+file to fetch its URL again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +37,9 @@ VIDEO_DOWNLOADS_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+MANIFEST_NAME = ".video_downloads.json"
+
+
 class ChannelsFileError(ValueError):
     """`channels.yaml` is malformed; the message names the file and the entry."""
 
@@ -48,8 +56,7 @@ def load_channel_urls(channels_file: Path) -> dict[str, list[str]]:
         return {}
     if not isinstance(raw, dict):
         raise ChannelsFileError(
-            f"{channels_file}: expected a mapping of channel names to URL lists, "
-            f"got {type(raw).__name__}"
+            f"{channels_file}: expected a mapping of channel names to URL lists, got {type(raw).__name__}"
         )
     channels: dict[str, list[str]] = {}
     for channel, urls in raw.items():
@@ -98,6 +105,19 @@ def _entry_path(ydl, entry: dict) -> Path:
     return Path(ydl.prepare_filename(entry))
 
 
+def _read_manifest(channel_dir: Path) -> dict[str, list[dict]]:
+    try:
+        return json.loads((channel_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _write_manifest(channel_dir: Path, manifest: dict[str, list[dict]]) -> None:
+    tmp = channel_dir / f"{MANIFEST_NAME}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, channel_dir / MANIFEST_NAME)  # atomic: a crash never leaves half a manifest
+
+
 def download_channel(
     data_root: Path,
     channel: str,
@@ -123,9 +143,18 @@ def download_channel(
         "noprogress": True,
         "logger": _YtDlpLog(log),
     }
+    manifest = _read_manifest(dest)
     rows: list[dict] = []
     with yt_dlp.YoutubeDL(options) as ydl:
         for i, url in enumerate(urls, 1):
+            stored = manifest.get(url)
+            if stored and all((data_root / row["path"]).is_file() for row in stored):
+                log(f"channel {channel!r}: {i}/{len(urls)} already downloaded: {url}")
+                rows += [
+                    {**row, "downloaded_at": dt.datetime.fromisoformat(row["downloaded_at"])}
+                    for row in stored
+                ]
+                continue
             log(f"channel {channel!r}: fetching {i}/{len(urls)}: {url}")
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             try:
@@ -133,22 +162,35 @@ def download_channel(
             except yt_dlp.utils.YoutubeDLError as exc:
                 message = str(exc).removeprefix("ERROR: ")
                 log(f"channel {channel!r}: {url} failed: {message}")
-                rows.append({"channel": channel, "url": url, "status": "error",
-                             "error": f"download failed: {message}", "downloaded_at": now})
+                rows.append(
+                    {
+                        "channel": channel,
+                        "url": url,
+                        "status": "error",
+                        "error": f"download failed: {message}",
+                        "downloaded_at": now,
+                    }
+                )
                 continue
+            fetched = []
             for entry in _downloaded_entries(info):
                 path = _entry_path(ydl, entry)
-                rows.append({
-                    "channel": channel,
-                    "url": url,
-                    "video_id": path.stem,
-                    "path": path.relative_to(data_root).as_posix(),
-                    "title": entry.get("title"),
-                    "uploader": entry.get("uploader"),
-                    "upload_date": entry.get("upload_date"),
-                    "webpage_url": entry.get("webpage_url") or url,
-                    "status": "ok",
-                    "error": None,
-                    "downloaded_at": now,
-                })
+                fetched.append(
+                    {
+                        "channel": channel,
+                        "url": url,
+                        "video_id": path.stem,
+                        "path": path.relative_to(data_root).as_posix(),
+                        "title": entry.get("title"),
+                        "uploader": entry.get("uploader"),
+                        "upload_date": entry.get("upload_date"),
+                        "webpage_url": entry.get("webpage_url") or url,
+                        "status": "ok",
+                        "error": None,
+                        "downloaded_at": now.isoformat(),
+                    }
+                )
+            manifest[url] = fetched
+            _write_manifest(dest, manifest)
+            rows += [{**row, "downloaded_at": now} for row in fetched]
     return pl.DataFrame(rows, schema=VIDEO_DOWNLOADS_SCHEMA)

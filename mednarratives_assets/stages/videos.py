@@ -104,8 +104,7 @@ def probe_streams(path: Path) -> StreamInfo:
             raise VideoProbeError(f"none of the {n_packets} video packets decodes to a frame")
         if declared_frames and n_packets < declared_frames:
             raise VideoProbeError(
-                f"truncated: the header declares {declared_frames} video frames, "
-                f"only {n_packets} are present"
+                f"truncated: the header declares {declared_frames} video frames, only {n_packets} are present"
             )
         if video.duration is not None and video.time_base is not None:
             duration_s = float(video.duration * video.time_base)
