@@ -108,6 +108,8 @@ def test_videos_asset_writes_duckdb_and_run_succeeds_despite_bad_files(
     assert result.success
     check = result.get_asset_check_evaluations()[0]
     assert check.check_name == "all_videos_readable" and not check.passed
+    assert check.partition == "bad_inputs"
+    assert check.metadata["n_errors"].value == 4
     with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
         counts = dict(con.sql("SELECT status, count(*) FROM main.videos GROUP BY status").fetchall())
         columns = {c[0] for c in con.sql("DESCRIBE main.videos").fetchall()}

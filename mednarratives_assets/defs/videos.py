@@ -17,7 +17,9 @@ from mednarratives_assets.stages.videos import first_frames_sheet, probe_channel
     pool=DUCKDB_POOL,
     kinds={"duckdb", "polars"},
     group_name="ingest",
-    check_specs=[dg.AssetCheckSpec("all_videos_readable", asset="videos")],
+    # A check per channel, so one channel's pass never hides another's failure (a preview
+    # feature in dagster 1.13, which pyproject.toml pins exactly).
+    check_specs=[dg.AssetCheckSpec("all_videos_readable", asset="videos", partitions_def=channel_partitions)],
 )
 def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
     """Every video file of the channel, `data/videos/<channel>/<video_id>.<ext>`, probed with PyAV.
