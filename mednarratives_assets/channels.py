@@ -14,6 +14,9 @@ from pathlib import Path
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".webm", ".mov"})
 
+# yt-dlp's intermediate files while it fetches and merges formats: <id>.f137.mp4, <id>.temp.mp4.
+_PARTIAL_DOWNLOAD = re.compile(r"\.(f\d+|temp)$")
+
 # Channels become Dagster partition keys and DuckDB values: keep them to plain, portable names.
 _CHANNEL_NAME = re.compile(r"^[\w][\w.\-]{0,127}$")
 
@@ -35,7 +38,11 @@ def list_video_files(channel_dir: Path) -> list[Path]:
     """The channel's video files, sorted by name; other files (info JSON, partial downloads) are skipped."""
     if not channel_dir.is_dir():
         return []
-    return sorted(p for p in channel_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    return sorted(
+        p
+        for p in channel_dir.iterdir()
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not _PARTIAL_DOWNLOAD.search(p.stem)
+    )
 
 
 @dataclass(frozen=True)
