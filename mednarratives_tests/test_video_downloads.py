@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from mednarratives_assets.channels import list_video_files
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.stages.video_downloads import (
@@ -149,3 +150,25 @@ def test_deleting_a_downloaded_file_fetches_its_url_again(layout, http_server):
     assert again["status"].to_list() == ["ok"]
     assert downloaded.read_bytes() == (site / "lecture.mp4").read_bytes()
     assert again["downloaded_at"][0] > first["downloaded_at"][0]
+
+
+def test_a_page_of_videos_is_asked_again_and_yields_its_new_videos(layout, http_server):
+    base_url, site = http_server
+
+    def publish(names):
+        for name in names:
+            make_video(site / f"{name}.mp4")
+        sources = "".join(f'<video controls src="{name}.mp4"></video>' for name in names)
+        (site / "course.html").write_text(
+            f"<html><head><title>Course</title></head><body>{sources}</body></html>"
+        )
+
+    publish(["week1", "week2"])
+    first = download_channel(layout.data_root, "course", [f"{base_url}/course.html"])
+    assert sorted(first["status"]) == ["ok", "ok"]
+    assert first["path"].str.starts_with("videos/course/").all()
+
+    publish(["week1", "week2", "week3"])
+    second = download_channel(layout.data_root, "course", [f"{base_url}/course.html"])
+    assert second.height == 3 and (second["status"] == "ok").all()
+    assert len(list_video_files(layout.channel_dir("course"))) == 3

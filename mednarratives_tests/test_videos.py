@@ -94,6 +94,13 @@ def test_two_files_with_one_stem_keep_one_video_id(layout):
     )
 
 
+def test_a_file_gone_before_its_probe_gets_an_error_row(layout):
+    row = probe_video(layout.channel_dir("neuro") / "deleted.mp4", "neuro", layout.data_root)
+    assert row["status"] == "error"
+    assert row["error"] == "cannot read the file: No such file or directory"
+    assert row["video_id"] == "deleted" and row["sha256"] is None
+
+
 def test_missing_channel_folder_gives_no_rows(layout):
     frame = probe_channel(layout.data_root, "never_created")
     assert frame.is_empty()

@@ -4,9 +4,10 @@ Files land in `<data_root>/videos/<channel>/<id>.<ext>` with yt-dlp's `<id>.info
 them, where the `videos` stage picks up title, uploader, upload date and page URL. A URL that
 fails becomes a row with status 'error'; the other URLs are still fetched.
 
-`<channel>/.video_downloads.json` remembers which files each URL gave. A URL whose files are
-all still on disk is not contacted again, so re-runs are cheap and work offline; delete a
-file to fetch its URL again.
+`<channel>/.video_downloads.json` remembers which files each URL gave. A video URL whose file
+is still on disk is not contacted again, so re-runs are cheap and work offline; delete the file
+to fetch it again. Playlists and pages are always asked again, since they gain videos; yt-dlp
+skips the files it already has.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ VIDEO_DOWNLOADS_SCHEMA: dict[str, pl.DataType] = {
 
 
 MANIFEST_NAME = ".video_downloads.json"
+PLAYLIST_TYPES = ("playlist", "multi_video")
 
 
 class ChannelsFileError(ValueError):
@@ -93,7 +95,7 @@ class _YtDlpLog:
 
 
 def _downloaded_entries(info: dict) -> list[dict]:
-    if info.get("_type") in ("playlist", "multi_video"):
+    if info.get("_type") in PLAYLIST_TYPES:
         return [e for entry in info.get("entries") or [] if entry for e in _downloaded_entries(entry)]
     return [info]
 
@@ -105,14 +107,14 @@ def _entry_path(ydl, entry: dict) -> Path:
     return Path(ydl.prepare_filename(entry))
 
 
-def _read_manifest(channel_dir: Path) -> dict[str, list[dict]]:
+def _read_manifest(channel_dir: Path) -> dict[str, dict]:
     try:
         return json.loads((channel_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
 
 
-def _write_manifest(channel_dir: Path, manifest: dict[str, list[dict]]) -> None:
+def _write_manifest(channel_dir: Path, manifest: dict[str, dict]) -> None:
     tmp = channel_dir / f"{MANIFEST_NAME}.tmp"
     tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, channel_dir / MANIFEST_NAME)  # atomic: a crash never leaves half a manifest
@@ -148,11 +150,15 @@ def download_channel(
     with yt_dlp.YoutubeDL(options) as ydl:
         for i, url in enumerate(urls, 1):
             stored = manifest.get(url)
-            if stored and all((data_root / row["path"]).is_file() for row in stored):
+            if (
+                stored
+                and not stored["is_playlist"]
+                and all((data_root / row["path"]).is_file() for row in stored["rows"])
+            ):
                 log(f"channel {channel!r}: {i}/{len(urls)} already downloaded: {url}")
                 rows += [
                     {**row, "downloaded_at": dt.datetime.fromisoformat(row["downloaded_at"])}
-                    for row in stored
+                    for row in stored["rows"]
                 ]
                 continue
             log(f"channel {channel!r}: fetching {i}/{len(urls)}: {url}")
@@ -190,7 +196,7 @@ def download_channel(
                         "downloaded_at": now.isoformat(),
                     }
                 )
-            manifest[url] = fetched
+            manifest[url] = {"is_playlist": info.get("_type") in PLAYLIST_TYPES, "rows": fetched}
             _write_manifest(dest, manifest)
             rows += [{**row, "downloaded_at": now} for row in fetched]
     return pl.DataFrame(rows, schema=VIDEO_DOWNLOADS_SCHEMA)

@@ -150,24 +150,28 @@ def read_info_json(video_path: Path) -> dict:
 
 def probe_video(path: Path, channel: str, data_root: Path) -> dict:
     """One `videos` row for one file; problems become status 'error' with a message."""
-    stat = path.stat()
-    row = {
+    row = dict.fromkeys(VIDEOS_SCHEMA) | {
         "channel": channel,
         "video_id": path.stem,
         "path": path.relative_to(data_root).as_posix(),
         "ext": path.suffix.lower().lstrip("."),
-        "size_bytes": stat.st_size,
-        "mtime": dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC).replace(tzinfo=None),
-        "sha256": sha256_of(path),
-        **read_info_json(path),
         "probed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
     }
+    info = StreamInfo()
     try:
+        stat = path.stat()
+        row.update(
+            size_bytes=stat.st_size,
+            mtime=dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC).replace(tzinfo=None),
+            sha256=sha256_of(path),
+            **read_info_json(path),
+        )
         info = probe_streams(path)
         row.update(status="ok", error=None)
     except VideoProbeError as exc:
-        info = StreamInfo()
         row.update(status="error", error=str(exc))
+    except OSError as exc:  # removed or unreadable while the channel was being probed
+        row.update(status="error", error=f"cannot read the file: {exc.strerror or exc}")
     row.update({f.name: getattr(info, f.name) for f in fields(StreamInfo)})
     return row
 
