@@ -1,10 +1,11 @@
 """`mednarratives`: run the pipeline without the UI.
 
-    mednarratives ingest [--channel NAME ...]
+    mednarratives demo [--seed N] [--images DIR] ...   generate the demo lectures, then materialize everything
+    mednarratives ingest [--channel NAME ...]          probe (and download) every channel's videos
 
-Adds a partition for every channel found on disk (or in channels.yaml), runs `ingest_job`
-for each in-process, and prints the rows per table. Runs are recorded in the
-Dagster instance at DAGSTER_HOME when it is set, so they show up in the UI afterwards.
+Each command adds a partition for every channel found on disk (or in channels.yaml), runs its job
+for each in-process, and prints the rows per table. Runs are recorded in the Dagster instance at
+DAGSTER_HOME when it is set, so they show up in the UI afterwards.
 """
 
 from __future__ import annotations
@@ -12,22 +13,28 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import dagster as dg
 
 from mednarratives_assets.channels import scan_channels
 from mednarratives_assets.definitions import build_definitions
-from mednarratives_assets.defs.jobs import ingest_job
+from mednarratives_assets.defs.jobs import channel_pipeline_job, ingest_job
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.video_downloads import load_channel_urls
 from mednarratives_assets.tables import table_counts
 
+UI_HINT = "UI: DAGSTER_HOME=$PWD/data/dagster_home dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000"
 
-def ingest(
-    layout: DataLayout, instance: dg.DagsterInstance, channels: list[str] | None = None
+
+def materialize_channels(
+    layout: DataLayout,
+    instance: dg.DagsterInstance,
+    channels: list[str] | None = None,
+    job_name: str = ingest_job.name,
 ) -> dict[str, bool]:
-    """Run `ingest_job` for the given channels (default: all of them); channel -> success."""
+    """Run a channel-partitioned job for the given channels (default: all of them); channel -> success."""
     found = list(scan_channels(layout.videos_dir, load_channel_urls(layout.channels_file)).valid)
     unknown = sorted(set(channels or []) - set(found))
     if unknown:
@@ -35,7 +42,7 @@ def ingest(
     channels = channels or found
     known = set(instance.get_dynamic_partitions(channel_partitions.name))
     instance.add_dynamic_partitions(channel_partitions.name, [c for c in channels if c not in known])
-    job = build_definitions(layout).resolve_job_def(ingest_job.name)
+    job = build_definitions(layout).resolve_job_def(job_name)
     return {
         channel: job.execute_in_process(
             partition_key=channel, instance=instance, raise_on_error=False
@@ -44,26 +51,89 @@ def ingest(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mednarratives", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    ingest_parser = commands.add_parser("ingest", help="probe (and download) every channel's videos")
-    ingest_parser.add_argument("--channel", action="append", help="only this channel (repeatable)")
-    args = parser.parse_args(argv)
+def ingest(
+    layout: DataLayout, instance: dg.DagsterInstance, channels: list[str] | None = None
+) -> dict[str, bool]:
+    return materialize_channels(layout, instance, channels, ingest_job.name)
 
-    layout = DataLayout.from_env()
-    with (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral() as instance
-    ):
-        outcome = ingest(layout, instance, args.channel)
+
+def _print_summary(layout: DataLayout, outcome: dict[str, bool]) -> None:
     for channel, ok in outcome.items():
         print(f"{channel}: {'ok' if ok else 'FAILED (see the run logs above)'}")
     print(f"DuckDB file: {layout.duckdb_path}")
     for table, n in table_counts(layout.duckdb_path).items():
         print(f"  {table}: {n} rows")
-    print("UI: DAGSTER_HOME=$PWD/data/dagster_home dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000")
+    print(UI_HINT)
+
+
+def _demo_config(args: argparse.Namespace):
+    from mednarratives_assets.demo.corpus import DemoCorpusConfig
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--size {args.size!r}: expected WIDTHxHEIGHT, such as 1280x720") from None
+    try:
+        return DemoCorpusConfig(
+            seed=args.seed,
+            channels=args.channels,
+            videos_per_channel=args.videos_per_channel,
+            seconds=args.seconds,
+            width=width,
+            height=height,
+            fps=args.fps,
+            images_dir=str(Path(args.images).resolve()) if args.images else None,
+        )
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mednarratives", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    ingest_parser = commands.add_parser("ingest", help="probe (and download) every channel's videos")
+    ingest_parser.add_argument("--channel", action="append", help="only this channel (repeatable)")
+    demo = commands.add_parser(
+        "demo", help="generate the demo lectures (if absent) and materialize every asset"
+    )
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--channels", type=int, default=3)
+    demo.add_argument("--videos-per-channel", type=int, default=2)
+    demo.add_argument("--seconds", type=float, default=60.0, help="about how long each lecture runs")
+    demo.add_argument("--size", default="1280x720")
+    demo.add_argument("--fps", type=int, default=30)
+    demo.add_argument(
+        "--images", help="a folder with metadata.jsonl (image, caption, modality, ...), such as MedPix"
+    )
+    demo.add_argument("--workers", type=int, default=2, help="lectures generated at once")
+    demo.add_argument(
+        "--regenerate", action="store_true", help="generate again even if the corpus is current"
+    )
+    demo.add_argument("--no-materialize", action="store_true", help="only generate the corpus")
+    args = parser.parse_args(argv)
+
+    layout = DataLayout.from_env()
+    if args.command == "demo":
+        from mednarratives_assets.demo.corpus import generate_corpus
+
+        config = _demo_config(args)
+        try:
+            entries = generate_corpus(layout, config, workers=args.workers, force=args.regenerate)
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(f"demo corpus: {error}") from None
+        print(f"demo corpus: {len(entries)} lectures, ground truth under {layout.ground_truth_dir}")
+        if args.no_materialize:
+            return 0
+    with (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral() as instance
+    ):
+        if args.command == "demo":
+            outcome = materialize_channels(layout, instance, job_name=channel_pipeline_job.name)
+        else:
+            outcome = ingest(layout, instance, args.channel)
+    _print_summary(layout, outcome)
     return 0 if all(outcome.values()) else 1
 
 

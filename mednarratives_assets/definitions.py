@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from mednarratives_assets.defs.jobs import ingest_job
+from mednarratives_assets.defs.jobs import channel_pipeline_job, ingest_job
 from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.defs.sensors import new_video_sensor
 from mednarratives_assets.defs.video_downloads import video_downloads
@@ -14,7 +14,7 @@ def build_definitions(layout: DataLayout) -> dg.Definitions:
     """Everything Dagster shows, bound to one data root."""
     return dg.Definitions(
         assets=[video_downloads, videos],
-        jobs=[ingest_job],
+        jobs=[ingest_job, channel_pipeline_job],
         sensors=[new_video_sensor],
         resources=build_resources(layout),
     )

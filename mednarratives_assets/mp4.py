@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 
@@ -35,7 +36,9 @@ def write_mp4(
                 video.height, video.width = frame_array.shape[:2]
                 video.pix_fmt = "yuv420p"
                 video.options = {"preset": "veryfast", "crf": "23"}
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_array), format="rgb24")
+            # OpenCV's BT.601 I420 conversion matches swscale's and is several times faster.
+            yuv = cv2.cvtColor(np.ascontiguousarray(frame_array), cv2.COLOR_RGB2YUV_I420)
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
             container.mux(video.encode(frame))
         if video is None:
             raise ValueError(f"{path}: no frames to encode")

@@ -35,5 +35,10 @@ class DataLayout:
     def channels_file(self) -> Path:
         return self.data_root / "channels.yaml"
 
+    @property
+    def ground_truth_dir(self) -> Path:
+        """Ground truth of generated demo lectures: `<channel>/<video_id>.json`."""
+        return self.data_root / "ground_truth"
+
     def channel_dir(self, channel: str) -> Path:
         return self.videos_dir / channel

@@ -34,3 +34,45 @@ def test_main_prints_the_summary(layout, monkeypatch, capsys):
     assert cli.main(["ingest"]) == 0
     out = capsys.readouterr().out
     assert "neuro: ok" in out and "videos: 1 rows" in out and str(layout.duckdb_path) in out
+
+
+def test_demo_generates_the_corpus_then_materializes_every_channel(layout, monkeypatch, capsys):
+    monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(layout.data_root))
+    monkeypatch.delenv("MEDNARRATIVES_DUCKDB", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    small = [
+        "--channels",
+        "2",
+        "--videos-per-channel",
+        "1",
+        "--seconds",
+        "15",
+        "--size",
+        "320x240",
+        "--fps",
+        "10",
+        "--workers",
+        "1",
+    ]
+    assert cli.main(["demo", *small]) == 0
+    out = capsys.readouterr().out
+    assert "radiology-rounds: ok" in out and "pathology-atlas: ok" in out
+    assert "videos: 2 rows" in out and str(layout.duckdb_path) in out and "dagster dev" in out
+    assert len(list(layout.ground_truth_dir.glob("*/*.json"))) == 2
+
+    assert cli.main(["demo", *small]) == 0  # the corpus is current: nothing is generated again
+    assert "already present" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "big"], "expected WIDTHxHEIGHT"),
+        (["--channels", "0"], "channels=0"),
+        (["--images", "/nowhere/at/all"], "/nowhere/at/all"),
+    ],
+)
+def test_demo_names_bad_settings(layout, monkeypatch, args, message):
+    monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(layout.data_root))
+    with pytest.raises(SystemExit, match=message):
+        cli.main(["demo", "--workers", "1", *args])

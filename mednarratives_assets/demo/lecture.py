@@ -1,0 +1,455 @@
+"""One narrated lecture: its plan (slides, narration, pointer choreography) and its frames.
+
+`plan_lecture` decides everything first, from a seeded generator: which slides, what is said and
+when, where the pointer goes. `render_frames` then draws the frames from the plan, so the
+ground truth is the plan itself rather than something measured afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from mednarratives_assets.demo.cursor import (
+    CursorSprite,
+    CursorStyle,
+    CursorTrack,
+    paste_sprite,
+    render_sprite,
+)
+from mednarratives_assets.demo.images import MedicalImage
+from mednarratives_assets.demo.rois import PictureRoi, find_rois
+from mednarratives_assets.demo.slides import THEMES, Rect, bullet_slide, image_slide, title_slide
+from mednarratives_assets.demo.speech import PiperNarrator, SpokenWord, speakable, strip_punctuation
+
+CROSSFADE_S = 0.5
+ZOOM_FACTOR = 1.3
+_MODALITY_WORDS = {
+    "CT": "CT scan",
+    "MRI": "MRI",
+    "X-ray": "radiograph",
+    "ultrasound": "ultrasound",
+    "histopathology": "histology slide",
+    "ophthalmology": "fundus photograph",
+}
+_INTROS = (
+    "Next, we have {a} {modality} of the {region}.",
+    "Let us look at this {modality} of the {region}.",
+    "Here is {a} {modality} of the {region}.",
+    "This case is {a} {modality} of the {region}.",
+)
+_ROI_SENTENCES = (
+    "Notice {phrase} {position}.",
+    "Now look at {phrase} here, {position}.",
+    "There is {phrase} {position}, which is worth pointing out.",
+    "Here you can see {phrase} {position}.",
+)
+_CLOSINGS = (
+    "So keep this pattern in mind.",
+    "That is the key finding on this image.",
+    "Remember this appearance for the exam.",
+)
+
+
+@dataclass(frozen=True)
+class ChannelStyle:
+    name: str
+    title: str
+    theme: str
+    cursor: CursorStyle
+    webcam: bool
+    focus: tuple[str, ...] = ()  # modalities this channel shows first
+
+
+DEMO_CHANNELS = (
+    ChannelStyle(
+        "radiology-rounds",
+        "Radiology Rounds",
+        "dark",
+        CursorStyle("arrow", "light", 32),
+        webcam=True,
+        focus=("CT", "MRI", "X-ray"),
+    ),
+    ChannelStyle(
+        "pathology-atlas",
+        "The Pathology Atlas",
+        "light",
+        CursorStyle("hand", "dark", 40),
+        webcam=False,
+        focus=("histopathology", "ophthalmology", "other"),
+    ),
+    ChannelStyle(
+        "imaging-review",
+        "Imaging Review",
+        "slate",
+        CursorStyle("crosshair", "light", 30),
+        webcam=True,
+        focus=("ultrasound", "X-ray", "MRI"),
+    ),
+)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" or word.startswith(("MRI", "X", "H ")) else "a"
+
+
+@dataclass
+class Sentence:
+    text: str
+    words: list[SpokenWord]  # times from the lecture's start
+    roi: PictureRoi | None = None
+    bullet: int | None = None
+
+
+@dataclass
+class Chunk:
+    kind: str  # title, bullets, image (a still medical slide) or zoom (a medical slide zooming in)
+    heading: str
+    slide: np.ndarray
+    start_s: float = 0.0
+    end_s: float = 0.0
+    transition_in: str = "cut"
+    sentences: list[Sentence] = field(default_factory=list)
+    image: MedicalImage | None = None
+    image_rect: Rect | None = None
+    bullet_anchors: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class LecturePlan:
+    channel: str
+    video_id: str
+    seed: int
+    fps: int
+    size: tuple[int, int]
+    chunks: list[Chunk]
+    audio: np.ndarray
+    sample_rate: int
+    cursor_style: CursorStyle
+    sprite: CursorSprite
+    track: CursorTrack
+    rois: list[dict]
+    webcam_rect: Rect | None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.track.x)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.fps
+
+
+def _webcam_rect(size: tuple[int, int]) -> Rect:
+    w, h = round(size[0] * 0.2) // 2 * 2, round(size[0] * 0.2 * 9 / 16) // 2 * 2
+    margin = round(size[1] * 0.03)
+    return (size[0] - w - margin, size[1] - h - margin - 10, w, h)
+
+
+def plan_lecture(
+    style: ChannelStyle,
+    video_id: str,
+    images: list[MedicalImage],
+    narrator: PiperNarrator,
+    rng: np.random.Generator,
+    seed: int,
+    seconds: float = 60.0,
+    size: tuple[int, int] = (1280, 720),
+    fps: int = 30,
+) -> LecturePlan:
+    """Lay out a lecture of about `seconds`: a title slide, then medical slides with bullets in between.
+
+    `images` are shown in the order given, repeating if the lecture needs more.
+    """
+    if not images:
+        raise ValueError("a lecture needs at least one medical image")
+    theme = THEMES[style.theme]
+    webcam = _webcam_rect(size) if style.webcam else None
+    cursor_style = CursorStyle(
+        style.cursor.shape,
+        style.cursor.theme,
+        max(16, round(style.cursor.size * rng.uniform(0.85, 1.2) * size[1] / 720)),
+    )
+    chunks: list[Chunk] = []
+    pieces: list[tuple[int, np.ndarray]] = []  # (sample offset, audio)
+    sample_rate = narrator.sample_rate
+    clock = 0.0
+
+    def speak(chunk: Chunk, texts: list[tuple[str, PictureRoi | None, int | None]]) -> None:
+        nonlocal clock
+        if chunks and rng.random() < 0.4:  # the fade sits between the two chunks' spans
+            chunk.transition_in = "crossfade"
+            clock += CROSSFADE_S
+        chunk.start_s = clock
+        clock += float(rng.uniform(0.5, 0.9))
+        for text, roi, bullet in texts:
+            utterance = narrator.say(text)
+            offset = round(clock * sample_rate)
+            pieces.append((offset, utterance.audio))
+            words = [
+                SpokenWord(w.word, offset / sample_rate + w.start_s, offset / sample_rate + w.end_s)
+                for w in utterance.words
+            ]
+            chunk.sentences.append(Sentence(text, words, roi, bullet))
+            clock = (offset + len(utterance.audio)) / sample_rate + float(rng.uniform(0.25, 0.55))
+        clock += float(rng.uniform(0.3, 0.7))
+        chunk.end_s = clock
+        chunks.append(chunk)
+
+    title_chunk = Chunk("title", "", np.zeros(0))  # its slide names the cases, known only at the end
+    speak(
+        title_chunk,
+        [
+            (f"Welcome back to {style.title}.", None, None),
+            ("Today we will review a few cases together.", None, None),
+        ],
+    )
+    cases: list[MedicalImage] = []
+    zoom_case = 1 if rng.random() < 0.5 else None
+    while not cases or clock < seconds - 10:
+        if len(cases) >= 2 and len(cases) % 2 == 0 and chunks[-1].kind != "bullets":
+            done = cases[-2:]
+            bullets = [f"{m.modality}: {m.region}" for m in done] + ["Describe location, size and contrast"]
+            slide, anchors = bullet_slide(size, theme, "Key points", bullets)
+            spoken = [
+                f"First, the {done[0].modality} of the {done[0].region}.",
+                f"Second, the {done[1].modality} of the {done[1].region}.",
+                "And always describe the location, size and contrast of a finding.",
+            ]
+            speak(
+                Chunk("bullets", "Key points", slide, bullet_anchors=anchors),
+                [(speakable(s), None, i) for i, s in enumerate(spoken)],
+            )
+            continue
+        case_index = len(cases)
+        image = images[case_index % len(images)]
+        cases.append(image)
+        picture = image.load()
+        modality = _MODALITY_WORDS.get(image.modality, "image")
+        intro = str(rng.choice(_INTROS)).format(a=_article(modality), modality=modality, region=image.region)
+        heading = f"{image.modality[0].upper()}{image.modality[1:]} · {image.region}"
+        if case_index == zoom_case:
+            slide, rect = image_slide(size, theme, heading, picture, [], reserved=webcam)
+            speak(
+                Chunk("zoom", heading, slide, image=image, image_rect=rect),
+                [(speakable(intro), None, None), ("Let me zoom in for a closer look.", None, None)],
+            )
+            continue
+        notes = [image.modality, image.region.capitalize()] if rng.random() < 0.6 else []
+        slide, rect = image_slide(size, theme, heading, picture, notes, reserved=webcam)
+        rois = find_rois(picture, image.modality, int(rng.choice([1, 2, 2, 3])), rng)
+        texts = [
+            (speakable(intro), None, None),
+            (_first_sentences(speakable(image.caption), max_words=22), None, None),
+        ]
+        texts += [
+            (str(rng.choice(_ROI_SENTENCES)).format(phrase=r.phrase, position=r.position), r, None)
+            for r in rois
+        ]
+        if rng.random() < 0.4:
+            texts.append((str(rng.choice(_CLOSINGS)), None, None))
+        speak(Chunk("image", heading, slide, image=image, image_rect=rect), texts)
+
+    topics = list(dict.fromkeys(c.modality for c in cases))
+    title_chunk.heading = (
+        f"{', '.join(topics[:-1])} and {topics[-1]} cases" if len(topics) > 1 else f"{topics[0]} cases"
+    )
+    title_chunk.slide = title_slide(size, theme, title_chunk.heading, style.title)
+
+    n_frames = math.ceil(clock * fps)
+    audio = np.zeros(round(n_frames / fps * sample_rate), np.float32)
+    for offset, piece in pieces:
+        end = min(len(audio), offset + len(piece))
+        audio[offset:end] += piece[: end - offset]
+    audio += rng.normal(0, 0.002, len(audio)).astype(np.float32)  # a quiet room, not digital silence
+
+    track = CursorTrack(n_frames, fps, size, rng)
+    rois = _choreograph(track, chunks, rng)
+    track.hold_until(n_frames / fps)
+    return LecturePlan(
+        style.name,
+        video_id,
+        seed,
+        fps,
+        size,
+        chunks,
+        audio,
+        sample_rate,
+        cursor_style,
+        render_sprite(cursor_style),
+        track,
+        rois,
+        webcam,
+    )
+
+
+def _first_sentences(text: str, max_words: int) -> str:
+    """The caption's leading sentences, up to about `max_words`; the first one is always whole."""
+    sentences = [part.strip() for part in text.replace("? ", ". ").split(". ") if part.strip()]
+    kept = sentences[:1]
+    for sentence in sentences[1:]:
+        if len(" ".join(kept).split()) + len(sentence.split()) > max_words:
+            break
+        kept.append(sentence)
+    return ". ".join(s.rstrip(".") for s in kept) + "."
+
+
+def _rest_point(rect: Rect, boxes: list[tuple[float, ...]], rng: np.random.Generator) -> tuple[float, float]:
+    """Somewhere on the image but clear of its ROIs, where the pointer waits before it points."""
+    x, y, w, h = rect
+    for _ in range(20):
+        px, py = rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.85)
+        if not any(b[0] - 0.05 <= px <= b[2] + 0.05 and b[1] - 0.05 <= py <= b[3] + 0.05 for b in boxes):
+            break
+    return (x + px * w, y + py * h)
+
+
+def _choreograph(track: CursorTrack, chunks: list[Chunk], rng: np.random.Generator) -> list[dict]:
+    """Move the pointer through the lecture; returns the regions of interest it pointed at."""
+    rois: list[dict] = []
+    for chunk_index, chunk in enumerate(chunks):
+        first_word = chunk.sentences[0].words[0].start_s
+        if chunk.kind in ("title", "zoom") or (chunk.kind == "bullets" and rng.random() < 0.4):
+            track.hold_until(chunk.start_s + 0.3, tremor_px=0.0)
+            track.leave_frame()
+            track.hide_until(chunk.end_s)
+            continue
+        if chunk.kind == "bullets":
+            for sentence in chunk.sentences:
+                ax, ay = chunk.bullet_anchors[sentence.bullet]
+                track.move_to(
+                    (ax - rng.uniform(12, 40), ay + rng.uniform(-6, 6)), arrive_by=sentence.words[0].start_s
+                )
+                track.hold_until(sentence.words[-1].end_s, tremor_px=float(rng.choice([0.0, 0.8])))
+            continue
+        x, y, w, h = chunk.image_rect
+        boxes = [r.roi.box for r in chunk.sentences if r.roi is not None]
+        track.hold_until(max(track.t, chunk.start_s), tremor_px=0.0)
+        track.move_to(_rest_point(chunk.image_rect, boxes, rng), arrive_by=first_word + rng.uniform(0.2, 1.5))
+        for sentence in chunk.sentences:
+            if sentence.roi is None:
+                continue
+            box_px = (
+                x + sentence.roi.box[0] * w,
+                y + sentence.roi.box[1] * h,
+                x + sentence.roi.box[2] * w,
+                y + sentence.roi.box[3] * h,
+            )
+            phrase_words = sentence.roi.phrase.split()
+            tokens = [strip_punctuation(t) for t in sentence.text.split()]
+            first = next(i for i in range(len(tokens)) if tokens[i : i + len(phrase_words)] == phrase_words)
+            phrase_start = sentence.words[first].start_s
+            inner = 0.25 * (box_px[2] - box_px[0]), 0.25 * (box_px[3] - box_px[1])
+            target = (
+                (box_px[0] + box_px[2]) / 2 + rng.uniform(-1, 1) * inner[0],
+                (box_px[1] + box_px[3]) / 2 + rng.uniform(-1, 1) * inner[1],
+            )
+            arrived = track.move_to(target, arrive_by=phrase_start - rng.uniform(0.1, 0.5))
+            pointing = str(rng.choice(["still", "tremor", "circle"]))
+            end = sentence.words[-1].end_s
+            track.dwell_until(end + rng.uniform(0.05, 0.3), box_px, pointing)
+            rois.append(
+                {
+                    "roi_index": len(rois),
+                    "chunk_index": chunk_index,
+                    "phrase": sentence.roi.phrase,
+                    "sentence": sentence.text,
+                    "phrase_start_s": round(phrase_start, 3),
+                    "start_s": round(max(phrase_start, arrived), 3),
+                    "end_s": round(end, 3),
+                    "box_px": [round(v, 1) for v in box_px],
+                    "box_norm": [round(v, 4) for v in sentence.roi.box],
+                    "pointing": pointing,
+                }
+            )
+        ending = rng.random()
+        if ending < 0.35:
+            track.leave_frame()
+            track.hide_until(chunk.end_s)
+        elif ending < 0.7:
+            margin_x = min(track.width - 30, x + w + rng.uniform(30, 120))
+            track.move_to((margin_x, y + rng.uniform(0.2, 0.8) * h))
+            track.hold_until(chunk.end_s)
+        else:
+            track.hold_until(chunk.end_s, tremor_px=0.0)
+    return rois
+
+
+def _webcam_painter(plan: LecturePlan):
+    """A presenter in a webcam inset: swaying a little, mouth moving with the narration."""
+    x, y, w, h = plan.webcam_rect
+    background = np.zeros((h, w, 3), np.uint8)
+    background[:] = np.linspace([70, 80, 95], [120, 125, 135], h, dtype=np.float32)[:, None, :].astype(
+        np.uint8
+    )
+    hop = plan.sample_rate / plan.fps
+    n = plan.n_frames
+    energy = np.array(
+        [np.sqrt(np.mean(plan.audio[int(i * hop) : int((i + 1) * hop)] ** 2) + 1e-12) for i in range(n)]
+    )
+    mouth = np.clip(energy / max(float(np.percentile(energy, 95)), 1e-6), 0, 1)
+
+    def paint(frame: np.ndarray, index: int) -> None:
+        inset = background.copy()
+        sway = 0.02 * w * math.sin(index / plan.fps * 1.3)
+        cx, cy = int(w / 2 + sway), int(h * 0.42)
+        cv2.ellipse(
+            inset,
+            (int(w / 2 + sway / 2), h + int(0.08 * h)),
+            (int(0.38 * w), int(0.42 * h)),
+            0,
+            180,
+            360,
+            (40, 50, 80),
+            -1,
+        )
+        cv2.ellipse(inset, (cx, cy), (int(0.13 * w), int(0.22 * h)), 0, 0, 360, (180, 140, 115), -1)
+        cv2.ellipse(
+            inset, (cx, cy - int(0.17 * h)), (int(0.14 * w), int(0.09 * h)), 0, 180, 360, (50, 35, 30), -1
+        )
+        opening = max(1, int(0.05 * h * mouth[index]))
+        cv2.ellipse(inset, (cx, cy + int(0.1 * h)), (int(0.04 * w), opening), 0, 0, 360, (90, 40, 40), -1)
+        frame[y : y + h, x : x + w] = inset
+
+    return paint
+
+
+def render_frames(plan: LecturePlan) -> Iterator[np.ndarray]:
+    """The lecture's RGB frames, in order."""
+    chunk_at = (
+        np.searchsorted([c.start_s for c in plan.chunks], np.arange(plan.n_frames) / plan.fps, side="right")
+        - 1
+    )
+    webcam = _webcam_painter(plan) if plan.webcam_rect else None
+    track = plan.track
+    for index in range(plan.n_frames):
+        t = index / plan.fps
+        chunk_index = max(int(chunk_at[index]), 0)
+        chunk = plan.chunks[chunk_index]
+        upcoming = plan.chunks[chunk_index + 1] if chunk_index + 1 < len(plan.chunks) else None
+        if upcoming is not None and upcoming.transition_in == "crossfade" and t >= chunk.end_s:
+            mix = (t - chunk.end_s) / CROSSFADE_S
+            frame = cv2.addWeighted(_still(chunk, chunk.end_s, plan), 1 - mix, upcoming.slide, mix, 0)
+        else:
+            frame = _still(chunk, t, plan)
+        if webcam is not None:
+            webcam(frame, index)
+        if track.visible[index]:
+            paste_sprite(frame, plan.sprite, round(track.x[index]), round(track.y[index]))
+        yield frame
+
+
+def _still(chunk: Chunk, t: float, plan: LecturePlan) -> np.ndarray:
+    """The chunk's picture at time t: its slide, or for a zoom chunk the slide zoomed towards its image."""
+    if chunk.kind != "zoom":
+        return chunk.slide.copy()
+    progress = min(max((t - chunk.start_s) / max(chunk.end_s - chunk.start_s, 1e-6), 0.0), 1.0)
+    zoom = 1 + (ZOOM_FACTOR - 1) * progress
+    x, y, w, h = chunk.image_rect
+    width, height = plan.size
+    affine = np.array([[zoom, 0, (x + w / 2) * (1 - zoom)], [0, zoom, (y + h / 2) * (1 - zoom)]], np.float32)
+    return cv2.warpAffine(chunk.slide, affine, (width, height), flags=cv2.INTER_LINEAR)

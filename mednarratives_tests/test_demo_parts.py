@@ -1,0 +1,130 @@
+"""The demo generator's parts: pointer sprites and movement, images, regions of interest."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from mednarratives_assets.demo.cursor import (
+    CURSOR_SHAPES,
+    CURSOR_THEMES,
+    CursorStyle,
+    CursorTrack,
+    paste_sprite,
+    render_sprite,
+)
+from mednarratives_assets.demo.images import folder_images, packaged_images
+from mednarratives_assets.demo.rois import find_rois, position_words
+
+
+@pytest.mark.parametrize("shape", CURSOR_SHAPES)
+@pytest.mark.parametrize("theme", CURSOR_THEMES)
+def test_sprites_differ_by_style_and_scale_with_size(shape, theme):
+    small, large = render_sprite(CursorStyle(shape, theme, 24)), render_sprite(CursorStyle(shape, theme, 48))
+    assert large.rgba.shape[0] > 1.8 * small.rgba.shape[0]
+    opaque = small.rgba[..., 3] == 255
+    fill = small.rgba[..., :3][opaque].mean()
+    assert (fill > 100) == (theme == "light") or shape == "crosshair"  # crosshairs are mostly edge
+    frame = np.full((100, 100, 3), 128, np.uint8)
+    paste_sprite(frame, small, 50, 50)
+    assert (frame != 128).any()
+    paste_sprite(frame, small, -500, -500)  # off the frame: nothing drawn, no error
+
+
+@pytest.mark.parametrize(("changes", "message"), [({"shape": "star"}, "star"), ({"size": 4}, "4 px")])
+def test_bad_cursor_styles_are_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        CursorStyle(**changes)
+
+
+def test_movement_arrives_on_time_and_stays_near_its_path():
+    track = CursorTrack(300, 30, (1280, 720), np.random.default_rng(0))
+    track.move_to((200, 200))
+    track.hold_until(1.0)
+    arrival = track.move_to((900, 500), arrive_by=3.0)
+    assert arrival == pytest.approx(3.0)
+    track.hold_until(4.0, tremor_px=0.0)
+    still = slice(int(np.ceil(3.0 * 30)), int(4.0 * 30))
+    assert np.allclose(track.x[still], 900) and np.allclose(track.y[still], 500)
+    moving = slice(31, 90)
+    p0, p1 = np.array([200, 200]), np.array([900, 500])
+    points = np.stack([track.x[moving], track.y[moving]], axis=1)
+    along = np.clip((points - p0) @ (p1 - p0) / np.sum((p1 - p0) ** 2), 0, 1)
+    off_path = np.linalg.norm(points - (p0 + along[:, None] * (p1 - p0)), axis=1)
+    assert off_path.max() < 0.4 * np.linalg.norm(p1 - p0)
+    assert track.visible[30:120].all()
+
+
+def test_dwelling_stays_inside_the_box_and_leaving_hides_the_pointer():
+    box = (400.0, 300.0, 520.0, 380.0)
+    for style in ("still", "tremor", "circle"):
+        track = CursorTrack(200, 30, (1280, 720), np.random.default_rng(1))
+        track.move_to((460, 340))
+        start = int(np.ceil(track.t * 30))
+        track.dwell_until(4.0, box, style)
+        xs, ys = track.x[start:120], track.y[start:120]
+        assert (xs >= box[0]).all() and (xs <= box[2]).all() and (ys >= box[1]).all() and (ys <= box[3]).all()
+        track.leave_frame()
+        track.hide_until(6.0)
+        assert not track.visible[int(np.ceil(track.t * 30)) - 1 : 180].any()
+
+
+def test_packaged_images_are_real_and_varied():
+    images = packaged_images()
+    assert len(images) >= 10
+    expected = {"CT", "MRI", "X-ray", "ultrasound", "histopathology", "ophthalmology"}
+    assert expected <= {i.modality for i in images}
+    for image in images:
+        pixels = image.load()
+        assert pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3, image.image_id
+        assert min(pixels.shape[:2]) >= 128 and pixels.std() > 8, image.image_id
+
+
+def test_images_folder_errors_name_the_file_and_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match="metadata.jsonl"):
+        folder_images(tmp_path)
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((200, 200, 3), 90, np.uint8))
+    rows = [
+        {"image": "a.png", "caption": "An axial CT of the chest.", "modality": "CT", "split": "train"},
+        {"image": "a.png", "caption": "A held out image here.", "split": "dev"},
+        {"image": "missing.png", "caption": "No such file on disk."},
+    ]
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")
+    with pytest.raises(ValueError, match="line 4"):
+        folder_images(tmp_path)
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    [image] = folder_images(tmp_path)
+    assert image.modality == "CT" and image.caption == "An axial CT of the chest."
+    assert image.load().shape == (200, 200, 3)
+
+
+def test_rois_find_the_lesion_and_name_it_by_modality():
+    scan = np.zeros((400, 400), np.uint8)
+    cv2.circle(scan, (200, 200), 170, 90, -1)  # the body
+    cv2.circle(scan, (140, 130), 18, 200, -1)  # a bright lesion, upper left
+    cv2.circle(scan, (270, 280), 14, 20, -1)  # a dark one, lower right
+    picture = np.repeat(scan[..., None], 3, axis=2)
+    rois = find_rois(picture, "CT", 2, np.random.default_rng(0))
+    assert len(rois) == 2
+    found = {}
+    for roi in rois:
+        x1, y1, x2, y2 = roi.box
+        assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
+        centre = ((x1 + x2) / 2 * 400, (y1 + y2) / 2 * 400)
+        found["bright" if roi.brighter else "dark"] = (centre, roi)
+    (centre, bright), (centre_dark, dark) = found["bright"], found["dark"]
+    assert np.hypot(centre[0] - 140, centre[1] - 130) < 30 and "hyperdense" in bright.phrase
+    assert np.hypot(centre_dark[0] - 270, centre_dark[1] - 280) < 30 and "hypodense" in dark.phrase
+    assert bright.position == "in the upper left" and dark.position == "in the lower right"
+    assert "hyperintense" in find_rois(picture, "MRI", 1, np.random.default_rng(0))[0].phrase
+
+
+@pytest.mark.parametrize(
+    ("cx", "cy", "words"),
+    [(0.2, 0.2, "in the upper left"), (0.5, 0.5, "near the center"), (0.8, 0.5, "on the right side")],
+)
+def test_position_words(cx, cy, words):
+    assert position_words(cx, cy) == words
