@@ -213,6 +213,12 @@ def test_generation_is_idempotent_and_leaves_other_videos_alone(tmp_path):
     assert user_video.is_file()
     assert not list(layout.videos_dir.rglob("*.temp.mp4"))
 
+    # Another channel count: the earlier corpus's channel goes, the user's stays.
+    other = DemoCorpusConfig(**{**config.__dict__, "channels": 2, "seed": 5})
+    entries = generate_corpus(layout, other, workers=1, log=lambda _: None)
+    on_disk = {str(p.relative_to(layout.data_root)) for p in layout.videos_dir.rglob("*.mp4")}
+    assert on_disk == {e["video"] for e in entries} | {"videos/my-channel/talk.mp4"}
+
 
 @pytest.mark.parametrize(
     ("changes", "message"),

@@ -128,3 +128,33 @@ def test_rois_find_the_lesion_and_name_it_by_modality():
 )
 def test_position_words(cx, cy, words):
     assert position_words(cx, cy) == words
+
+
+def test_an_unreadable_image_is_skipped_and_the_lecture_still_made(tmp_path, caplog):
+    from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus, load_truth
+    from mednarratives_assets.settings import DataLayout
+
+    images = tmp_path / "images"
+    images.mkdir()
+    picture = np.zeros((256, 256, 3), np.uint8)
+    cv2.circle(picture, (128, 128), 100, (120, 120, 120), -1)
+    cv2.circle(picture, (90, 100), 15, (230, 230, 230), -1)
+    cv2.imwrite(str(images / "good.png"), picture)
+    (images / "corrupt.png").write_bytes(b"\x89PNG not really")
+    rows = [
+        {"image": name, "caption": f"An axial CT slice, file {name}.", "modality": "CT"}
+        for name in ("corrupt.png", "good.png")
+    ]
+    (images / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    layout = DataLayout(tmp_path / "data", tmp_path / "data" / "db.duckdb")
+    config = DemoCorpusConfig(
+        channels=1, videos_per_channel=1, seconds=15, width=320, height=240, fps=10, images_dir=str(images)
+    )
+    [entry] = generate_corpus(layout, config, workers=1, log=lambda _: None)
+    truth = load_truth(layout.data_root / entry["truth"])
+    assert {c["image"]["image_id"] for c in truth["chunks"] if c["image"]} == {"good"}
+    assert "corrupt" in caplog.text
+
+    (images / "good.png").write_bytes(b"broken too")
+    with pytest.raises(ValueError, match="none of the 2 images could be read"):
+        generate_corpus(layout, config, workers=1, log=lambda _: None, force=True)

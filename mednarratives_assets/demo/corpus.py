@@ -263,7 +263,7 @@ def generate_corpus(
         log(f"demo corpus already present ({len(manifest['videos'])} videos under {layout.videos_dir})")
         return manifest["videos"]
     images = config.images()
-    _remove_previous(layout)
+    previous = _withdraw_manifest(layout)
     jobs = [
         (style, v, c)
         for c, style in enumerate(config.channel_styles())
@@ -292,22 +292,28 @@ def generate_corpus(
                 pool.submit(render_lecture, layout, config, style, v, c, images) for style, v, c in jobs
             ]:
                 record(future.result())
+    kept = {entry[key] for entry in entries for key in ("video", "truth")}
+    for entry in previous:  # files of the earlier corpus that this one did not replace
+        for key in ("video", "truth"):
+            if entry[key] not in kept:
+                (layout.data_root / entry[key]).unlink(missing_ok=True)
     manifest = {"config": asdict(config), "videos": entries}
     _manifest_path(layout).parent.mkdir(parents=True, exist_ok=True)
     _manifest_path(layout).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return entries
 
 
-def _remove_previous(layout: DataLayout) -> None:
-    """Delete the files of an earlier demo corpus (only those its manifest lists: never a user's videos)."""
+def _withdraw_manifest(layout: DataLayout) -> list[dict]:
+    """Remove the earlier corpus's manifest (so a run that fails midway is never taken as current) and
+    return its entries. Their files stay until the new corpus is complete: only then are the ones it
+    did not replace deleted, and only those the manifest lists, never a user's videos.
+    """
     try:
         manifest = json.loads(_manifest_path(layout).read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
-        return
-    for entry in manifest.get("videos", []):
-        for key in ("video", "truth"):
-            (layout.data_root / entry[key]).unlink(missing_ok=True)
+        return []
     _manifest_path(layout).unlink()
+    return manifest.get("videos", [])
 
 
 def load_truth(path: Path) -> dict:

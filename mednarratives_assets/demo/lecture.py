@@ -7,6 +7,7 @@ ground truth is the plan itself rather than something measured afterwards.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from mednarratives_assets.demo.rois import PictureRoi, find_rois
 from mednarratives_assets.demo.slides import THEMES, Rect, bullet_slide, image_slide, title_slide
 from mednarratives_assets.demo.speech import PiperNarrator, SpokenWord, speakable, strip_punctuation
 
+_LOG = logging.getLogger(__name__)
 CROSSFADE_S = 0.5
 ZOOM_FACTOR = 1.3
 _MODALITY_WORDS = {
@@ -208,6 +210,7 @@ def plan_lecture(
             ("Today we will review a few cases together.", None, None),
         ],
     )
+    loadable = _loadable_images(images)
     cases: list[MedicalImage] = []
     zoom_case = 1 if rng.random() < 0.5 else None
     while not cases or clock < seconds - 10:
@@ -226,9 +229,8 @@ def plan_lecture(
             )
             continue
         case_index = len(cases)
-        image = images[case_index % len(images)]
+        image, picture = next(loadable)
         cases.append(image)
-        picture = image.load()
         modality = _MODALITY_WORDS.get(image.modality, "image")
         intro = str(rng.choice(_INTROS)).format(a=_article(modality), modality=modality, region=image.region)
         heading = f"{image.modality[0].upper()}{image.modality[1:]} · {image.region}"
@@ -285,6 +287,21 @@ def plan_lecture(
         rois,
         webcam,
     )
+
+
+def _loadable_images(images: list[MedicalImage]) -> Iterator[tuple[MedicalImage, np.ndarray]]:
+    """The images with their pixels, round and round; one that cannot be read is skipped with a warning."""
+    unreadable: set[str] = set()
+    while len(unreadable) < len(images):
+        for image in images:
+            if image.image_id in unreadable:
+                continue
+            try:
+                yield image, image.load()
+            except (OSError, ValueError) as error:
+                unreadable.add(image.image_id)
+                _LOG.warning("skipping image %s (%s): cannot read it: %s", image.image_id, image.path, error)
+    raise ValueError(f"none of the {len(images)} images could be read (first: {images[0].path})")
 
 
 def _first_sentences(text: str, max_words: int) -> str:
