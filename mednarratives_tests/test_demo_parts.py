@@ -88,7 +88,13 @@ def test_images_folder_errors_name_the_file_and_line(tmp_path):
         folder_images(tmp_path)
     cv2.imwrite(str(tmp_path / "a.png"), np.full((200, 200, 3), 90, np.uint8))
     rows = [
-        {"image": "a.png", "caption": "An axial CT of the chest.", "modality": "CT", "split": "train"},
+        {
+            "image": "a.png",
+            "caption": "An axial CT of the chest.",
+            "modality": "CT",
+            "split": "train",
+            "location_category": "Thorax",
+        },
         {"image": "a.png", "caption": "A held out image here.", "split": "dev"},
         {"image": "missing.png", "caption": "No such file on disk."},
     ]
@@ -97,7 +103,9 @@ def test_images_folder_errors_name_the_file_and_line(tmp_path):
         folder_images(tmp_path)
     (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     [image] = folder_images(tmp_path)
-    assert image.modality == "CT" and image.caption == "An axial CT of the chest."
+    assert (
+        image.modality == "CT" and image.region == "thorax" and image.caption == "An axial CT of the chest."
+    )
     assert image.load().shape == (200, 200, 3)
 
 

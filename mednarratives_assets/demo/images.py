@@ -246,12 +246,19 @@ def packaged_images() -> list[MedicalImage]:
     return images
 
 
+def _region_words(record: dict) -> str:
+    """The body region as a lecturer names it ("the thorax"), from the fields a metadata record may have."""
+    region = record.get("region") or record.get("location_category") or record.get("location") or "body"
+    return str(region).split(",")[0].strip().lower()
+
+
 def folder_images(folder: Path, splits: tuple[str, ...] = ("train",)) -> list[MedicalImage]:
     """Images listed in `<folder>/metadata.jsonl`, one JSON object a line.
 
-    Each needs `image` (a path relative to the folder) and `caption`; `modality`, `location` (or
-    `region`) and `split` are used when present. Records of other splits are left out, so that a
-    held-out split (such as MedPix's dev split) never appears in the lectures.
+    Each needs `image` (a path relative to the folder) and `caption`; `modality`, the body region
+    (`region`, else MedPix's `location_category`, else `location`) and `split` are used when
+    present. Records of other splits are left out, so that a held-out split (such as MedPix's dev
+    split) never appears in the lectures.
     """
     metadata = folder / "metadata.jsonl"
     if not metadata.is_file():
@@ -280,10 +287,7 @@ def folder_images(folder: Path, splits: tuple[str, ...] = ("train",)) -> list[Me
                 image_id=Path(relative).stem,
                 source=f"{folder.name}/{relative}",
                 modality=MODALITY_ALIASES.get(modality, modality),
-                region=str(record.get("location") or record.get("region") or "body")
-                .split(",")[0]
-                .strip()
-                .lower(),
+                region=_region_words(record),
                 caption=caption,
                 path=path,
                 loader="picture",
