@@ -41,6 +41,18 @@ def test_every_word_gets_an_ordered_span_inside_the_audio(narrator):
     assert lengths["hypodense"] > 2 * lengths["of"]
 
 
+@pytest.mark.parametrize(
+    "sentence", ["Let me zoom in for a closer look.", "Describe the size of a finding, then its contrast."]
+)
+def test_sentences_are_spoken_as_the_voice_reads_them_whole(narrator, sentence):
+    # Word times must not cost fluency: the audio is what piper makes of the whole sentence. (Alone,
+    # espeak reads "a" as the letter's name; inside the sentence it is a weak vowel.)
+    from piper import SynthesisConfig
+
+    whole = narrator.voice.synthesize(sentence, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))
+    assert sum(len(chunk.audio_float_array) for chunk in whole) == len(narrator.say(sentence).audio)
+
+
 def test_speech_is_deterministic(narrator):
     first, again = narrator.say("The same text."), narrator.say("The same text.")
     assert np.array_equal(first.audio, again.audio) and first.words == again.words

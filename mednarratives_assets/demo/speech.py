@@ -16,6 +16,8 @@ from functools import cached_property
 import numpy as np
 from num2words import num2words
 
+# espeak reads a lone "a" as the letter's name; inside a sentence it is the weak form.
+_WEAK_FORMS = {"a": ["ə"]}
 _PUNCTUATION_PHONEMES = frozenset(",.;:!?…—-()'\"")
 _STRESS = frozenset("ˈˌ")
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.]|\.\d)")
@@ -136,7 +138,7 @@ class PiperNarrator:
 
         words, token_phonemes = [], []
         for token in sentence.split():
-            phonemes = self._phonemes(token)
+            phonemes = _WEAK_FORMS.get(strip_punctuation(token).lower()) or self._phonemes(token)
             if phonemes:  # a token the voice cannot say is not in the truth either
                 words.append(token)
                 token_phonemes.append(phonemes)
