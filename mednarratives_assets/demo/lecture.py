@@ -369,6 +369,8 @@ def _choreograph(track: CursorTrack, chunks: list[Chunk], rng: np.random.Generat
             pointing = str(rng.choice(["still", "tremor", "circle"]))
             end = sentence.words[-1].end_s
             track.dwell_until(end + rng.uniform(0.05, 0.3), box_px, pointing)
+            if arrived >= end:  # the pointer came too late to point while the phrase was said
+                continue
             rois.append(
                 {
                     "roi_index": len(rois),
