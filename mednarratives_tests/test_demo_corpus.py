@@ -178,6 +178,42 @@ def test_truth_is_consistent(corpus):
                 )
 
 
+def changed_fraction(first: np.ndarray, second: np.ndarray, truth: dict, frames: tuple[int, int]) -> float:
+    """Share of pixels that change by more than compression noise, leaving out overlays and the pointer."""
+    keep = np.ones(first.shape[:2], bool)
+    for overlay in truth["overlays"]:
+        keep[overlay["y"] : overlay["y"] + overlay["h"], overlay["x"] : overlay["x"] + overlay["w"]] = False
+    cursor = truth["cursor"]
+    reach = max(cursor["sprite_wh"]) + 4
+    for i in frames:
+        if cursor["visible"][i]:
+            x, y = cursor["x"][i], cursor["y"][i]
+            keep[max(y - reach, 0) : y + reach, max(x - reach, 0) : x + reach] = False
+    changed = np.abs(first.astype(np.int16) - second.astype(np.int16)).max(axis=2) > 30
+    return float((changed & keep).sum() / keep.sum())
+
+
+def test_stable_chunks_hold_still_and_moving_ones_move(corpus):
+    layout, entries = corpus
+    kinds = set()
+    for entry in entries:
+        truth = load_truth(layout.data_root / entry["truth"])
+        frames = decode_frames(layout.data_root / entry["video"])
+        fps = truth["fps"]
+        for chunk in truth["chunks"]:
+            kinds.add(chunk["kind"])
+            picks = np.linspace((chunk["start_s"] + 0.2) * fps, (chunk["end_s"] - 0.2) * fps, 6).astype(int)
+            change = max(
+                changed_fraction(frames[a], frames[b], truth, (a, b))
+                for a, b in zip(picks, picks[1:], strict=False)
+            )
+            if chunk["stable"]:
+                assert change < 0.002, (entry["video_id"], chunk["chunk_index"], chunk["kind"], change)
+            else:
+                assert change > 0.01, (entry["video_id"], chunk["chunk_index"], chunk["kind"], change)
+    assert {"title", "image"} <= kinds and kinds & {"zoom", "pan", "presenter"}
+
+
 def test_same_seed_same_lecture_and_another_seed_differs(tmp_path):
     def truth_for(seed: int, name: str) -> dict:
         layout = DataLayout(tmp_path / name, tmp_path / name / "db.duckdb")
@@ -284,5 +320,8 @@ def test_default_corpus(tmp_path):
                 video.codec_context.name == "h264" and container.streams.audio[0].codec_context.name == "aac"
             )
             assert video.frames == truth["n_frames"] and video.average_rate == Fraction(30)
-    shapes = {load_truth(layout.data_root / e["truth"])["cursor"]["shape"] for e in entries}
-    assert shapes == {"arrow", "hand", "crosshair"}
+    truths = [load_truth(layout.data_root / e["truth"]) for e in entries]
+    assert {t["cursor"]["shape"] for t in truths} == {"arrow", "hand", "crosshair"}
+    kinds = {c["kind"] for t in truths for c in t["chunks"]}
+    assert kinds == {"title", "presenter", "bullets", "image", "zoom", "pan"}, kinds
+    assert {c["transition_in"] for t in truths for c in t["chunks"]} == {"cut", "crossfade"}

@@ -24,6 +24,8 @@ from mednarratives_assets.demo.images import MedicalImage, folder_images, packag
 from mednarratives_assets.demo.lecture import (
     CROSSFADE_S,
     DEMO_CHANNELS,
+    MOVING_KINDS,
+    STABLE_KINDS,
     ChannelStyle,
     LecturePlan,
     plan_lecture,
@@ -120,7 +122,7 @@ def truth_document(plan: LecturePlan, images_source: str) -> dict:
                 "end_s": round(chunk.end_s, 3),
                 "transition_in": chunk.transition_in,
                 "is_medical": chunk.image is not None,
-                "stable": chunk.kind != "zoom",
+                "stable": chunk.kind in STABLE_KINDS,
                 "heading": chunk.heading,
                 "narration": " ".join(s.text for s in chunk.sentences),
                 "image_rect": None
@@ -213,6 +215,7 @@ def render_lecture(
         config.seconds,
         (config.width, config.height),
         config.fps,
+        motion=MOVING_KINDS[(channel_index + video_index) % len(MOVING_KINDS)],  # both kinds in every corpus
     )
     video_path = layout.channel_dir(style.name) / f"{video_id}.mp4"
     partial = video_path.with_name(f"{video_id}.temp.mp4")  # the sensor skips .temp files

@@ -30,6 +30,9 @@ from mednarratives_assets.demo.speech import PiperNarrator, SpokenWord, speakabl
 _LOG = logging.getLogger(__name__)
 CROSSFADE_S = 0.5
 ZOOM_FACTOR = 1.3
+PAN_FRACTION = 0.05  # a pan slides the (slightly enlarged) slide by this much of the width each way
+STABLE_KINDS = ("title", "bullets", "image")  # still apart from the pointer and overlays
+MOVING_KINDS = ("zoom", "pan")  # medical slides in motion: not stable
 _MODALITY_WORDS = {
     "CT": "CT scan",
     "MRI": "MRI",
@@ -109,7 +112,7 @@ class Sentence:
 
 @dataclass
 class Chunk:
-    kind: str  # title, bullets, image (a still medical slide) or zoom (a medical slide zooming in)
+    kind: str  # title, presenter, bullets, image (a still medical slide), or zoom / pan (a moving one)
     heading: str
     slide: np.ndarray
     start_s: float = 0.0
@@ -162,11 +165,15 @@ def plan_lecture(
     seconds: float = 60.0,
     size: tuple[int, int] = (1280, 720),
     fps: int = 30,
+    motion: str = "zoom",
 ) -> LecturePlan:
     """Lay out a lecture of about `seconds`: a title slide, then medical slides with bullets in between.
 
-    `images` are shown in the order given, repeating if the lecture needs more.
+    `images` are shown in the order given, repeating if the lecture needs more. The second case is
+    shown in `motion` ("zoom" or "pan") rather than still.
     """
+    if motion not in MOVING_KINDS:
+        raise ValueError(f"unknown motion {motion!r}: choose one of {MOVING_KINDS}")
     if not images:
         raise ValueError("a lecture needs at least one medical image")
     theme = THEMES[style.theme]
@@ -211,8 +218,16 @@ def plan_lecture(
         ],
     )
     loadable = _loadable_images(images)
+    if rng.random() < 0.5:  # the lecturer on camera, full frame, before the cases
+        presenter = Chunk("presenter", "", np.zeros(0))
+        speak(
+            presenter,
+            [
+                ("Before we start, a quick word on how to read these images.", None, None),
+                ("Look at each one systematically, and compare with prior studies.", None, None),
+            ],
+        )
     cases: list[MedicalImage] = []
-    zoom_case = 1 if rng.random() < 0.5 else None
     while not cases or clock < seconds - 10:
         if len(cases) >= 2 and len(cases) % 2 == 0 and chunks[-1].kind != "bullets":
             done = cases[-2:]
@@ -233,12 +248,16 @@ def plan_lecture(
         cases.append(image)
         modality = _MODALITY_WORDS.get(image.modality, "image")
         intro = str(rng.choice(_INTROS)).format(a=_article(modality), modality=modality, region=image.region)
-        heading = f"{image.modality[0].upper()}{image.modality[1:]} · {image.region}"
-        if case_index == zoom_case:
+        named = image.modality if image.modality != "other" else ""
+        heading = f"{named[:1].upper()}{named[1:]} · {image.region}" if named else image.region.capitalize()
+        if case_index == 1:
             slide, rect = image_slide(size, theme, heading, picture, [], reserved=webcam)
+            remark = (
+                "Let me zoom in for a closer look." if motion == "zoom" else "Let me move across the image."
+            )
             speak(
-                Chunk("zoom", heading, slide, image=image, image_rect=rect),
-                [(speakable(intro), None, None), ("Let me zoom in for a closer look.", None, None)],
+                Chunk(motion, heading, slide, image=image, image_rect=rect),
+                [(speakable(intro), None, None), (remark, None, None)],
             )
             continue
         notes = [image.modality, image.region.capitalize()] if rng.random() < 0.6 else []
@@ -330,7 +349,7 @@ def _choreograph(track: CursorTrack, chunks: list[Chunk], rng: np.random.Generat
     rois: list[dict] = []
     for chunk_index, chunk in enumerate(chunks):
         first_word = chunk.sentences[0].words[0].start_s
-        if chunk.kind in ("title", "zoom") or (chunk.kind == "bullets" and rng.random() < 0.4):
+        if chunk.kind not in ("bullets", "image") or (chunk.kind == "bullets" and rng.random() < 0.4):
             track.hold_until(chunk.start_s + 0.3, tremor_px=0.0)
             track.leave_frame()
             track.hide_until(chunk.end_s)
@@ -398,41 +417,34 @@ def _choreograph(track: CursorTrack, chunks: list[Chunk], rng: np.random.Generat
     return rois
 
 
-def _webcam_painter(plan: LecturePlan):
-    """A presenter in a webcam inset: swaying a little, mouth moving with the narration."""
-    x, y, w, h = plan.webcam_rect
-    background = np.zeros((h, w, 3), np.uint8)
-    background[:] = np.linspace([70, 80, 95], [120, 125, 135], h, dtype=np.float32)[:, None, :].astype(
-        np.uint8
-    )
+def _presenter_painter(plan: LecturePlan):
+    """The lecturer on camera, drawn into any rectangle: swaying a little, mouth moving with the narration."""
     hop = plan.sample_rate / plan.fps
-    n = plan.n_frames
     energy = np.array(
-        [np.sqrt(np.mean(plan.audio[int(i * hop) : int((i + 1) * hop)] ** 2) + 1e-12) for i in range(n)]
+        [
+            np.sqrt(np.mean(plan.audio[int(i * hop) : int((i + 1) * hop)] ** 2) + 1e-12)
+            for i in range(plan.n_frames)
+        ]
     )
     mouth = np.clip(energy / max(float(np.percentile(energy, 95)), 1e-6), 0, 1)
+    backgrounds: dict[tuple[int, int], np.ndarray] = {}
 
-    def paint(frame: np.ndarray, index: int) -> None:
-        inset = background.copy()
+    def paint(frame: np.ndarray, index: int, rect: Rect) -> None:
+        x, y, w, h = rect
+        if (w, h) not in backgrounds:
+            wall = np.linspace([70, 80, 95], [120, 125, 135], h, dtype=np.float32)
+            backgrounds[(w, h)] = np.repeat(wall[:, None, :], w, axis=1).astype(np.uint8)
+        scene = backgrounds[(w, h)].copy()
         sway = 0.02 * w * math.sin(index / plan.fps * 1.3)
         cx, cy = int(w / 2 + sway), int(h * 0.42)
-        cv2.ellipse(
-            inset,
-            (int(w / 2 + sway / 2), h + int(0.08 * h)),
-            (int(0.38 * w), int(0.42 * h)),
-            0,
-            180,
-            360,
-            (40, 50, 80),
-            -1,
-        )
-        cv2.ellipse(inset, (cx, cy), (int(0.13 * w), int(0.22 * h)), 0, 0, 360, (180, 140, 115), -1)
-        cv2.ellipse(
-            inset, (cx, cy - int(0.17 * h)), (int(0.14 * w), int(0.09 * h)), 0, 180, 360, (50, 35, 30), -1
-        )
-        opening = max(1, int(0.05 * h * mouth[index]))
-        cv2.ellipse(inset, (cx, cy + int(0.1 * h)), (int(0.04 * w), opening), 0, 0, 360, (90, 40, 40), -1)
-        frame[y : y + h, x : x + w] = inset
+        shoulders = (int(w / 2 + sway / 2), h + int(0.08 * h))
+        cv2.ellipse(scene, shoulders, (int(0.38 * w), int(0.42 * h)), 0, 180, 360, (40, 50, 80), -1)
+        cv2.ellipse(scene, (cx, cy), (int(0.13 * w), int(0.22 * h)), 0, 0, 360, (180, 140, 115), -1)
+        hair = (int(0.14 * w), int(0.09 * h))
+        cv2.ellipse(scene, (cx, cy - int(0.17 * h)), hair, 0, 180, 360, (50, 35, 30), -1)
+        opening = max(1, int(0.05 * h * mouth[min(index, len(mouth) - 1)]))
+        cv2.ellipse(scene, (cx, cy + int(0.1 * h)), (int(0.04 * w), opening), 0, 0, 360, (90, 40, 40), -1)
+        frame[y : y + h, x : x + w] = scene
 
     return paint
 
@@ -443,8 +455,29 @@ def render_frames(plan: LecturePlan) -> Iterator[np.ndarray]:
         np.searchsorted([c.start_s for c in plan.chunks], np.arange(plan.n_frames) / plan.fps, side="right")
         - 1
     )
-    webcam = _webcam_painter(plan) if plan.webcam_rect else None
+    presenter = _presenter_painter(plan)
     track = plan.track
+    width, height = plan.size
+
+    def still(chunk: Chunk, t: float) -> np.ndarray:
+        """The chunk's picture at time t, before overlays and the pointer."""
+        if chunk.kind == "presenter":
+            frame = np.empty((height, width, 3), np.uint8)
+            presenter(frame, round(t * plan.fps), (0, 0, width, height))
+            return frame
+        if chunk.kind not in MOVING_KINDS:
+            return chunk.slide.copy()
+        progress = min(max((t - chunk.start_s) / max(chunk.end_s - chunk.start_s, 1e-6), 0.0), 1.0)
+        x, y, w, h = chunk.image_rect
+        if chunk.kind == "zoom":  # towards the image's centre
+            scale, shift_x = 1 + (ZOOM_FACTOR - 1) * progress, 0.0
+            cx, cy = x + w / 2, y + h / 2
+        else:  # enlarged a little so the slide always fills the frame, then slid sideways
+            scale, shift_x = 1 + 2 * PAN_FRACTION, PAN_FRACTION * width * (1 - 2 * progress)
+            cx, cy = width / 2, height / 2
+        affine = np.array([[scale, 0, cx * (1 - scale) + shift_x], [0, scale, cy * (1 - scale)]], np.float32)
+        return cv2.warpAffine(chunk.slide, affine, (width, height), flags=cv2.INTER_LINEAR)
+
     for index in range(plan.n_frames):
         t = index / plan.fps
         chunk_index = max(int(chunk_at[index]), 0)
@@ -452,23 +485,13 @@ def render_frames(plan: LecturePlan) -> Iterator[np.ndarray]:
         upcoming = plan.chunks[chunk_index + 1] if chunk_index + 1 < len(plan.chunks) else None
         if upcoming is not None and upcoming.transition_in == "crossfade" and t >= chunk.end_s:
             mix = (t - chunk.end_s) / CROSSFADE_S
-            frame = cv2.addWeighted(_still(chunk, chunk.end_s, plan), 1 - mix, upcoming.slide, mix, 0)
+            frame = cv2.addWeighted(
+                still(chunk, chunk.end_s), 1 - mix, still(upcoming, upcoming.start_s), mix, 0
+            )
         else:
-            frame = _still(chunk, t, plan)
-        if webcam is not None:
-            webcam(frame, index)
+            frame = still(chunk, t)
+        if plan.webcam_rect is not None and chunk.kind != "presenter":
+            presenter(frame, index, plan.webcam_rect)
         if track.visible[index]:
             paste_sprite(frame, plan.sprite, round(track.x[index]), round(track.y[index]))
         yield frame
-
-
-def _still(chunk: Chunk, t: float, plan: LecturePlan) -> np.ndarray:
-    """The chunk's picture at time t: its slide, or for a zoom chunk the slide zoomed towards its image."""
-    if chunk.kind != "zoom":
-        return chunk.slide.copy()
-    progress = min(max((t - chunk.start_s) / max(chunk.end_s - chunk.start_s, 1e-6), 0.0), 1.0)
-    zoom = 1 + (ZOOM_FACTOR - 1) * progress
-    x, y, w, h = chunk.image_rect
-    width, height = plan.size
-    affine = np.array([[zoom, 0, (x + w / 2) * (1 - zoom)], [0, zoom, (y + h / 2) * (1 - zoom)]], np.float32)
-    return cv2.warpAffine(chunk.slide, affine, (width, height), flags=cv2.INTER_LINEAR)
