@@ -9,13 +9,12 @@ and files; generating again with the same settings leaves existing files alone.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +32,13 @@ from mednarratives_assets.demo.lecture import (
 from mednarratives_assets.demo.speech import PiperNarrator
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.stages.videos import sha256_of
 
 TRUTH_FORMAT = "mednarratives-demo-truth/1"
 MANIFEST_NAME = "demo-corpus.json"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class DemoCorpusConfig:
     seed: int = 0
     channels: int = 3
@@ -73,9 +73,7 @@ class DemoCorpusConfig:
         for i in range(self.channels):
             base = DEMO_CHANNELS[i % len(DEMO_CHANNELS)]
             suffix = f"-{i // len(DEMO_CHANNELS) + 1}" if i >= len(DEMO_CHANNELS) else ""
-            styles.append(
-                ChannelStyle(base.name + suffix, base.title, base.theme, base.cursor, base.webcam, base.focus)
-            )
+            styles.append(dataclasses.replace(base, name=base.name + suffix))
         return styles
 
     def images(self) -> list[MedicalImage]:
@@ -96,6 +94,10 @@ def lecture_images(
     pool += [images[i] for i in order if images[i].modality not in style.focus]
     start = (video_index * 3) % len(pool)
     return pool[start:] + pool[:start]
+
+
+def _rect_fields(rect: tuple[int, int, int, int]) -> dict[str, int]:
+    return dict(zip(("x", "y", "w", "h"), map(int, rect), strict=True))
 
 
 def truth_document(plan: LecturePlan, images_source: str) -> dict:
@@ -125,9 +127,7 @@ def truth_document(plan: LecturePlan, images_source: str) -> dict:
                 "stable": chunk.kind in STABLE_KINDS,
                 "heading": chunk.heading,
                 "narration": " ".join(s.text for s in chunk.sentences),
-                "image_rect": None
-                if rect is None
-                else dict(zip(("x", "y", "w", "h"), map(int, rect), strict=True)),
+                "image_rect": None if rect is None else _rect_fields(rect),
                 "image": None
                 if chunk.image is None
                 else {
@@ -155,9 +155,7 @@ def truth_document(plan: LecturePlan, images_source: str) -> dict:
     drawn_y = np.round(track.y).astype(int)
     overlays = []
     if plan.webcam_rect is not None:
-        overlays.append(
-            {"kind": "webcam", **dict(zip(("x", "y", "w", "h"), map(int, plan.webcam_rect), strict=True))}
-        )
+        overlays.append({"kind": "webcam", **_rect_fields(plan.webcam_rect)})
     return {
         "format": TRUTH_FORMAT,
         "channel": plan.channel,
@@ -229,7 +227,7 @@ def render_lecture(
         "video_id": video_id,
         "video": str(video_path.relative_to(layout.data_root)),
         "truth": str(truth_path.relative_to(layout.data_root)),
-        "sha256": hashlib.sha256(video_path.read_bytes()).hexdigest(),
+        "sha256": sha256_of(video_path),
         "duration_s": round(plan.duration_s, 3),
         "seconds_to_generate": round(time.perf_counter() - started, 2),
     }
@@ -239,16 +237,25 @@ def _manifest_path(layout: DataLayout) -> Path:
     return layout.ground_truth_dir / MANIFEST_NAME
 
 
+def _read_manifest(layout: DataLayout) -> dict | None:
+    """The current demo corpus's manifest, or None when there is none (or it is unreadable)."""
+    try:
+        return json.loads(_manifest_path(layout).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def corpus_is_current(layout: DataLayout, config: DemoCorpusConfig) -> bool:
     """True when the manifest matches these settings and every file it lists is still there."""
-    try:
-        manifest = json.loads(_manifest_path(layout).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
-    return manifest.get("config") == asdict(config) and all(
-        (layout.data_root / entry[key]).is_file()
-        for entry in manifest.get("videos", [])
-        for key in ("video", "truth")
+    manifest = _read_manifest(layout)
+    return (
+        manifest is not None
+        and manifest.get("config") == dataclasses.asdict(config)
+        and all(
+            (layout.data_root / entry[key]).is_file()
+            for entry in manifest.get("videos", [])
+            for key in ("video", "truth")
+        )
     )
 
 
@@ -262,7 +269,7 @@ def generate_corpus(
     """Generate every lecture of the corpus (unless it is already current); returns the manifest's entries."""
     config = config or DemoCorpusConfig()
     if not force and corpus_is_current(layout, config):
-        manifest = json.loads(_manifest_path(layout).read_text(encoding="utf-8"))
+        manifest = _read_manifest(layout)
         log(f"demo corpus already present ({len(manifest['videos'])} videos under {layout.videos_dir})")
         return manifest["videos"]
     images = config.images()
@@ -300,7 +307,7 @@ def generate_corpus(
         for key in ("video", "truth"):
             if entry[key] not in kept:
                 (layout.data_root / entry[key]).unlink(missing_ok=True)
-    manifest = {"config": asdict(config), "videos": entries}
+    manifest = {"config": dataclasses.asdict(config), "videos": entries}
     _manifest_path(layout).parent.mkdir(parents=True, exist_ok=True)
     _manifest_path(layout).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return entries
@@ -311,12 +318,9 @@ def _withdraw_manifest(layout: DataLayout) -> list[dict]:
     return its entries. Their files stay until the new corpus is complete: only then are the ones it
     did not replace deleted, and only those the manifest lists, never a user's videos.
     """
-    try:
-        manifest = json.loads(_manifest_path(layout).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return []
-    _manifest_path(layout).unlink()
-    return manifest.get("videos", [])
+    manifest = _read_manifest(layout)
+    _manifest_path(layout).unlink(missing_ok=True)
+    return manifest.get("videos", []) if manifest else []
 
 
 def load_truth(path: Path) -> dict:
