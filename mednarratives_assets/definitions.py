@@ -5,6 +5,7 @@ import dagster as dg
 from mednarratives_assets.defs.jobs import channel_pipeline_job, ingest_job
 from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.defs.sensors import new_video_sensor
+from mednarratives_assets.defs.transcripts import transcripts
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.settings import DataLayout
@@ -13,7 +14,7 @@ from mednarratives_assets.settings import DataLayout
 def build_definitions(layout: DataLayout) -> dg.Definitions:
     """Everything Dagster shows, bound to one data root."""
     return dg.Definitions(
-        assets=[video_downloads, videos],
+        assets=[video_downloads, videos, transcripts],
         jobs=[ingest_job, channel_pipeline_job],
         sensors=[new_video_sensor],
         resources=build_resources(layout),

@@ -40,5 +40,10 @@ class DataLayout:
         """Ground truth of generated demo lectures: `<channel>/<video_id>.json`."""
         return self.data_root / "ground_truth"
 
+    @property
+    def transcripts_cache_dir(self) -> Path:
+        """ASR output per engine fingerprint and video sha256, so unchanged videos are not re-transcribed."""
+        return self.data_root / "cache" / "transcripts"
+
     def channel_dir(self, channel: str) -> Path:
         return self.videos_dir / channel

@@ -26,11 +26,15 @@ def test_definitions_load_and_every_job_resolves():
     repo = defs.get_repository_def()
     keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
     assert {"videos", "video_downloads"} <= keys
-    assert repo.get_sensor_def("new_video_sensor").job_name == "ingest_job"
+    assert repo.get_sensor_def("new_video_sensor").job_name == "channel_pipeline_job"
     videos = repo.asset_graph.get(dg.AssetKey("videos"))
     assert isinstance(videos.partitions_def, dg.DynamicPartitionsDefinition)
     assert videos.partitions_def.name == "channel"
     assert dg.AssetKey("video_downloads") in videos.parent_keys
+    for table in ("transcripts", "transcript_words", "transcript_segments"):
+        node = repo.asset_graph.get(dg.AssetKey(table))
+        assert node.partitions_def == videos.partitions_def
+        assert node.parent_keys == {dg.AssetKey("videos")}
 
 
 def test_data_root_setting_moves_the_database(monkeypatch, tmp_path):

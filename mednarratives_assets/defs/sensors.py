@@ -3,20 +3,22 @@ import json
 import dagster as dg
 
 from mednarratives_assets.channels import scan_channels
-from mednarratives_assets.defs.jobs import ingest_job
+from mednarratives_assets.defs.jobs import channel_pipeline_job
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.video_downloads import ChannelsFileError, load_channel_urls
 
 
 @dg.sensor(
-    job=ingest_job,
+    job=channel_pipeline_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def new_video_sensor(context: dg.SensorEvaluationContext, paths: DataPaths) -> dg.SensorResult:
     """Adds a channel partition for each new folder under data/videos (or channel in channels.yaml)
-    and requests an `ingest_job` run for each channel whose video files or URLs changed.
+    and requests a `channel_pipeline_job` run (every asset, from downloads to transcripts) for each
+    channel whose video files or URLs changed. Unchanged videos cost little in that run: their
+    transcripts come from the cache.
 
     The cursor maps each channel to a fingerprint of its files (names, sizes, mtimes) and URLs.
     The run key names the change (`<channel>:<old>-><new>`), so an unchanged channel launches nothing.

@@ -25,7 +25,8 @@ from mednarratives_assets.demo.cursor import (
 from mednarratives_assets.demo.images import MedicalImage
 from mednarratives_assets.demo.rois import PictureRoi, find_rois
 from mednarratives_assets.demo.slides import THEMES, Rect, bullet_slide, image_slide, title_slide
-from mednarratives_assets.demo.speech import PiperNarrator, SpokenWord, speakable, strip_punctuation
+from mednarratives_assets.demo.speech import PiperNarrator, SpokenWord
+from mednarratives_assets.spoken_text import speakable, strip_punctuation
 
 _LOG = logging.getLogger(__name__)
 CROSSFADE_S = 0.5

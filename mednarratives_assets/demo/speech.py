@@ -9,26 +9,17 @@ word's time span is then the span of its phonemes, punctuation pauses excluded.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from num2words import num2words
+
+from mednarratives_assets.spoken_text import strip_punctuation
 
 # espeak reads a lone "a" as the letter's name; inside a sentence it is the weak form.
 _WEAK_FORMS = {"a": ["ə"]}
 _PUNCTUATION_PHONEMES = frozenset(",.;:!?…—-()'\"")
 _STRESS = frozenset("ˈˌ")
-_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.]|\.\d)")
-_UNITS = {"cm": "centimeters", "mm": "millimeters", "ml": "milliliters", "kg": "kilograms", "%": "percent"}
-_ABBREVIATIONS = {
-    "e.g.": "for example",
-    "i.e.": "that is",
-    "vs.": "versus",
-    "approx.": "approximately",
-    "&": "and",
-}
 
 
 @dataclass(frozen=True)
@@ -43,21 +34,6 @@ class Utterance:
     audio: np.ndarray  # float32 mono in [-1, 1]
     sample_rate: int
     words: list[SpokenWord]  # times from the start of `audio`
-
-
-def speakable(text: str) -> str:
-    """Text as a lecturer reads it: numbers and units spelled out, so the words are what is heard."""
-    for short, long in _ABBREVIATIONS.items():
-        text = re.sub(rf"(?<!\w){re.escape(short)}(?=\s|$)", long, text, flags=re.IGNORECASE)
-    text = re.sub(r"[()\[\]{}\"]", " ", text)
-    text = re.sub(r"(\d)\s*(cm|mm|ml|kg|%)(?=\W|$)", lambda m: f"{m[1]} {_UNITS[m[2]]}", text)
-    text = _NUMBER.sub(lambda m: num2words(float(m[1]) if "." in m[1] else int(m[1])), text)
-    text = text.replace("-", " ").replace("/", " ")
-    return " ".join(token for token in text.split() if any(ch.isalnum() for ch in token))
-
-
-def strip_punctuation(token: str) -> str:
-    return token.strip(".,;:!?…—'\"")
 
 
 def _join_words(tokens: list[list[str]]) -> tuple[list[str], list[int]]:

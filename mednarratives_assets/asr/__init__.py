@@ -1,0 +1,1 @@
+"""Offline speech recognition for the `transcripts` stage: audio, engines, medical vocabulary, scoring."""

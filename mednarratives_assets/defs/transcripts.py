@@ -1,0 +1,105 @@
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.defs.metadata import markdown_preview
+from mednarratives_assets.defs.partitions import channel_partitions
+from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths, SpeechRecognizer
+from mednarratives_assets.stages.transcripts import TranscriptCache, transcribe_channel
+
+_TABLE = {"partition_expr": "channel"}
+
+
+@dg.multi_asset(
+    name="transcripts",
+    partitions_def=channel_partitions,
+    ins={"videos": dg.AssetIn()},
+    outs={
+        "transcripts": dg.AssetOut(
+            description="One row per video: ASR status, the reason when there are no words, counts.",
+            metadata=_TABLE,
+            kinds={"duckdb", "polars"},
+            group_name="transcripts",
+        ),
+        "transcript_words": dg.AssetOut(
+            description="Every recognized word with its start and end time and probability.",
+            metadata=_TABLE,
+            kinds={"duckdb", "polars"},
+            group_name="transcripts",
+        ),
+        "transcript_segments": dg.AssetOut(
+            description="Whisper's segments with their text after medical vocabulary corrections.",
+            metadata=_TABLE,
+            kinds={"duckdb", "polars"},
+            group_name="transcripts",
+        ),
+    },
+    check_specs=[
+        dg.AssetCheckSpec("all_videos_transcribed", asset="transcripts", partitions_def=channel_partitions)
+    ],
+    pool=DUCKDB_POOL,
+)
+def transcripts(
+    context: dg.AssetExecutionContext, videos: pl.DataFrame, paths: DataPaths, asr: SpeechRecognizer
+) -> Iterator:
+    """Word-timed transcripts of the channel's videos (tables documented in docs/schema.md).
+
+    ASR output is cached per engine settings and video sha256 under data/cache/transcripts, so
+    re-materializing transcribes only new or changed videos.
+    """
+    channel = context.partition_key
+    layout = paths.layout
+    try:
+        engine = asr.build()
+    except ValueError as exc:
+        raise dg.Failure(f"ASR resource 'asr': {exc}") from exc
+    result = transcribe_channel(
+        layout.data_root,
+        channel,
+        videos,
+        engine,
+        TranscriptCache(layout.transcripts_cache_dir),
+        MedicalVocabulary() if asr.vocabulary_corrections else None,
+        log=context.log.info,
+    )
+    table = result.transcripts
+    errors = table.filter(pl.col("status") == "error")
+    yield dg.Output(
+        table,
+        output_name="transcripts",
+        metadata={
+            "dagster/row_count": table.height,
+            "engine": engine.name,
+            "engine_fingerprint": engine.fingerprint,
+            "n_transcribed_now": table.filter(pl.col("from_cache").not_()).height,
+            "hours_of_audio": round((table["audio_s"].sum() or 0.0) / 3600, 3),
+            "videos": markdown_preview(
+                table, ["video_id", "status", "reason", "audio_s", "n_words", "n_corrections", "from_cache"]
+            ),
+        },
+    )
+    yield dg.Output(
+        result.words,
+        output_name="transcript_words",
+        metadata={"dagster/row_count": result.words.height},
+    )
+    corrected = result.segments.filter(pl.col("corrections").list.len() > 0)
+    yield dg.Output(
+        result.segments,
+        output_name="transcript_segments",
+        metadata={
+            "dagster/row_count": result.segments.height,
+            "n_corrected_segments": corrected.height,
+            "segments": markdown_preview(result.segments, ["video_id", "start_s", "end_s", "corrected_text"]),
+            "corrections": markdown_preview(corrected, ["video_id", "text", "corrected_text"]),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="all_videos_transcribed",
+        asset_key="transcripts",
+        passed=errors.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"n_errors": errors.height, "errors": markdown_preview(errors, ["video_id", "reason"])},
+    )

@@ -1,0 +1,208 @@
+"""Stage `transcripts`: word-timed speech of every video of a channel, with medical corrections.
+
+Three tables come out: `transcripts` (one row per video: status, reason, counts), `transcript_words`
+and `transcript_segments`. ASR output is cached as JSON per engine fingerprint and video sha256,
+so re-materializing a channel transcribes only videos that are new or changed; the vocabulary
+corrections are cheap and re-applied every time, so editing the term list needs no re-run of ASR.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import polars as pl
+
+from mednarratives_assets.asr.audio import NoSpeechAudio, load_audio
+from mednarratives_assets.asr.engines import AsrEngine
+from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+
+CACHE_FORMAT = "mednarratives-transcript/1"
+PROGRESS_EVERY_S = 30.0  # log a long video's progress every this many seconds of audio
+
+TRANSCRIPTS_SCHEMA: dict[str, pl.DataType] = {
+    "channel": pl.Utf8(),
+    "video_id": pl.Utf8(),
+    "sha256": pl.Utf8(),
+    "engine": pl.Utf8(),
+    "engine_fingerprint": pl.Utf8(),
+    "status": pl.Utf8(),
+    "reason": pl.Utf8(),
+    "audio_s": pl.Float64(),
+    "n_segments": pl.Int32(),
+    "n_words": pl.Int32(),
+    "n_corrections": pl.Int32(),
+    "transcribe_s": pl.Float64(),
+    "from_cache": pl.Boolean(),
+    "transcribed_at": pl.Datetime("us"),
+}
+WORDS_SCHEMA: dict[str, pl.DataType] = {
+    "channel": pl.Utf8(),
+    "video_id": pl.Utf8(),
+    "word_index": pl.Int32(),
+    "word": pl.Utf8(),
+    "start_s": pl.Float64(),
+    "end_s": pl.Float64(),
+    "probability": pl.Float64(),
+    "segment_index": pl.Int32(),
+}
+CORRECTION_TYPE = pl.Struct({"heard": pl.Utf8(), "corrected": pl.Utf8(), "rule": pl.Utf8()})
+SEGMENTS_SCHEMA: dict[str, pl.DataType] = {
+    "channel": pl.Utf8(),
+    "video_id": pl.Utf8(),
+    "segment_index": pl.Int32(),
+    "start_s": pl.Float64(),
+    "end_s": pl.Float64(),
+    "text": pl.Utf8(),
+    "corrected_text": pl.Utf8(),
+    "corrections": pl.List(CORRECTION_TYPE),
+}
+
+
+@dataclass(frozen=True)
+class ChannelTranscripts:
+    transcripts: pl.DataFrame
+    words: pl.DataFrame
+    segments: pl.DataFrame
+
+
+class TranscriptCache:
+    """`<root>/<engine fingerprint>/<sha256>.json`: one engine's output for one video's content."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _path(self, fingerprint: str, sha256: str) -> Path:
+        return self.root / fingerprint / f"{sha256}.json"
+
+    def get(self, fingerprint: str, sha256: str) -> dict | None:
+        path = self._path(fingerprint, sha256)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError):  # a damaged entry is transcribed again
+            return None
+        return entry if entry.get("format") == CACHE_FORMAT else None
+
+    def put(self, fingerprint: str, sha256: str, entry: dict) -> None:
+        path = self._path(fingerprint, sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(entry | {"format": CACHE_FORMAT}), encoding="utf-8")
+        temporary.replace(path)  # atomic: a reader never sees half an entry
+
+
+def _transcribe_video(path: Path, engine: AsrEngine, progress: Callable[[float, float], None]) -> dict:
+    """A cache entry for one video: status ok with segments and words, or no_speech with a reason."""
+    started = time.perf_counter()
+    try:
+        audio = load_audio(path)
+    except NoSpeechAudio as exc:
+        return {
+            "status": "no_speech",
+            "reason": str(exc),
+            "audio_s": 0.0,
+            "transcribe_s": time.perf_counter() - started,
+            "segments": [],
+            "words": [],
+        }
+    result = engine.transcribe(audio.samples, lambda done_s: progress(done_s, audio.duration_s))
+    return {
+        "status": "ok" if result.words else "no_speech",
+        "reason": None if result.words else "no speech detected in the audio",
+        "audio_s": audio.duration_s,
+        "transcribe_s": time.perf_counter() - started,
+        "segments": [asdict(s) for s in result.segments],
+        "words": [asdict(w) for w in result.words],
+    }
+
+
+def _progress_logger(log: Callable[[str], None], prefix: str) -> Callable[[float, float], None]:
+    last_logged = [0.0]
+
+    def progress(done_s: float, total_s: float) -> None:
+        if done_s - last_logged[0] >= PROGRESS_EVERY_S and done_s < total_s:
+            last_logged[0] = done_s
+            log(f"{prefix}: {done_s:.0f} of {total_s:.0f} s of audio transcribed")
+
+    return progress
+
+
+def transcribe_channel(
+    data_root: Path,
+    channel: str,
+    videos: pl.DataFrame,
+    engine: AsrEngine,
+    cache: TranscriptCache,
+    vocabulary: MedicalVocabulary | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> ChannelTranscripts:
+    """Transcribe the channel's `videos` rows (those with status ok); others get an error row."""
+    videos = videos.sort("video_id")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows, words, segments = [], [], []
+    n = videos.height
+    log(f"channel {channel!r}: {n} videos to transcribe with {engine.name}")
+    for i, video in enumerate(videos.iter_rows(named=True), 1):
+        prefix = f"video {i} of {n} ({video['video_id']})"
+        row = dict.fromkeys(TRANSCRIPTS_SCHEMA) | {
+            "channel": channel,
+            "video_id": video["video_id"],
+            "sha256": video["sha256"],
+            "engine": engine.name,
+            "engine_fingerprint": engine.fingerprint,
+            "transcribed_at": now,
+            "n_segments": 0,
+            "n_words": 0,
+            "n_corrections": 0,
+        }
+        rows.append(row)
+        if video["status"] != "ok":
+            row.update(status="error", reason=f"video unreadable: {video['error']}")
+            log(f"{prefix}: skipped, {row['reason']}")
+            continue
+        entry = cache.get(engine.fingerprint, video["sha256"])
+        row["from_cache"] = entry is not None
+        if entry is None:
+            try:
+                entry = _transcribe_video(data_root / video["path"], engine, _progress_logger(log, prefix))
+            except (OSError, ValueError, RuntimeError, av.FFmpegError) as exc:
+                row.update(status="error", reason=f"transcription failed: {exc}")
+                log(f"{prefix}: {row['reason']}")
+                continue
+            cache.put(engine.fingerprint, video["sha256"], entry)
+        row.update(
+            status=entry["status"],
+            reason=entry["reason"],
+            audio_s=entry["audio_s"],
+            transcribe_s=entry["transcribe_s"],
+            n_segments=len(entry["segments"]),
+            n_words=len(entry["words"]),
+        )
+        key = {"channel": channel, "video_id": video["video_id"]}
+        words += [key | {"word_index": k} | word for k, word in enumerate(entry["words"])]
+        for segment in entry["segments"]:
+            corrected, corrections = (
+                vocabulary.correct(segment["text"]) if vocabulary else (segment["text"], [])
+            )
+            row["n_corrections"] += len(corrections)
+            segments.append(
+                key | segment | {"corrected_text": corrected, "corrections": [asdict(c) for c in corrections]}
+            )
+        source = "from the cache" if row["from_cache"] else f"in {row['transcribe_s']:.1f} s"
+        log(
+            f"{prefix}: {row['n_words']} words, {row['n_corrections']} corrections, "
+            f"{row['audio_s']:.0f} s of audio, {source}" + (f" ({row['reason']})" if row["reason"] else "")
+        )
+    return ChannelTranscripts(
+        transcripts=pl.DataFrame(rows, schema=TRANSCRIPTS_SCHEMA),
+        words=pl.DataFrame(words, schema=WORDS_SCHEMA),
+        segments=pl.DataFrame(segments, schema=SEGMENTS_SCHEMA),
+    )

@@ -1,0 +1,235 @@
+"""ASR parts: audio extraction, engine settings, both engines, medical vocabulary, scoring."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mednarratives_assets.asr.audio import NoSpeechAudio, load_audio
+from mednarratives_assets.asr.engines import (
+    TORCHAUDIO_ALIGN_FILE,
+    AlignmentModelUnavailable,
+    AsrConfigError,
+    AsrSettings,
+    AsrWord,
+    WhisperXEngine,
+    build_engine,
+    find_alignment_model,
+    sentence_segments,
+)
+from mednarratives_assets.asr.scoring import TimedWord, score_words
+from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.demo.speech import PiperNarrator
+from mednarratives_tests.asr_fixtures import save_tiny_alignment_model, write_narrated_video
+from mednarratives_tests.conftest import make_video
+
+SENTENCES = [
+    "Here is an axial CT of the abdomen.",
+    "Notice the hypodense lesion in the right lobe of the liver.",
+    "On the T2 weighted image it is hyperintense.",
+    "The findings suggest a simple cyst.",
+]
+
+
+@pytest.fixture(scope="module")
+def narrated(tmp_path_factory) -> tuple[Path, list[TimedWord]]:
+    path = tmp_path_factory.mktemp("narrated") / "clip.mp4"
+    return path, write_narrated_video(path, PiperNarrator(), SENTENCES)
+
+
+# --- audio -----------------------------------------------------------------------------------
+
+
+def test_audio_is_decoded_from_the_mp4_without_an_ffmpeg_executable(narrated, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no ffmpeg to find
+    path, truth = narrated
+    audio = load_audio(path)
+    assert audio.samples.dtype == np.float32
+    assert audio.duration_s == pytest.approx(truth[-1].start_s + 0.5, abs=1.0)
+
+
+def test_a_video_without_audio_or_with_silence_gives_a_reason(tmp_path):
+    with pytest.raises(NoSpeechAudio, match="no audio stream"):
+        load_audio(make_video(tmp_path / "mute.mp4", audio=False))
+    silent = tmp_path / "silent.mp4"
+    from mednarratives_assets.mp4 import write_mp4
+
+    write_mp4(silent, (np.zeros((96, 160, 3), np.uint8) for _ in range(10)), fps=10, audio=np.zeros(16_000))
+    with pytest.raises(NoSpeechAudio, match="silent audio"):
+        load_audio(silent)
+
+
+def test_a_file_that_is_not_media_names_itself(tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(ValueError, match="notes.mp4: not a readable media file"):
+        load_audio(bad)
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (AsrSettings(engine="kaldi"), "engine 'kaldi' is not one of faster-whisper, whisperx"),
+        (AsrSettings(compute_type="int4"), "compute_type 'int4'"),
+        (AsrSettings(batch_size=0), "batch_size must be at least 1"),
+        (AsrSettings(threads=-1), "threads must be 0"),
+        (AsrSettings(model_path="/no/such/model"), "model_path '/no/such/model' is not a CTranslate2"),
+    ],
+)
+def test_a_wrong_setting_is_named(settings, message):
+    with pytest.raises(AsrConfigError, match=message):
+        build_engine(settings)
+
+
+def test_the_fingerprint_follows_what_changes_the_output():
+    base = AsrSettings()
+    assert base.fingerprint("p") == AsrSettings(threads=1, device="cuda").fingerprint("p")
+    assert base.fingerprint("p") != base.fingerprint(None)
+    assert base.fingerprint("p") != AsrSettings(beam_size=1).fingerprint("p")
+    assert base.fingerprint("p") != AsrSettings(engine="whisperx").fingerprint("p")
+
+
+# --- faster-whisper --------------------------------------------------------------------------
+
+
+def test_faster_whisper_gives_accurate_words_and_times_offline(narrated):
+    path, truth = narrated
+    engine = build_engine(AsrSettings())
+    done: list[float] = []
+    result = engine.transcribe(load_audio(path).samples, done.append)
+    score = score_words(truth, [TimedWord(w.word, w.start_s) for w in result.words])
+    assert score.wer <= 0.15, [w.word for w in result.words]
+    assert statistics.median(score.start_errors_s) <= 0.15
+    assert len(score.start_errors_s) >= 0.8 * len(truth)
+    # one segment per sentence, words inside their segment, progress reported
+    assert len(result.segments) == len(SENTENCES)
+    for word in result.words:
+        segment = result.segments[word.segment_index]
+        assert segment.start_s <= word.start_s <= word.end_s <= segment.end_s
+    assert done and done == sorted(done)
+
+
+def test_sentence_segments_split_at_sentence_punctuation():
+    words = [
+        AsrWord(w, i, i + 0.5, 0.9, -1) for i, w in enumerate(["A", "lesion.", "Is", "it", "benign?", "Yes"])
+    ]
+    result = sentence_segments(words)
+    assert [s.text for s in result.segments] == ["A lesion.", "Is it benign?", "Yes"]
+    assert [w.segment_index for w in result.words] == [0, 0, 1, 1, 1, 2]
+    assert result.segments[1].start_s == 2 and result.segments[1].end_s == 4.5
+
+
+# --- whisperx --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def empty_torch_hub(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def test_whisperx_without_an_alignment_model_says_how_to_provide_one(empty_torch_hub):
+    with pytest.raises(AlignmentModelUnavailable) as failure:
+        build_engine(AsrSettings(engine="whisperx"))
+    message = str(failure.value)
+    assert TORCHAUDIO_ALIGN_FILE in message and str(empty_torch_hub) in message
+    assert "align_model" in message and "faster-whisper" in message
+    with pytest.raises(AlignmentModelUnavailable, match="'/no/such/dir' is neither"):
+        build_engine(AsrSettings(engine="whisperx", align_model="/no/such/dir"))
+
+
+def test_alignment_models_are_found_in_a_folder_or_in_torch_hub(tmp_path, empty_torch_hub):
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text("{}")
+    assert find_alignment_model(str(hf), "en") == (str(hf), None)
+    torchaudio_dir = tmp_path / "ta"
+    torchaudio_dir.mkdir()
+    (torchaudio_dir / TORCHAUDIO_ALIGN_FILE).touch()
+    assert find_alignment_model(str(torchaudio_dir), "en") == ("WAV2VEC2_ASR_BASE_960H", str(torchaudio_dir))
+    empty_torch_hub.mkdir(parents=True)
+    (empty_torch_hub / TORCHAUDIO_ALIGN_FILE).touch()
+    assert find_alignment_model("", "en") == ("WAV2VEC2_ASR_BASE_960H", str(empty_torch_hub))
+
+
+def test_whisperx_transcribes_and_aligns_with_a_local_model(narrated, tmp_path, empty_torch_hub):
+    path, truth = narrated
+    model = save_tiny_alignment_model(tmp_path / "aligner")
+    engine = build_engine(AsrSettings(engine="whisperx", align_model=str(model), threads=1))
+    assert isinstance(engine, WhisperXEngine)
+    samples = load_audio(path).samples
+    done: list[float] = []
+    result = engine.transcribe(samples, done.append)
+    # The text is Whisper's, as accurate as with faster-whisper; the times come from the random
+    # aligner here, so only their consistency is checked.
+    score = score_words(truth, [TimedWord(w.word, w.start_s) for w in result.words])
+    assert score.wer <= 0.15
+    assert result.segments and done[-1] == pytest.approx(samples.size / 16_000)
+    starts = [w.start_s for w in result.words]
+    assert starts == sorted(starts)
+    for word in result.words:
+        segment = result.segments[word.segment_index]
+        assert segment.start_s - 1e-6 <= word.start_s <= word.end_s <= segment.end_s + 1e-6
+
+
+# --- vocabulary ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> MedicalVocabulary:
+    return MedicalVocabulary()
+
+
+@pytest.mark.parametrize(
+    ("heard", "meant", "rules"),
+    [
+        ("The hyper intense lesion.", "The hyperintense lesion.", ["join"]),
+        ("An axle image, then the satchel one", "An axial image, then the sagittal one", ["map", "map"]),
+        ("Contrast and hand CT", "Contrast-enhanced CT", ["map"]),
+        ("a hypodence mass", "a hypodense mass", ["spelling"]),
+        ("The parenasal sinuses.", "The paranasal sinuses.", ["spelling"]),
+        ("Non contrast CT", "Noncontrast CT", ["join"]),
+    ],
+)
+def test_known_confusions_are_corrected(vocabulary, heard, meant, rules):
+    corrected, corrections = vocabulary.correct(heard)
+    assert corrected == meant
+    assert [c.rule for c in corrections] == rules
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "He walked in a typical way to the order desk.",  # "a typical" is not "atypical"
+        "The hypodense lesion is hyperintense on T2.",
+        "Emphasis on the findings, which are benign.",
+        "",
+    ],
+)
+def test_english_and_correct_terms_pass_untouched(vocabulary, text):
+    assert vocabulary.correct(text) == (text, [])
+
+
+def test_the_term_list_and_confusions_parse(vocabulary):
+    assert {"hypodense", "hyperintense", "immunohistochemistry", "sagittal"} <= vocabulary.terms
+    assert all(t == t.strip() and t for t in vocabulary.terms)
+    assert vocabulary.confusions[("satchel",)] == "sagittal"
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def test_wer_counts_spoken_forms_and_start_errors_come_from_matched_words():
+    truth = [TimedWord(w, float(i)) for i, w in enumerate("a two point six centimeters cyst".split())]
+    heard = [TimedWord("A", 0.1), TimedWord("2.6", 1.05), TimedWord("cm", 4.0), TimedWord("cyst.", 5.2)]
+    score = score_words(truth, heard)
+    assert score.errors == 0 and score.reference_words == 6
+    assert sorted(round(e, 2) for e in score.start_errors_s) == [0.0, 0.05, 0.1, 0.2, 0.95, 1.95]
+    wrong = score_words(truth, [TimedWord("a", 0), TimedWord("cist", 1)])
+    assert wrong.errors == 5 and wrong.wer == pytest.approx(5 / 6)
