@@ -116,7 +116,8 @@ def draw_words(
     audio = load_audio(video)
     result = build_engine(AsrSettings()).transcribe(audio.samples, lambda _: None)
     vocabulary = MedicalVocabulary()
-    fixed = {c.heard.lower() for s in result.segments for c in vocabulary.correct(s.text)[1]}
+    corrections = [c for s in result.segments for c in vocabulary.correct(s.text)[1]]
+    fixed = {heard for c in corrections for heard in c.heard.lower().split()}
     first, last = int(start_s * 16_000), int((start_s + seconds) * 16_000)
     t = np.arange(first, min(last, audio.samples.size)) / 16_000
     fig, ax = plt.subplots(figsize=(14, 3.6), dpi=110)

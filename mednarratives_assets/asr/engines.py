@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -114,19 +115,27 @@ class AsrSettings:
         return self.threads or os.cpu_count() or 1
 
     def fingerprint(self, prompt: str | None) -> str:
-        """Identifies everything that changes the output: cached transcripts are keyed by it."""
+        """Identifies everything that changes the output: cached transcripts are keyed by it.
+
+        The model counts by its content, so reinstalling it elsewhere keeps the cache valid."""
         model = self.resolved_model_path / "model.bin"
         stat = model.stat()
         identity = asdict(self) | {
-            "model_path": str(model.resolve()),
-            "model_size": stat.st_size,
+            "model_sha256": _file_digest(str(model.resolve()), stat.st_size, stat.st_mtime_ns),
             "prompt": prompt,
         }
-        for irrelevant in ("device", "threads", "vocabulary_prompt"):
+        for irrelevant in ("model_path", "device", "threads", "vocabulary_prompt"):
             identity.pop(irrelevant)
         if self.engine != "whisperx":
             identity.pop("align_model")
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: str, _size: int, _mtime_ns: int) -> str:
+    """sha256 of a model file, computed once per process for each (path, size, mtime)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class AsrEngine(Protocol):
@@ -315,9 +324,9 @@ def _ensure_sentence_splitter() -> None:
     try:
         nltk.data.find("tokenizers/punkt_tab/english/")
     except LookupError:
-        root = Path(tempfile.mkdtemp(prefix="mednarratives-nltk-"))
+        root = Path(tempfile.gettempdir()) / "mednarratives-nltk"
         english = root / "tokenizers" / "punkt_tab" / "english"
-        english.mkdir(parents=True)
+        english.mkdir(parents=True, exist_ok=True)
         for name in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
             (english / name).touch()
         nltk.data.path.append(str(root))

@@ -85,7 +85,18 @@ def transcripts(
         output_name="transcript_words",
         metadata={"dagster/row_count": result.words.height},
     )
-    corrected = result.segments.filter(pl.col("corrections").list.len() > 0)
+    corrected = result.segments.filter(pl.col("corrections").list.len() > 0).with_columns(
+        changes=pl.col("corrections")
+        .list.eval(
+            pl.format(
+                "{} → {} ({})",
+                pl.element().struct.field("heard"),
+                pl.element().struct.field("corrected"),
+                pl.element().struct.field("rule"),
+            )
+        )
+        .list.join("; ")
+    )
     yield dg.Output(
         result.segments,
         output_name="transcript_segments",
@@ -93,7 +104,7 @@ def transcripts(
             "dagster/row_count": result.segments.height,
             "n_corrected_segments": corrected.height,
             "segments": markdown_preview(result.segments, ["video_id", "start_s", "end_s", "corrected_text"]),
-            "corrections": markdown_preview(corrected, ["video_id", "text", "corrected_text"]),
+            "corrections": markdown_preview(corrected, ["video_id", "start_s", "changes", "corrected_text"]),
         },
     )
     yield dg.AssetCheckResult(
