@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from mednarratives_assets.asr.engines import (
     sentence_segments,
 )
 from mednarratives_assets.asr.scoring import TimedWord, score_words
-from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.asr.vocabulary import PROMPT, MedicalVocabulary
 from mednarratives_assets.demo.speech import PiperNarrator
 from mednarratives_tests.asr_fixtures import save_tiny_alignment_model, write_narrated_video
 from mednarratives_tests.conftest import make_video
@@ -214,6 +215,13 @@ def test_known_confusions_are_corrected(vocabulary, heard, meant, rules):
 )
 def test_english_and_correct_terms_pass_untouched(vocabulary, text):
     assert vocabulary.correct(text) == (text, [])
+
+
+def test_the_prompt_draws_its_terms_from_the_term_list(vocabulary):
+    words = re.findall(r"[A-Za-z][\w-]*", PROMPT)
+    medical = [w for w in words if w.lower() not in {"a", "and", "medical", "lecture"}]
+    assert len(medical) >= 15
+    assert [w for w in medical if w.lower() not in vocabulary.terms] == []
 
 
 def test_the_term_list_and_confusions_parse(vocabulary):

@@ -23,7 +23,10 @@ from mednarratives_assets.spoken_text import strip_punctuation
 TERMS_FILE = Path(__file__).with_name("medical_terms.txt")
 CONFUSIONS_FILE = Path(__file__).with_name("confusions.tsv")
 # Whisper reads the prompt as preceding speech; a short, natural one primes spellings without the
-# model echoing it. The terms are those tiny.en most often got wrong on medical narration.
+# model echoing it. Its terms come from medical_terms.txt (a test checks), chosen among those
+# tiny.en most often got wrong on medical narration. On held-out MedPix narration this sentence
+# did better than the same terms as a bare list or as faster-whisper hotwords (3.7% WER against
+# 4.5% and 4.5%; 7.1% without).
 PROMPT = (
     "A medical imaging and pathology lecture. Axial and sagittal CT, T2-weighted and FLAIR MRI, "
     "ultrasound: hypodense, hyperdense, hyperintense, hypointense, hypoechoic, lucent and "
