@@ -153,6 +153,20 @@ def test_a_wrong_asr_setting_fails_the_run_and_names_it(layout, resources, insta
     assert "ASR resource 'asr': compute_type 'int4' is not one of" in str(failure.step_failure_data.error)
 
 
+def test_whisperx_without_an_alignment_model_fails_the_run_saying_how_to_fix_it(
+    layout, resources, instance, narrator, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    write_narrated_video(layout.channel_dir("c") / "a.mp4", narrator, LECTURES["chest"])
+    TRANSCRIBED.clear()
+    result = materialize(layout, resources, instance, "c", asr=CountingRecognizer(engine="whisperx"))
+    assert not result.success and TRANSCRIBED == []
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = str(failure.step_failure_data.error)
+    assert "ASR resource 'asr': no alignment model is configured or cached" in message
+    assert "set align_model to a local Hugging Face wav2vec2 CTC model folder" in message
+
+
 class ScriptedEngine:
     """Returns fixed segments, to test what the stage does with ASR output."""
 

@@ -84,22 +84,20 @@ class MedicalVocabulary:
         return any(word.endswith(suffix) and self.is_known(word[: -len(suffix)]) for suffix in _SUFFIXES)
 
     def correct(self, text: str) -> tuple[str, list[Correction]]:
+        """The text with known confusions fixed, and each change; unchanged text comes back as is."""
         tokens = text.split()
-        cores = [strip_punctuation(t).lower() for t in tokens]
+        heard = [strip_punctuation(t) for t in tokens]
+        cores = [h.lower() for h in heard]
         out: list[str] = []
         corrections: list[Correction] = []
         i = 0
         while i < len(tokens):
-            n, fixed, rule = self._fix_at(cores, [strip_punctuation(t) for t in tokens], i)
+            n, fixed, rule = self._fix_at(cores, heard, i)
             if fixed is None:
                 out.append(tokens[i])
-                i += 1
-                continue
-            replacement = _keep_case_and_punctuation(tokens[i : i + n], fixed)
-            corrections.append(
-                Correction(" ".join(strip_punctuation(t) for t in tokens[i : i + n]), fixed, rule)
-            )
-            out.append(replacement)
+            else:
+                out.append(_keep_case_and_punctuation(tokens[i : i + n], fixed))
+                corrections.append(Correction(" ".join(heard[i : i + n]), fixed, rule))
             i += n
         return (" ".join(out), corrections) if corrections else (text, [])
 

@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.asr.engines import AlignmentModelUnavailable, AsrConfigError
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.defs.metadata import markdown_preview
 from mednarratives_assets.defs.partitions import channel_partitions
@@ -53,7 +54,7 @@ def transcripts(
     layout = paths.layout
     try:
         engine = asr.build()
-    except ValueError as exc:
+    except (AsrConfigError, AlignmentModelUnavailable) as exc:
         raise dg.Failure(f"ASR resource 'asr': {exc}") from exc
     result = transcribe_channel(
         layout.data_root,
