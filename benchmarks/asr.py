@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import multiprocessing
 import resource
 import statistics
@@ -36,6 +35,7 @@ from mednarratives_assets.asr.engines import (
 )
 from mednarratives_assets.asr.scoring import TimedWord, score_words, total
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.demo.corpus import load_truth
 from mednarratives_assets.settings import DataLayout
 
 TARGET_X_REAL_TIME = 10.0
@@ -44,10 +44,12 @@ TARGET_START_ERROR_S = 0.150
 
 
 def lectures(corpus: Path) -> list[tuple[Path, list[TimedWord]]]:
+    """Each demo lecture of a data root whose video is present, with the narrator's words."""
+    layout = DataLayout(corpus, corpus / "unused.duckdb")
     out = []
-    for truth_file in sorted((corpus / "ground_truth").glob("*/*.json")):
-        truth = json.loads(truth_file.read_text(encoding="utf-8"))
-        video = corpus / "videos" / truth_file.parent.name / f"{truth_file.stem}.mp4"
+    for truth_file in sorted(layout.ground_truth_dir.glob("*/*.json")):
+        truth = load_truth(truth_file)
+        video = layout.channel_dir(truth["channel"]) / f"{truth['video_id']}.mp4"
         if video.is_file():
             out.append((video, [TimedWord(w["word"], w["start_s"]) for w in truth["words"]]))
     return out

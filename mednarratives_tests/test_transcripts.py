@@ -34,7 +34,7 @@ LECTURES = {
     "brain": ["The axial FLAIR image shows a hyperintense lesion near the ventricle."],
     "liver": ["A hypodense mass sits in the left lobe of the liver."],
 }
-TRANSCRIBED: list[str] = []  # one entry per engine call, across the counting engine's lifetimes
+TRANSCRIBED: list[int] = []  # one entry per engine call, across the counting engine's lifetimes
 
 
 class CountingEngine:
@@ -46,7 +46,7 @@ class CountingEngine:
         self.fingerprint = engine.fingerprint
 
     def transcribe(self, samples, progress):
-        TRANSCRIBED.append(f"{samples.size}")
+        TRANSCRIBED.append(samples.size)
         return self.engine.transcribe(samples, progress)
 
 

@@ -248,10 +248,10 @@ class WhisperXEngine:
         self.fingerprint = settings.fingerprint(self.prompt)
         try:
             self.alignment = find_alignment_model(settings.align_model, settings.language)
-        except AlignmentModelUnavailable:
+        except AlignmentModelUnavailable as missing:
             if require_alignment:
                 raise
-            self.alignment = None
+            self.alignment = missing
         self._asr = None
         self._aligner = None
 
@@ -278,8 +278,8 @@ class WhisperXEngine:
             import whisperx
 
             _ensure_sentence_splitter()
-            if self.alignment is None:  # raises the error that says how to provide a model
-                find_alignment_model(self.settings.align_model, self.settings.language)
+            if isinstance(self.alignment, AlignmentModelUnavailable):
+                raise self.alignment  # says how to provide a model
             model_name, model_dir = self.alignment
             self._aligner = whisperx.load_align_model(
                 self.settings.language,

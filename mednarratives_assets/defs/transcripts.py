@@ -10,7 +10,15 @@ from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths, SpeechRecognizer
 from mednarratives_assets.stages.transcripts import TranscriptCache, transcribe_channel
 
-_TABLE = {"partition_expr": "channel"}
+
+def _table(description: str) -> dg.AssetOut:
+    """An output the IO manager writes to the DuckDB table named after it, partitioned by channel."""
+    return dg.AssetOut(
+        description=description,
+        metadata={"partition_expr": "channel"},
+        kinds={"duckdb", "polars"},
+        group_name="transcripts",
+    )
 
 
 @dg.multi_asset(
@@ -18,24 +26,9 @@ _TABLE = {"partition_expr": "channel"}
     partitions_def=channel_partitions,
     ins={"videos": dg.AssetIn()},
     outs={
-        "transcripts": dg.AssetOut(
-            description="One row per video: ASR status, the reason when there are no words, counts.",
-            metadata=_TABLE,
-            kinds={"duckdb", "polars"},
-            group_name="transcripts",
-        ),
-        "transcript_words": dg.AssetOut(
-            description="Every recognized word with its start and end time and probability.",
-            metadata=_TABLE,
-            kinds={"duckdb", "polars"},
-            group_name="transcripts",
-        ),
-        "transcript_segments": dg.AssetOut(
-            description="Whisper's segments with their text after medical vocabulary corrections.",
-            metadata=_TABLE,
-            kinds={"duckdb", "polars"},
-            group_name="transcripts",
-        ),
+        "transcripts": _table("One row per video: ASR status, the reason when there are no words, counts."),
+        "transcript_words": _table("Every recognized word with its start and end time and probability."),
+        "transcript_segments": _table("One sentence per row, its text and the medical corrections."),
     },
     check_specs=[
         dg.AssetCheckSpec("all_videos_transcribed", asset="transcripts", partitions_def=channel_partitions)

@@ -20,7 +20,7 @@ import av
 import polars as pl
 
 from mednarratives_assets.asr.audio import NoSpeechAudio, load_audio
-from mednarratives_assets.asr.engines import AsrEngine
+from mednarratives_assets.asr.engines import AsrEngine, AsrResult
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 
 CACHE_FORMAT = "mednarratives-transcript/1"
@@ -85,9 +85,7 @@ class TranscriptCache:
         path = self._path(fingerprint, sha256)
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError):  # a damaged entry is transcribed again
+        except (OSError, json.JSONDecodeError):  # absent, or damaged: transcribed again
             return None
         return entry if entry.get("format") == CACHE_FORMAT else None
 
@@ -105,19 +103,15 @@ def _transcribe_video(path: Path, engine: AsrEngine, progress: Callable[[float, 
     try:
         audio = load_audio(path)
     except NoSpeechAudio as exc:
-        return {
-            "status": "no_speech",
-            "reason": str(exc),
-            "audio_s": 0.0,
-            "transcribe_s": time.perf_counter() - started,
-            "segments": [],
-            "words": [],
-        }
-    result = engine.transcribe(audio.samples, lambda done_s: progress(done_s, audio.duration_s))
+        audio_s, result, reason = 0.0, AsrResult([], []), str(exc)
+    else:
+        audio_s = audio.duration_s
+        result = engine.transcribe(audio.samples, lambda done_s: progress(done_s, audio_s))
+        reason = None if result.words else "no speech detected in the audio"
     return {
-        "status": "ok" if result.words else "no_speech",
-        "reason": None if result.words else "no speech detected in the audio",
-        "audio_s": audio.duration_s,
+        "status": "no_speech" if reason else "ok",
+        "reason": reason,
+        "audio_s": audio_s,
         "transcribe_s": time.perf_counter() - started,
         "segments": [asdict(s) for s in result.segments],
         "words": [asdict(w) for w in result.words],
