@@ -1,0 +1,345 @@
+"""Stable chunks: the spans where a slide stays still while the lecturer talks over it, and one
+clean keyframe for each.
+
+One decoding pass per video, never seeking: every frame is grabbed, and a few per second are
+retrieved and shrunk to a small grey picture. A span stays open while its frames match the span's
+first frame and the previous sample; the pointer (a small moving blob) and fixed overlays such as a
+webcam inset (pixels that keep changing over the whole video) are left out of that comparison.
+Slow zooms and pans drift away from the first frame within a second or two, so they never last the
+minimum duration. The full-size samples of the open span are kept (thinned evenly when there are
+many), and their per-pixel median becomes the keyframe, which drops the moving pointer.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import cv2
+import imagehash
+import numpy as np
+import polars as pl
+from PIL import Image, ImageDraw
+
+from mednarratives_assets.demo.slides import font
+
+# A span's reference frame follows the picture this long after it opens, so the end of a
+# cross-fade does not count as a change.
+SETTLE_S = 0.5
+# A scene ends where this share of the picture changes between two samples.
+SCENE_CUT = 0.15
+# An overlay must be busy for this many samples of a scene.
+MIN_SCENE_SAMPLES = 6
+# Keyframes are searched for their picture at this width.
+REGION_WIDTH = 480
+# Frames of a still slide differ by compression noise only, a few grey levels.
+NOISE_LEVELS = 24
+
+STABLE_CHUNKS_SCHEMA = {
+    "channel": pl.String,
+    "video_id": pl.String,
+    "chunk_index": pl.Int32,
+    "start_s": pl.Float64,
+    "end_s": pl.Float64,
+    "keyframe_path": pl.String,
+    "keyframe_sha256": pl.String,
+    "duplicate_of": pl.Int32,
+    "is_medical": pl.Boolean,
+    "medical_score": pl.Float32,
+    "image_x": pl.Int32,
+    "image_y": pl.Int32,
+    "image_w": pl.Int32,
+    "image_h": pl.Int32,
+    "sharpness": pl.Float32,
+    "phash": pl.String,
+    "n_samples": pl.Int32,
+}
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
+    """How stable chunks are found; `validated()` names a wrong value."""
+
+    min_duration_s: float = 2.0  # shorter still spans are not chunks
+    sample_hz: float = 6.0  # frames compared per second of video
+    analysis_width: int = 160  # the compared frames are shrunk to this width (noise averages out)
+    pixel_change: int = 25  # grey levels a shrunken pixel must change by to count as changed
+    max_changed_fraction: float = 0.004  # of the frame, outside overlays: room for the pointer
+    overlay_activity: float = 0.4  # pixels changing in this share of samples are an overlay...
+    max_overlay_fraction: float = 0.08  # ...when their region covers at most this share of the frame
+    keyframe_samples: int = 15  # at most this many full-size samples make the median keyframe
+    duplicate_distance: int = 6  # keyframes whose 64-bit pHashes differ in at most this many bits are one
+    medical_threshold: float = 0.5  # classifier score from which a chunk is medical
+
+    def validated(self) -> ChunkingSettings:
+        positive = {f.name for f in fields(self)} - {"duplicate_distance"}
+        for name in positive:
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"chunking setting {name}={value!r}: must be greater than 0")
+        for name in ("max_changed_fraction", "overlay_activity", "max_overlay_fraction", "medical_threshold"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"chunking setting {name}={getattr(self, name)!r}: must be below 1")
+        if self.duplicate_distance < 0:
+            raise ValueError(f"chunking setting duplicate_distance={self.duplicate_distance!r}: must be >= 0")
+        return self
+
+
+class VideoUnreadable(ValueError):
+    """The file cannot be decoded as video."""
+
+
+@dataclass
+class Sample:
+    t: float
+    small: np.ndarray  # grey, analysis_width wide
+    frame: np.ndarray  # BGR, full size
+
+
+@dataclass
+class StableSpan:
+    """A still span: its samples' times and the median of its full-size samples (BGR)."""
+
+    start_s: float
+    end_s: float
+    n_samples: int
+    keyframe: np.ndarray
+
+
+def sample_video(path: Path, sample_hz: float, analysis_width: int) -> Iterator[Sample]:
+    """Every `fps / sample_hz`-th frame, decoded in one pass: grab() every frame, retrieve() the samples."""
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise VideoUnreadable(f"{path}: not a readable video")
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        if not fps or fps <= 0:
+            raise VideoUnreadable(f"{path}: the video stream has no frame rate")
+        step = max(1, round(fps / sample_hz))
+        index = 0
+        while capture.grab():
+            if index % step == 0:
+                ok, frame = capture.retrieve()
+                if ok:
+                    height = round(frame.shape[0] * analysis_width / frame.shape[1])
+                    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+                    small = cv2.resize(grey, (analysis_width, height), interpolation=cv2.INTER_AREA)
+                    yield Sample(index / fps, small, frame)
+            index += 1
+        if index == 0:
+            raise VideoUnreadable(f"{path}: no frame could be decoded")
+    finally:
+        capture.release()
+
+
+@dataclass
+class _OverlayMask:
+    """Small regions that keep changing through scene after scene: a webcam inset, a clock.
+
+    A scene ends where most of the picture changes at once (a cut or a fade). A region only counts
+    as an overlay once it was busy in an earlier scene too, so a presenter's moving face, a
+    zoom or a circling pointer, each busy within one scene, stays content.
+    """
+
+    settings: ChunkingSettings
+    scene_changes: np.ndarray | None = None
+    scene_n: int = 0
+    busy_before: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+    def update(self, changed: np.ndarray, scene_cut: bool) -> None:
+        if self.scene_changes is None:
+            self.scene_changes = np.zeros(changed.shape, np.int32)
+            self.busy_before = np.zeros(changed.shape, bool)
+        if scene_cut:
+            if self.scene_n >= MIN_SCENE_SAMPLES:
+                self.busy_before |= self._busy()
+            self.scene_changes[:] = 0
+            self.scene_n = 0
+            self.mask = None
+            return
+        self.scene_changes += changed
+        self.scene_n += 1
+        if self.scene_n >= MIN_SCENE_SAMPLES and self.busy_before.any():
+            self.mask = self._small_regions(self._busy() & self.busy_before)
+
+    def _busy(self) -> np.ndarray:
+        return self.scene_changes >= self.settings.overlay_activity * self.scene_n
+
+    def _small_regions(self, busy: np.ndarray) -> np.ndarray:
+        # Wide enough that the moving edges of one object join into one region.
+        grown = cv2.dilate(busy.astype(np.uint8), np.ones((15, 15), np.uint8))
+        count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+        mask = np.zeros(busy.shape, bool)
+        limit = self.settings.max_overlay_fraction * busy.size
+        for label in range(1, count):
+            x, y, w, h, _ = stats[label]
+            if w * h <= limit:
+                mask[y : y + h, x : x + w] = True
+        return mask
+
+    def outside(self, changed: np.ndarray) -> np.ndarray:
+        return changed if self.mask is None else changed & ~self.mask
+
+
+def _changed(a: np.ndarray, b: np.ndarray, threshold: int) -> np.ndarray:
+    return cv2.absdiff(a, b) > threshold
+
+
+def median_keyframe(frames: list[np.ndarray]) -> np.ndarray:
+    """The per-pixel temporal median, so a pointer that is at no one spot in most frames disappears.
+
+    Only pixels whose frames disagree by more than noise (the pointer, an overlay) need the sort;
+    the rest, nearly all of a still slide, take the mean, which equals their median within the
+    noise and costs a tenth as much.
+    """
+    if len(frames) == 1:
+        return frames[0].copy()
+    stack = np.stack(frames)
+    keyframe = ((stack.sum(axis=0, dtype=np.uint16) + len(frames) // 2) // len(frames)).astype(np.uint8)
+    disagree = (stack.max(axis=0) - stack.min(axis=0)) > NOISE_LEVELS
+    if disagree.any():
+        keyframe[disagree] = np.partition(stack[:, disagree], len(frames) // 2, axis=0)[len(frames) // 2]
+    return keyframe
+
+
+@dataclass
+class _OpenSpan:
+    anchor: np.ndarray
+    start_s: float
+    times: list[float] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+    stride: int = 1
+    n_samples: int = 0
+
+    def add(self, sample: Sample, keep: int) -> None:
+        """Keep every `stride`-th full-size sample; when more than `keep`, drop every other one."""
+        if self.n_samples % self.stride == 0:
+            self.frames.append(sample.frame)
+            if len(self.frames) > keep:
+                self.frames = self.frames[::2]
+                self.stride *= 2
+        self.times.append(sample.t)
+        self.n_samples += 1
+
+
+def find_stable_spans(
+    samples: Iterator[Sample], settings: ChunkingSettings, duration_s: float | None = None
+) -> Iterator[StableSpan]:
+    """Still spans of at least `min_duration_s`, in order, each with its median keyframe."""
+    overlay = _OverlayMask(settings)
+    previous: Sample | None = None
+    span: _OpenSpan | None = None
+    history: list[np.ndarray] = []  # the last second of small frames, for the overlay statistics
+    settle_samples = max(1, round(SETTLE_S * settings.sample_hz))
+
+    def close(end_s: float) -> StableSpan | None:
+        if span is None or end_s - span.start_s < settings.min_duration_s:
+            return None
+        return StableSpan(span.start_s, end_s, span.n_samples, median_keyframe(span.frames))
+
+    for sample in samples:
+        small = cv2.GaussianBlur(sample.small, (3, 3), 0)
+        history.append(small)
+        if len(history) > max(1, round(settings.sample_hz)):
+            scene_cut = np.count_nonzero(_changed(small, previous, settings.pixel_change)) > SCENE_CUT * small.size
+            overlay.update(_changed(small, history.pop(0), settings.pixel_change), scene_cut)
+        limit = settings.max_changed_fraction * small.size
+        still = (
+            previous is not None
+            and span is not None
+            and np.count_nonzero(overlay.outside(_changed(small, previous, settings.pixel_change))) <= limit
+            and np.count_nonzero(overlay.outside(_changed(small, span.anchor, settings.pixel_change)))
+            <= limit
+        )
+        if not still:
+            boundary = sample.t if previous is None else (previous_t + sample.t) / 2
+            finished = close(boundary)
+            if finished is not None:
+                yield finished
+            span = _OpenSpan(anchor=small, start_s=boundary if previous is not None else 0.0)
+        if span.n_samples < settle_samples:  # the span may open inside a cross-fade's tail
+            span.anchor = small
+        span.add(sample, settings.keyframe_samples)
+        previous, previous_t = small, sample.t
+    if span is not None:
+        end_s = duration_s if duration_s is not None else previous_t + 0.5 / settings.sample_hz
+        finished = close(end_s)
+        if finished is not None:
+            yield finished
+
+
+def perceptual_hash(keyframe_bgr: np.ndarray) -> str:
+    """64-bit DCT pHash as 16 hex digits."""
+    return str(imagehash.phash(Image.fromarray(cv2.cvtColor(keyframe_bgr, cv2.COLOR_BGR2RGB))))
+
+
+def hash_distance(a: str, b: str) -> int:
+    return imagehash.hex_to_hash(a) - imagehash.hex_to_hash(b)
+
+
+def sharpness(keyframe_bgr: np.ndarray, rect: tuple[int, int, int, int] | None = None) -> float:
+    """Variance of the Laplacian (of the medical image region when known): low means blurred."""
+    grey = cv2.cvtColor(keyframe_bgr, cv2.COLOR_BGR2GRAY)
+    if rect is not None:
+        x, y, w, h = rect
+        grey = grey[y : y + h, x : x + w]
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def locate_image_region(keyframe_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest picture-like rectangle on the slide (x, y, w, h) in frame pixels, or None.
+
+    The slide background is the most common colour of the frame's border; whatever differs from it
+    is content. Text is sparse and comes in thin lines, so the picture is the biggest block that
+    stays dense after rows and columns sparser than half content (a heading above it, notes
+    beside it) are trimmed off its edges.
+    """
+    height, width = keyframe_bgr.shape[:2]
+    scale = REGION_WIDTH / width
+    small = cv2.resize(keyframe_bgr, (REGION_WIDTH, round(height * scale)), interpolation=cv2.INTER_AREA)
+    border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]]).astype(np.int16)
+    colour_codes = (border // 8) @ np.array([1024, 32, 1])
+    values, counts = np.unique(colour_codes, return_counts=True)
+    background = border[colour_codes == values[np.argmax(counts)]].mean(axis=0)
+    content = (np.abs(small.astype(np.int16) - background).max(axis=2) > 12).astype(np.uint8)
+    closed = cv2.morphologyEx(content, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    best: tuple[int, int, int, int] | None = None
+    for label in range(1, count):
+        x, y, w, h = _trim_sparse_edges(content, *stats[label][:4])
+        if h < 0.12 * small.shape[0] or w < 0.08 * small.shape[1]:
+            continue  # a line of text or a rule
+        if best is None or w * h > best[2] * best[3]:
+            best = (x, y, w, h)
+    if best is None:
+        return None
+    x, y, w, h = best
+    left, top = round(x / scale), round(y / scale)
+    return left, top, min(width, round((x + w) / scale)) - left, min(height, round((y + h) / scale)) - top
+
+
+def _trim_sparse_edges(content: np.ndarray, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """Shrink the box while its outermost row or column is less than half content."""
+    while w > 0 and h > 0:
+        box = content[y : y + h, x : x + w]
+        edges = {
+            "top": box[0].mean(),
+            "bottom": box[-1].mean(),
+            "left": box[:, 0].mean(),
+            "right": box[:, -1].mean(),
+        }
+        side, density = min(edges.items(), key=lambda item: item[1])
+        if density >= 0.5:
+            break
+        if side == "top":
+            y, h = y + 1, h - 1
+        elif side == "bottom":
+            h -= 1
+        elif side == "left":
+            x, w = x + 1, w - 1
+        else:
+            w -= 1
+    return x, y, w, h
