@@ -19,7 +19,7 @@ import dagster as dg
 
 from mednarratives_assets.channels import scan_channels
 from mednarratives_assets.definitions import build_definitions
-from mednarratives_assets.defs.jobs import channel_pipeline_job, ingest_job
+from mednarratives_assets.defs.jobs import channel_pipeline_job, frame_classifier_job, ingest_job
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.video_downloads import load_channel_urls
@@ -49,6 +49,15 @@ def materialize_channels(
         ).success
         for channel in channels
     }
+
+
+def train_frame_classifier_if_missing(layout: DataLayout, instance: dg.DagsterInstance) -> bool:
+    """Materialize `frame_classifier` unless its model file exists; False when training failed."""
+    if layout.frame_classifier_path.exists():
+        return True
+    print(f"training the frame classifier (about 2 minutes), saved as {layout.frame_classifier_path}")
+    job = build_definitions(layout).resolve_job_def(frame_classifier_job.name)
+    return job.execute_in_process(instance=instance, raise_on_error=False).success
 
 
 def ingest(
@@ -130,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         else dg.DagsterInstance.ephemeral() as instance
     ):
         if args.command == "demo":
+            if not train_frame_classifier_if_missing(layout, instance):
+                raise SystemExit("frame classifier training failed (see the run log above)")
             outcome = materialize_channels(layout, instance, job_name=channel_pipeline_job.name)
         else:
             outcome = ingest(layout, instance, args.channel)

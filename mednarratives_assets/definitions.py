@@ -2,9 +2,11 @@
 
 import dagster as dg
 
-from mednarratives_assets.defs.jobs import channel_pipeline_job, ingest_job
+from mednarratives_assets.defs.frame_classifier import frame_classifier
+from mednarratives_assets.defs.jobs import channel_pipeline_job, frame_classifier_job, ingest_job
 from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.defs.sensors import new_video_sensor
+from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.transcripts import transcripts
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import videos
@@ -14,8 +16,8 @@ from mednarratives_assets.settings import DataLayout
 def build_definitions(layout: DataLayout) -> dg.Definitions:
     """Everything Dagster shows, bound to one data root."""
     return dg.Definitions(
-        assets=[video_downloads, videos, transcripts],
-        jobs=[ingest_job, channel_pipeline_job],
+        assets=[video_downloads, videos, transcripts, frame_classifier, stable_chunks],
+        jobs=[ingest_job, channel_pipeline_job, frame_classifier_job],
         sensors=[new_video_sensor],
         resources=build_resources(layout),
     )

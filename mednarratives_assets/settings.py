@@ -45,5 +45,19 @@ class DataLayout:
         """ASR output per engine fingerprint and video sha256, so unchanged videos are not re-transcribed."""
         return self.data_root / "cache" / "transcripts"
 
+    @property
+    def keyframes_dir(self) -> Path:
+        """Keyframes of stable chunks: `<channel>/<video_id>/chunk-NNN.png`."""
+        return self.data_root / "keyframes"
+
+    @property
+    def models_dir(self) -> Path:
+        """Trained models, such as `frame_classifier.pt`."""
+        return self.data_root / "models"
+
+    @property
+    def frame_classifier_path(self) -> Path:
+        return self.models_dir / "frame_classifier.pt"
+
     def channel_dir(self, channel: str) -> Path:
         return self.videos_dir / channel

@@ -1,5 +1,6 @@
 import dagster as dg
 
+from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import videos
 
@@ -11,6 +12,12 @@ ingest_job = dg.define_asset_job(
 
 channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(frame_classifier),
     description="Every channel-partitioned asset, from downloads to the last stage, for one channel.",
+)
+
+frame_classifier_job = dg.define_asset_job(
+    "frame_classifier_job",
+    selection=dg.AssetSelection.assets(frame_classifier),
+    description="Train the medical-frame classifier that stable_chunks uses (not partitioned).",
 )

@@ -12,7 +12,9 @@ many), and their per-pixel median becomes the keyframe, which drops the moving p
 
 from __future__ import annotations
 
-import io
+import hashlib
+import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,9 +23,9 @@ import cv2
 import imagehash
 import numpy as np
 import polars as pl
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from mednarratives_assets.demo.slides import font
+from mednarratives_assets.contact_sheets import contact_sheet_png
 
 # A span's reference frame follows the picture this long after it opens, so the end of a
 # cross-fade does not count as a change.
@@ -32,6 +34,8 @@ SETTLE_S = 0.5
 SCENE_CUT = 0.15
 # An overlay must be busy for this many samples of a scene.
 MIN_SCENE_SAMPLES = 6
+# Width of a keyframe in the contact sheets.
+TILE_WIDTH = 240
 # Keyframes are searched for their picture at this width.
 REGION_WIDTH = 480
 # Frames of a still slide differ by compression noise only, a few grey levels.
@@ -55,6 +59,16 @@ STABLE_CHUNKS_SCHEMA = {
     "sharpness": pl.Float32,
     "phash": pl.String,
     "n_samples": pl.Int32,
+}
+
+
+VIDEO_SUMMARY_SCHEMA = {
+    "video_id": pl.String,
+    "status": pl.String,
+    "reason": pl.String,
+    "n_chunks": pl.Int32,
+    "n_medical": pl.Int32,
+    "seconds": pl.Float64,
 }
 
 
@@ -230,7 +244,8 @@ def find_stable_spans(
 ) -> Iterator[StableSpan]:
     """Still spans of at least `min_duration_s`, in order, each with its median keyframe."""
     overlay = _OverlayMask(settings)
-    previous: Sample | None = None
+    previous: np.ndarray | None = None
+    previous_t = 0.0
     span: _OpenSpan | None = None
     history: list[np.ndarray] = []  # the last second of small frames, for the overlay statistics
     settle_samples = max(1, round(SETTLE_S * settings.sample_hz))
@@ -243,17 +258,19 @@ def find_stable_spans(
     for sample in samples:
         small = cv2.GaussianBlur(sample.small, (3, 3), 0)
         history.append(small)
-        if len(history) > max(1, round(settings.sample_hz)):
-            scene_cut = np.count_nonzero(_changed(small, previous, settings.pixel_change)) > SCENE_CUT * small.size
-            overlay.update(_changed(small, history.pop(0), settings.pixel_change), scene_cut)
-        limit = settings.max_changed_fraction * small.size
-        still = (
-            previous is not None
-            and span is not None
-            and np.count_nonzero(overlay.outside(_changed(small, previous, settings.pixel_change))) <= limit
-            and np.count_nonzero(overlay.outside(_changed(small, span.anchor, settings.pixel_change)))
-            <= limit
-        )
+        if previous is None or span is None:
+            still = False
+        else:
+            moved = _changed(small, previous, settings.pixel_change)
+            if len(history) > max(1, round(settings.sample_hz)):
+                scene_cut = np.count_nonzero(moved) > SCENE_CUT * small.size
+                overlay.update(_changed(small, history.pop(0), settings.pixel_change), scene_cut)
+            limit = settings.max_changed_fraction * small.size
+            drift = _changed(small, span.anchor, settings.pixel_change)
+            still = (
+                np.count_nonzero(overlay.outside(moved)) <= limit
+                and np.count_nonzero(overlay.outside(drift)) <= limit
+            )
         if not still:
             boundary = sample.t if previous is None else (previous_t + sample.t) / 2
             finished = close(boundary)
@@ -343,3 +360,173 @@ def _trim_sparse_edges(content: np.ndarray, x: int, y: int, w: int, h: int) -> t
         else:
             w -= 1
     return x, y, w, h
+
+
+MedicalScorer = Callable[[list[np.ndarray]], np.ndarray]  # RGB keyframes -> probability of a medical image
+
+
+@dataclass
+class ChannelChunks:
+    chunks: pl.DataFrame  # STABLE_CHUNKS_SCHEMA
+    videos: pl.DataFrame  # per video: status, reason, counts, seconds
+    contact_sheets: dict[str, bytes]  # video_id -> PNG of its keyframes
+
+
+def chunk_video(
+    video_path: Path,
+    keyframe_dir: Path,
+    score_medical: MedicalScorer,
+    settings: ChunkingSettings,
+    duration_s: float | None = None,
+) -> tuple[list[dict], bytes | None]:
+    """The video's stable chunks as rows (without channel and video_id), and a contact sheet.
+
+    Keyframes are written as `keyframe_dir/chunk-NNN.png`; a keyframe that repeats an earlier one of
+    the video (pHash within `duplicate_distance`) is not written again: its row points at the first.
+    The folder is rebuilt from scratch, so a re-run leaves no stale keyframes.
+    """
+    spans = list(
+        find_stable_spans(
+            sample_video(video_path, settings.sample_hz, settings.analysis_width), settings, duration_s
+        )
+    )
+    staging = keyframe_dir.with_name(keyframe_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    rgb = [cv2.cvtColor(span.keyframe, cv2.COLOR_BGR2RGB) for span in spans]
+    scores = np.asarray(score_medical(rgb), dtype=np.float32) if rgb else np.zeros(0, np.float32)
+    rows: list[dict] = []
+    tiles: list[np.ndarray] = []
+    for index, (span, score) in enumerate(zip(spans, scores, strict=True)):
+        phash = perceptual_hash(span.keyframe)
+        first = next(
+            (
+                r
+                for r in rows
+                if r["duplicate_of"] is None
+                and hash_distance(r["phash"], phash) <= settings.duplicate_distance
+            ),
+            None,
+        )
+        rect = locate_image_region(span.keyframe)
+        if first is None:
+            ok, png = cv2.imencode(".png", span.keyframe, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+            if not ok:
+                raise ValueError(f"{video_path}: keyframe {index} could not be encoded")
+            (staging / f"chunk-{index:03d}.png").write_bytes(png.tobytes())
+            name, digest = f"chunk-{index:03d}.png", hashlib.sha256(png.tobytes()).hexdigest()
+        else:
+            name, digest = Path(first["keyframe_path"]).name, first["keyframe_sha256"]
+        is_medical = bool(score >= settings.medical_threshold)
+        rows.append(
+            {
+                "chunk_index": index,
+                "start_s": round(span.start_s, 3),
+                "end_s": round(span.end_s, 3),
+                "keyframe_path": str(keyframe_dir / name),
+                "keyframe_sha256": digest,
+                "duplicate_of": None if first is None else first["chunk_index"],
+                "is_medical": is_medical,
+                "medical_score": float(score),
+                "image_x": rect[0] if rect else None,
+                "image_y": rect[1] if rect else None,
+                "image_w": rect[2] if rect else None,
+                "image_h": rect[3] if rect else None,
+                "sharpness": sharpness(span.keyframe, rect),
+                "phash": phash,
+                "n_samples": span.n_samples,
+            }
+        )
+        tiles.append(_labelled_tile(rgb[index], rows[-1]))
+    shutil.rmtree(keyframe_dir, ignore_errors=True)
+    staging.rename(keyframe_dir)
+    return rows, contact_sheet_png(tiles, tile_width=TILE_WIDTH)
+
+
+def _labelled_tile(keyframe_rgb: np.ndarray, row: dict) -> np.ndarray:
+    """The keyframe, small, with its medical image region boxed (green: medical) and a caption."""
+    scale = TILE_WIDTH / keyframe_rgb.shape[1]
+    tile = cv2.resize(
+        keyframe_rgb, (TILE_WIDTH, round(keyframe_rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA
+    )
+    colour = (40, 200, 80) if row["is_medical"] else (160, 160, 160)
+    if row["image_x"] is not None:
+        x, y, w, h = (round(row[k] * scale) for k in ("image_x", "image_y", "image_w", "image_h"))
+        cv2.rectangle(tile, (x, y), (x + w - 1, y + h - 1), colour, 2)
+    label = f"#{row['chunk_index']} {row['start_s']:.1f}-{row['end_s']:.1f}s p={row['medical_score']:.2f}"
+    if row["duplicate_of"] is not None:
+        label += f" =#{row['duplicate_of']}"
+    caption = np.full((22, TILE_WIDTH, 3), 255, np.uint8)
+    cv2.putText(
+        caption,
+        label,
+        (4, 16),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        colour if row["is_medical"] else (60, 60, 60),
+        1,
+        cv2.LINE_AA,
+    )
+    return np.vstack([tile, caption])
+
+
+def chunk_channel(
+    data_root: Path,
+    keyframes_root: Path,
+    channel: str,
+    videos: pl.DataFrame,
+    score_medical: MedicalScorer,
+    settings: ChunkingSettings,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> ChannelChunks:
+    """Stable chunks of every readable video of the channel; a video that fails is reported, not fatal."""
+    settings = settings.validated()
+    videos = videos.sort("video_id")
+    rows, summaries, sheets = [], [], {}
+    log(f"channel {channel!r}: {videos.height} videos to chunk")
+    for i, video in enumerate(videos.iter_rows(named=True), 1):
+        summary = {
+            "video_id": video["video_id"],
+            "status": "ok",
+            "reason": None,
+            "n_chunks": 0,
+            "n_medical": 0,
+            "seconds": 0.0,
+        }
+        summaries.append(summary)
+        prefix = f"video {i} of {videos.height} ({video['video_id']})"
+        if video["status"] != "ok":
+            summary.update(status="error", reason=f"video unreadable: {video['error']}")
+            log(f"{prefix}: skipped, {summary['reason']}")
+            continue
+        started = time.perf_counter()
+        try:
+            video_rows, sheet = chunk_video(
+                data_root / video["path"],
+                keyframes_root / channel / video["video_id"],
+                score_medical,
+                settings,
+                video["duration_s"],
+            )
+        except (OSError, ValueError, cv2.error) as exc:
+            summary.update(status="error", reason=f"chunking failed: {exc}")
+            log(f"{prefix}: {summary['reason']}")
+            continue
+        seconds = time.perf_counter() - started
+        rows += [{"channel": channel, "video_id": video["video_id"]} | row for row in video_rows]
+        if sheet is not None:
+            sheets[video["video_id"]] = sheet
+        summary.update(
+            n_chunks=len(video_rows),
+            n_medical=sum(r["is_medical"] for r in video_rows),
+            seconds=round(seconds, 2),
+        )
+        log(
+            f"{prefix}: {len(video_rows)} stable chunks, {summary['n_medical']} medical, "
+            f"{video['duration_s'] or 0:.0f} s of video in {seconds:.1f} s"
+        )
+    return ChannelChunks(
+        pl.DataFrame(rows, schema=STABLE_CHUNKS_SCHEMA),
+        pl.DataFrame(summaries, schema=VIDEO_SUMMARY_SCHEMA),
+        sheets,
+    )

@@ -14,11 +14,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import polars as pl
 
 from mednarratives_assets.channels import list_video_files
+from mednarratives_assets.contact_sheets import contact_sheet_png
 
 VIDEOS_SCHEMA: dict[str, pl.DataType] = {
     "channel": pl.Utf8(),
@@ -218,20 +218,6 @@ def first_frames_sheet(
     data_root: Path, videos: pl.DataFrame, max_videos: int = 12, tile_width: int = 192, columns: int = 4
 ) -> bytes | None:
     """A PNG contact sheet of the first frame of up to `max_videos` readable videos, or None."""
-    tiles = []
-    for rel_path in videos.filter(pl.col("status") == "ok")["path"].head(max_videos):
-        image = first_frame(data_root / rel_path)
-        if image is None:
-            continue
-        height = max(1, round(image.shape[0] * tile_width / image.shape[1]))
-        tile = cv2.resize(image, (tile_width, height), interpolation=cv2.INTER_AREA)
-        tiles.append(cv2.copyMakeBorder(tile, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)))
-    if not tiles:
-        return None
-    tile_h = max(t.shape[0] for t in tiles)
-    tiles = [cv2.copyMakeBorder(t, 0, tile_h - t.shape[0], 0, 0, cv2.BORDER_CONSTANT) for t in tiles]
-    blank = np.zeros_like(tiles[0])
-    tiles += [blank] * (-len(tiles) % columns)
-    rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
-    ok, png = cv2.imencode(".png", cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
-    return png.tobytes() if ok else None
+    paths = videos.filter(pl.col("status") == "ok")["path"].head(max_videos)
+    frames = [frame for frame in (first_frame(data_root / p) for p in paths) if frame is not None]
+    return contact_sheet_png(frames, tile_width, columns)

@@ -1,0 +1,63 @@
+import dagster as dg
+
+from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.stages.frame_classifier import (
+    ClassifierTrainingSettings,
+    train_frame_classifier,
+    training_images,
+)
+
+DEFAULTS = ClassifierTrainingSettings()
+
+
+class FrameClassifierTraining(dg.Config):
+    """How much to train. CI trains a small model; the defaults take about two minutes on 2 cores."""
+
+    frames_per_class: int = DEFAULTS.frames_per_class
+    epochs: int = DEFAULTS.epochs
+    seed: int = DEFAULTS.seed
+    threads: int = DEFAULTS.threads
+    extra_images_dir: str = str(REPO_ROOT.parent / "shared" / "datasets" / "medpix")
+
+
+@dg.asset(kinds={"pytorch"}, group_name="chunks")
+def frame_classifier(
+    context: dg.AssetExecutionContext, config: FrameClassifierTraining, paths: DataPaths
+) -> dg.MaterializeResult:
+    """A small CNN that tells keyframes showing a medical image from everything else, trained offline.
+
+    Positives are medical images from pip packages (plus the dev split of `extra_images_dir`, such
+    as MedPix, when that folder exists) on generated slides; negatives are generated text slides,
+    diagrams, charts, presenters, desktops and photos. Accuracy is measured on medical images and
+    frames it never saw. Saved as data/models/frame_classifier.pt.
+    """
+    try:
+        settings = ClassifierTrainingSettings(
+            frames_per_class=config.frames_per_class,
+            epochs=config.epochs,
+            seed=config.seed,
+            threads=config.threads,
+        ).validated()
+    except ValueError as exc:
+        raise dg.Failure(f"frame_classifier config: {exc}") from exc
+    images = training_images(config.extra_images_dir or None)
+    classifier = train_frame_classifier(images, settings, log=context.log.info)
+    path = paths.layout.frame_classifier_path
+    classifier.save(path)
+    metrics = classifier.metrics
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "held_out_accuracy": metrics["held_out_accuracy"],
+            "held_out_precision": metrics["held_out_precision"],
+            "held_out_recall": metrics["held_out_recall"],
+            "held_out_accuracy_by_kind": metrics["held_out_accuracy_by_kind"],
+            "n_train_frames": metrics["n_train_frames"],
+            "n_held_out_frames": metrics["n_held_out_frames"],
+            "n_train_images": metrics["n_train_images"],
+            "n_held_out_images": metrics["n_held_out_images"],
+            "train_seconds": metrics["train_seconds"],
+            "image_sources": metrics["image_sources"],
+        }
+    )

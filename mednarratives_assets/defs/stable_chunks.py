@@ -1,0 +1,106 @@
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from mednarratives_assets.defs.frame_classifier import frame_classifier
+from mednarratives_assets.defs.metadata import markdown_preview, png_image
+from mednarratives_assets.defs.partitions import channel_partitions
+from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.stages.frame_classifier import FrameClassifier
+from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_channel
+
+DEFAULTS = ChunkingSettings()
+# Contact sheets shown on one materialization; each is an inline PNG of a few tens of kB.
+MAX_SHEETS = 12
+
+
+class StableChunksConfig(dg.Config):
+    """Stable-chunk detection; see ChunkingSettings in stages/stable_chunks.py for each setting."""
+
+    min_duration_s: float = DEFAULTS.min_duration_s
+    sample_hz: float = DEFAULTS.sample_hz
+    max_changed_fraction: float = DEFAULTS.max_changed_fraction
+    medical_threshold: float = DEFAULTS.medical_threshold
+
+
+@dg.asset(
+    partitions_def=channel_partitions,
+    ins={"videos": dg.AssetIn()},
+    deps=[frame_classifier],
+    metadata={"partition_expr": "channel"},
+    pool=DUCKDB_POOL,
+    kinds={"duckdb", "polars"},
+    group_name="chunks",
+    check_specs=[
+        dg.AssetCheckSpec("all_videos_chunked", asset="stable_chunks", partitions_def=channel_partitions)
+    ],
+)
+def stable_chunks(
+    context: dg.AssetExecutionContext, config: StableChunksConfig, videos: pl.DataFrame, paths: DataPaths
+) -> Iterator:
+    """Spans where the slide stays still for at least `min_duration_s`, with a median keyframe each.
+
+    Keyframes are written under data/keyframes/<channel>/<video_id>/; `is_medical` comes from the
+    frame_classifier, and the medical image's rectangle on the slide is located. Table
+    `stable_chunks`, documented in docs/schema.md.
+    """
+    layout = paths.layout
+    try:
+        settings = ChunkingSettings(
+            min_duration_s=config.min_duration_s,
+            sample_hz=config.sample_hz,
+            max_changed_fraction=config.max_changed_fraction,
+            medical_threshold=config.medical_threshold,
+        ).validated()
+        classifier = FrameClassifier.load(layout.frame_classifier_path)
+    except FileNotFoundError as exc:
+        raise dg.Failure(
+            f"stable_chunks needs a trained frame classifier: materialize frame_classifier ({exc})"
+        ) from exc
+    except ValueError as exc:
+        raise dg.Failure(f"stable_chunks: {exc}") from exc
+    result = chunk_channel(
+        layout.data_root,
+        layout.keyframes_dir,
+        context.partition_key,
+        videos,
+        classifier.medical_scores,
+        settings,
+        log=context.log.info,
+    )
+    chunks = result.chunks
+    errors = result.videos.filter(pl.col("status") == "error")
+    sheets = {
+        f"keyframes {video_id}": png_image(png, f"keyframes of {video_id}")
+        for video_id, png in list(result.contact_sheets.items())[:MAX_SHEETS]
+    }
+    yield dg.Output(
+        chunks,
+        metadata={
+            "dagster/row_count": chunks.height,
+            "n_medical": chunks.filter(pl.col("is_medical")).height,
+            "n_duplicate_keyframes": chunks.filter(pl.col("duplicate_of").is_not_null()).height,
+            "stable_hours": round(float((chunks["end_s"] - chunks["start_s"]).sum() or 0.0) / 3600, 3),
+            "videos": markdown_preview(result.videos, list(result.videos.columns)),
+            "chunks": markdown_preview(
+                chunks,
+                [
+                    "video_id",
+                    "chunk_index",
+                    "start_s",
+                    "end_s",
+                    "is_medical",
+                    "medical_score",
+                    "duplicate_of",
+                ],
+            ),
+            **sheets,
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="all_videos_chunked",
+        passed=errors.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"n_errors": errors.height, "errors": markdown_preview(errors, ["video_id", "reason"])},
+    )

@@ -1,0 +1,221 @@
+"""Stable chunks on synthetic videos whose still spans, pointer and overlays are known exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import polars as pl
+import pytest
+
+from mednarratives_assets.demo.cursor import CursorStyle, paste_sprite, render_sprite
+from mednarratives_assets.demo.images import packaged_images
+from mednarratives_assets.demo.slides import THEMES, bullet_slide, image_slide, title_slide
+from mednarratives_assets.mp4 import write_mp4
+from mednarratives_assets.stages.stable_chunks import (
+    ChunkingSettings,
+    chunk_channel,
+    chunk_video,
+    find_stable_spans,
+    locate_image_region,
+    median_keyframe,
+    sample_video,
+)
+
+SIZE = (640, 360)
+FPS = 15
+SETTINGS = ChunkingSettings()
+
+
+@pytest.fixture(scope="module")
+def pictures() -> list[np.ndarray]:
+    by_id = {image.image_id: image for image in packaged_images()}
+    return [by_id[name].load() for name in ("ct_head", "mri_liver", "histo_ihc")]
+
+
+@pytest.fixture(scope="module")
+def slides(pictures) -> dict[str, np.ndarray]:
+    theme = THEMES["dark"]
+    return {
+        "title": title_slide(SIZE, theme, "Neuroradiology rounds", "case review"),
+        "ct": image_slide(SIZE, theme, "CT head", pictures[0], ["hypodense focus"])[0],
+        "mr": image_slide(SIZE, theme, "MRI liver", pictures[1], [])[0],
+        "bullets": bullet_slide(SIZE, theme, "Key points", ["location", "size", "contrast"])[0],
+    }
+
+
+def pointer_path(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A pointer wandering smoothly over the frame: positions for n frames."""
+    waypoints = rng.uniform([40, 60], [SIZE[0] - 40, SIZE[1] - 40], size=(max(2, n // 20 + 2), 2))
+    t = np.linspace(0, len(waypoints) - 1, n)
+    return np.stack([np.interp(t, np.arange(len(waypoints)), waypoints[:, k]) for k in range(2)], axis=1)
+
+
+def render(
+    path: Path,
+    timeline: list[tuple[str, float]],
+    slides: dict[str, np.ndarray],
+    *,
+    webcam: bool = False,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> Path:
+    """A video from (slide name or effect, seconds) steps, with a moving pointer on top.
+
+    Effects: "fade:<a>:<b>" cross-fades a to b; "zoom:<a>" slowly zooms a by 1.3x; "pan:<a>" slides
+    a sideways by 10% of the width. A webcam inset in the corner shows a busy moving pattern.
+    """
+    rng = np.random.default_rng(seed)
+    sprite = render_sprite(CursorStyle("arrow", "light", 18))
+    total = sum(round(seconds * FPS) for _, seconds in timeline)
+    pointer = pointer_path(total, rng)
+
+    def frames():
+        index = 0
+        for step, seconds in timeline:
+            n = round(seconds * FPS)
+            kind, *names = step.split(":")
+            for i in range(n):
+                progress = i / max(n - 1, 1)
+                if kind == "fade":
+                    frame = cv2.addWeighted(slides[names[0]], 1 - progress, slides[names[1]], progress, 0)
+                elif kind in ("zoom", "pan"):
+                    scale = 1 + 0.3 * progress if kind == "zoom" else 1.1
+                    shift = 0.0 if kind == "zoom" else 0.05 * SIZE[0] * (1 - 2 * progress)
+                    cx, cy = SIZE[0] / 2, SIZE[1] / 2
+                    affine = np.float32([[scale, 0, cx * (1 - scale) + shift], [0, scale, cy * (1 - scale)]])
+                    frame = cv2.warpAffine(slides[names[0]], affine, SIZE)
+                else:
+                    frame = slides[kind].copy()
+                if webcam:  # 20% of the width: far more change than the pointer is allowed
+                    w, h = 128, 72
+                    phase = index / FPS * 2.0
+                    inset = np.full((h, w, 3), 90, np.uint8)
+                    cv2.circle(inset, (int(64 + 30 * np.sin(phase)), 36), 20, (200, 160, 130), -1)
+                    inset[rng.random((h, w)) < 0.05] = 255
+                    frame[SIZE[1] - h - 12 : SIZE[1] - 12, SIZE[0] - w - 12 : SIZE[0] - 12] = inset
+                if noise:
+                    frame = np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
+                paste_sprite(frame, sprite, *np.round(pointer[index]).astype(int))
+                index += 1
+                yield frame
+
+    return write_mp4(path, frames(), fps=FPS)
+
+
+def spans_of(path: Path, settings: ChunkingSettings = SETTINGS) -> list[tuple[float, float]]:
+    return [
+        (span.start_s, span.end_s)
+        for span in find_stable_spans(sample_video(path, settings.sample_hz, settings.analysis_width), settings)
+    ]
+
+
+def test_still_spans_hold_against_pointer_noise_and_a_webcam_and_end_at_cuts_and_fades(tmp_path, slides):
+    timeline = [("title", 3), ("ct", 4), ("fade:ct:mr", 0.5), ("mr", 4), ("bullets", 3)]
+    video = render(tmp_path / "v.mp4", timeline, slides, webcam=True, noise=3.0)
+    spans = spans_of(video)
+    # The webcam is learned as an overlay once it has stayed busy across a cut; from then on it
+    # cannot break a span. (Within the very first scene it still can: the title is not asserted.)
+    expected = [(3.0, 7.0), (7.5, 11.5), (11.5, 14.5)]
+    for start, end in expected:
+        assert any(abs(s - start) <= 0.5 and abs(e - end) <= 0.5 for s, e in spans), (start, end, spans)
+    assert all(e - s >= SETTINGS.min_duration_s for s, e in spans)
+
+
+def test_without_the_overlay_mask_the_webcam_would_break_every_span(tmp_path, slides):
+    """The same video with the mask made useless (no region small enough) finds nothing still."""
+    timeline = [("ct", 4), ("mr", 4)]
+    video = render(tmp_path / "v.mp4", timeline, slides, webcam=True)
+    no_mask = ChunkingSettings(max_overlay_fraction=1e-6)
+    assert spans_of(video, no_mask) == []
+
+
+def test_slow_zoom_and_pan_are_not_stable(tmp_path, slides):
+    timeline = [("ct", 3), ("zoom:mr", 5), ("pan:ct", 5), ("bullets", 3)]
+    spans = spans_of(render(tmp_path / "v.mp4", timeline, slides))
+    for start, end in spans:
+        moving_overlap = max(0.0, min(end, 13.0) - max(start, 3.0))
+        assert moving_overlap <= 0.5, spans
+    assert len(spans) == 2, spans
+
+
+def test_the_median_keyframe_drops_the_moving_pointer(tmp_path, slides):
+    video = render(tmp_path / "v.mp4", [("ct", 5)], slides)
+    rows, sheet = chunk_video(video, tmp_path / "keyframes", lambda frames: np.ones(len(frames)), SETTINGS)
+    assert len(rows) == 1 and sheet is not None and sheet.startswith(b"\x89PNG")
+    keyframe = cv2.cvtColor(cv2.imread(rows[0]["keyframe_path"]), cv2.COLOR_BGR2RGB)
+    off = np.abs(keyframe.astype(int) - slides["ct"]).max(axis=2) > 40
+    single = np.abs(
+        next(sample_video(video, 6, 160)).frame[..., ::-1].astype(int) - slides["ct"]
+    ).max(axis=2) > 40
+    assert single.sum() > 30  # a raw frame shows the pointer...
+    assert off.mean() < 0.0005, off.sum()  # ...the median does not
+
+
+def test_median_keyframe_is_the_per_pixel_median():
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(5)]
+    np.testing.assert_array_equal(median_keyframe(frames), np.median(np.stack(frames), axis=0).astype(np.uint8))
+
+
+def test_a_repeated_slide_points_at_the_first_keyframe_and_reruns_leave_no_stale_files(tmp_path, slides):
+    video = render(tmp_path / "v.mp4", [("ct", 3), ("bullets", 3), ("ct", 3)], slides)
+    folder = tmp_path / "keyframes"
+    folder.mkdir()
+    (folder / "chunk-099.png").write_bytes(b"stale")
+    rows, _ = chunk_video(video, folder, lambda frames: np.zeros(len(frames)), SETTINGS)
+    assert [r["duplicate_of"] for r in rows] == [None, None, 0]
+    assert rows[2]["keyframe_path"] == rows[0]["keyframe_path"]
+    assert sorted(p.name for p in folder.iterdir()) == ["chunk-000.png", "chunk-001.png"]
+    again, _ = chunk_video(video, folder, lambda frames: np.zeros(len(frames)), SETTINGS)
+    assert again == rows
+
+
+@pytest.mark.parametrize("theme", sorted(THEMES))
+def test_the_medical_image_is_located_on_the_slide(theme, pictures):
+    for picture, notes in ((pictures[0], ["a note", "another note"]), (pictures[2], [])):
+        slide, (x, y, w, h) = image_slide((1280, 720), THEMES[theme], "Heading", picture, notes)
+        found = locate_image_region(cv2.cvtColor(slide, cv2.COLOR_RGB2BGR))
+        assert found is not None
+        fx, fy, fw, fh = found
+        inter = max(0, min(x + w, fx + fw) - max(x, fx)) * max(0, min(y + h, fy + fh) - max(y, fy))
+        assert inter / (w * h + fw * fh - inter) >= 0.95, (theme, found, (x, y, w, h))
+    text_only = bullet_slide((1280, 720), THEMES[theme], "Key points", ["one", "two"])[0]
+    assert locate_image_region(cv2.cvtColor(text_only, cv2.COLOR_RGB2BGR)) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"min_duration_s": 0}, "min_duration_s=0"),
+        ({"sample_hz": -1.0}, "sample_hz=-1.0"),
+        ({"max_changed_fraction": 1.5}, "max_changed_fraction=1.5"),
+        ({"duplicate_distance": -1}, "duplicate_distance=-1"),
+    ],
+)
+def test_a_wrong_setting_is_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        ChunkingSettings(**changes).validated()
+
+
+def test_a_broken_video_is_reported_and_the_others_are_chunked(tmp_path, slides):
+    root = tmp_path / "data"
+    render(root / "videos" / "ch" / "good.mp4", [("ct", 3)], slides)
+    (root / "videos" / "ch" / "broken.mp4").write_bytes(b"\x00" * 4096)
+    videos = pl.DataFrame(
+        {
+            "video_id": ["good", "broken", "unprobed"],
+            "path": ["videos/ch/good.mp4", "videos/ch/broken.mp4", "videos/ch/unprobed.mp4"],
+            "duration_s": [3.0, 3.0, None],
+            "status": ["ok", "ok", "error"],
+            "error": [None, None, "moov atom not found"],
+        }
+    )
+    result = chunk_channel(root, root / "keyframes", "ch", videos, lambda f: np.full(len(f), 0.9), SETTINGS)
+    by_video = {row["video_id"]: row for row in result.videos.iter_rows(named=True)}
+    assert by_video["good"]["status"] == "ok" and by_video["good"]["n_medical"] == 1
+    assert by_video["broken"]["status"] == "error" and "broken.mp4" in by_video["broken"]["reason"]
+    assert by_video["unprobed"]["reason"] == "video unreadable: moov atom not found"
+    assert result.chunks["video_id"].to_list() == ["good"]
+    assert set(result.contact_sheets) == {"good"}
