@@ -5,15 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import dagster as dg
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
 
+from mednarratives_assets.defs.frame_classifier import frame_classifier
+from mednarratives_assets.defs.stable_chunks import stable_chunks
+from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.demo.cursor import CursorStyle, paste_sprite, render_sprite
 from mednarratives_assets.demo.images import packaged_images
 from mednarratives_assets.demo.slides import THEMES, bullet_slide, image_slide, title_slide
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.stages.stable_chunks import (
+    STABLE_CHUNKS_SCHEMA,
     ChunkingSettings,
     chunk_channel,
     chunk_video,
@@ -107,7 +113,9 @@ def render(
 def spans_of(path: Path, settings: ChunkingSettings = SETTINGS) -> list[tuple[float, float]]:
     return [
         (span.start_s, span.end_s)
-        for span in find_stable_spans(sample_video(path, settings.sample_hz, settings.analysis_width), settings)
+        for span in find_stable_spans(
+            sample_video(path, settings.sample_hz, settings.analysis_width), settings
+        )
     ]
 
 
@@ -146,9 +154,9 @@ def test_the_median_keyframe_drops_the_moving_pointer(tmp_path, slides):
     assert len(rows) == 1 and sheet is not None and sheet.startswith(b"\x89PNG")
     keyframe = cv2.cvtColor(cv2.imread(rows[0]["keyframe_path"]), cv2.COLOR_BGR2RGB)
     off = np.abs(keyframe.astype(int) - slides["ct"]).max(axis=2) > 40
-    single = np.abs(
-        next(sample_video(video, 6, 160)).frame[..., ::-1].astype(int) - slides["ct"]
-    ).max(axis=2) > 40
+    single = (
+        np.abs(next(sample_video(video, 6, 160)).frame[..., ::-1].astype(int) - slides["ct"]).max(axis=2) > 40
+    )
     assert single.sum() > 30  # a raw frame shows the pointer...
     assert off.mean() < 0.0005, off.sum()  # ...the median does not
 
@@ -156,7 +164,9 @@ def test_the_median_keyframe_drops_the_moving_pointer(tmp_path, slides):
 def test_median_keyframe_is_the_per_pixel_median():
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(5)]
-    np.testing.assert_array_equal(median_keyframe(frames), np.median(np.stack(frames), axis=0).astype(np.uint8))
+    np.testing.assert_array_equal(
+        median_keyframe(frames), np.median(np.stack(frames), axis=0).astype(np.uint8)
+    )
 
 
 def test_a_repeated_slide_points_at_the_first_keyframe_and_reruns_leave_no_stale_files(tmp_path, slides):
@@ -219,3 +229,44 @@ def test_a_broken_video_is_reported_and_the_others_are_chunked(tmp_path, slides)
     assert by_video["unprobed"]["reason"] == "video unreadable: moov atom not found"
     assert result.chunks["video_id"].to_list() == ["good"]
     assert set(result.contact_sheets) == {"good"}
+
+
+def test_the_assets_train_the_classifier_then_write_the_table_and_contact_sheets(
+    layout, resources, instance, slides
+):
+    render(layout.channel_dir("ch") / "a.mp4", [("title", 3), ("ct", 3)], slides)
+    render(layout.channel_dir("ch") / "b.mp4", [("bullets", 3)], slides)
+    instance.add_dynamic_partitions("channel", ["ch"])
+    missing = dg.materialize(
+        [videos, stable_chunks],
+        partition_key="ch",
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    [failure] = [e for e in missing.all_events if e.is_step_failure]
+    assert "materialize frame_classifier" in str(failure.step_failure_data.error)
+
+    tiny = {"frames_per_class": 12, "epochs": 1, "extra_images_dir": ""}
+    trained = dg.materialize(
+        [frame_classifier],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"frame_classifier": {"config": tiny}}},
+    )
+    metadata = trained.asset_materializations_for_node("frame_classifier")[0].metadata
+    assert 0.0 <= metadata["held_out_accuracy"].value <= 1.0
+    assert layout.frame_classifier_path.is_file()
+
+    result = dg.materialize(
+        [videos, stable_chunks], partition_key="ch", resources=resources, instance=instance
+    )
+    [materialization] = result.asset_materializations_for_node("stable_chunks")
+    assert "data:image/png;base64," in materialization.metadata["keyframes a"].value
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        table = con.sql("FROM stable_chunks ORDER BY video_id, chunk_index").pl()
+    assert table.columns == list(STABLE_CHUNKS_SCHEMA)
+    assert table.select("video_id", "chunk_index").rows() == [("a", 0), ("a", 1), ("b", 0)]
+    for path in table["keyframe_path"]:
+        assert path.startswith("keyframes/ch/") and (layout.data_root / path).is_file()
+    assert table.filter(pl.col("chunk_index") == 1)["image_w"].item() > 0  # the CT slide's picture

@@ -3,11 +3,12 @@ clean keyframe for each.
 
 One decoding pass per video, never seeking: every frame is grabbed, and a few per second are
 retrieved and shrunk to a small grey picture. A span stays open while its frames match the span's
-first frame and the previous sample; the pointer (a small moving blob) and fixed overlays such as a
-webcam inset (pixels that keep changing over the whole video) are left out of that comparison.
-Slow zooms and pans drift away from the first frame within a second or two, so they never last the
-minimum duration. The full-size samples of the open span are kept (thinned evenly when there are
-many), and their per-pixel median becomes the keyframe, which drops the moving pointer.
+first frame and the previous sample, allowing for a pointer-sized change; fixed overlays such as a
+webcam inset (small regions that stay busy from one scene to the next) are left out of that
+comparison. Slow zooms and pans drift away from the first frame within a second or two, so they
+never last the minimum duration. The full-size samples of the open span are kept (thinned evenly
+when there are many), and their per-pixel median becomes the keyframe, which drops the moving
+pointer.
 """
 
 from __future__ import annotations
@@ -223,7 +224,6 @@ def median_keyframe(frames: list[np.ndarray]) -> np.ndarray:
 class _OpenSpan:
     anchor: np.ndarray
     start_s: float
-    times: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
     stride: int = 1
     n_samples: int = 0
@@ -235,7 +235,6 @@ class _OpenSpan:
             if len(self.frames) > keep:
                 self.frames = self.frames[::2]
                 self.stride *= 2
-        self.times.append(sample.t)
         self.n_samples += 1
 
 
@@ -479,7 +478,10 @@ def chunk_channel(
     settings: ChunkingSettings,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> ChannelChunks:
-    """Stable chunks of every readable video of the channel; a video that fails is reported, not fatal."""
+    """Stable chunks of every readable video of the channel; a video that fails is reported, not fatal.
+
+    Keyframes go under `keyframes_root/<channel>/<video_id>/`, which must lie inside `data_root`.
+    """
     settings = settings.validated()
     videos = videos.sort("video_id")
     rows, summaries, sheets = [], [], {}
@@ -513,6 +515,8 @@ def chunk_channel(
             log(f"{prefix}: {summary['reason']}")
             continue
         seconds = time.perf_counter() - started
+        for row in video_rows:  # tables hold paths relative to the data root
+            row["keyframe_path"] = Path(row["keyframe_path"]).relative_to(data_root).as_posix()
         rows += [{"channel": channel, "video_id": video["video_id"]} | row for row in video_rows]
         if sheet is not None:
             sheets[video["video_id"]] = sheet
