@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -7,8 +8,15 @@ import numpy as np
 import pytest
 
 from mednarratives_assets.defs.resources import build_resources
+from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.stages.frame_classifier import (
+    ClassifierTrainingSettings,
+    FrameClassifier,
+    train_frame_classifier,
+    training_images,
+)
 
 
 def make_video(
@@ -54,3 +62,20 @@ def resources(layout: DataLayout) -> dict:
 def instance():
     with dg.instance_for_test() as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def default_demo_corpus(tmp_path_factory) -> tuple[DataLayout, list[dict]]:
+    """The corpus `mednarratives demo` makes: 3 channels x 2 lectures, 1280x720 (about 70 s to make)."""
+    if os.environ.get("MEDNARRATIVES_SKIP_DEFAULT_CORPUS") == "1":
+        pytest.skip("MEDNARRATIVES_SKIP_DEFAULT_CORPUS=1")
+    root = tmp_path_factory.mktemp("default-corpus") / "data"
+    layout = DataLayout(root, root / "db.duckdb")
+    return layout, generate_corpus(layout, DemoCorpusConfig(), workers=2, log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def trained_frame_classifier() -> FrameClassifier:
+    """A frame classifier trained on the packaged images only, smaller than the default."""
+    settings = ClassifierTrainingSettings(frames_per_class=300, epochs=6)
+    return train_frame_classifier(training_images(None), settings, log=lambda _: None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -304,11 +303,9 @@ def test_lectures_narrate_real_captions_from_an_images_folder(tmp_path):
         assert chunk["image"]["modality"] in ("CT", "MRI")
 
 
-@pytest.mark.skipif(os.environ.get("MEDNARRATIVES_SKIP_DEFAULT_CORPUS") == "1", reason="asked to skip")
-def test_default_corpus(tmp_path):
+def test_default_corpus(default_demo_corpus):
     """The corpus `mednarratives demo` makes: 3 channels of 2 lectures, about a minute each at 1280x720."""
-    layout = DataLayout(tmp_path / "data", tmp_path / "data" / "db.duckdb")
-    entries = generate_corpus(layout, DemoCorpusConfig(), workers=2, log=lambda _: None)
+    layout, entries = default_demo_corpus
     assert len(entries) == 6 and len({e["channel"] for e in entries}) == 3
     for entry in entries:
         truth = load_truth(layout.data_root / entry["truth"])

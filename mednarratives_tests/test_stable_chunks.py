@@ -14,8 +14,10 @@ import pytest
 from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.videos import videos
+from mednarratives_assets.demo.corpus import load_truth
 from mednarratives_assets.demo.cursor import CursorStyle, paste_sprite, render_sprite
 from mednarratives_assets.demo.images import packaged_images
+from mednarratives_assets.demo.scoring import ChunkScore
 from mednarratives_assets.demo.slides import THEMES, bullet_slide, image_slide, title_slide
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.stages.stable_chunks import (
@@ -270,3 +272,25 @@ def test_the_assets_train_the_classifier_then_write_the_table_and_contact_sheets
     for path in table["keyframe_path"]:
         assert path.startswith("keyframes/ch/") and (layout.data_root / path).is_file()
     assert table.filter(pl.col("chunk_index") == 1)["image_w"].item() > 0  # the CT slide's picture
+
+
+def test_on_the_default_demo_corpus_chunks_and_medical_slides_match_the_truth(
+    default_demo_corpus, trained_frame_classifier, tmp_path
+):
+    """The corpus `mednarratives demo` makes, at 1280x720, against its ground truth."""
+    layout, entries = default_demo_corpus
+    score = ChunkScore()
+    for entry in entries:
+        truth = load_truth(layout.data_root / entry["truth"])
+        rows, _ = chunk_video(
+            layout.data_root / entry["video"],
+            tmp_path / truth["channel"] / truth["video_id"],
+            trained_frame_classifier.medical_scores,
+            SETTINGS,
+            truth["duration_s"],
+        )
+        score.add(rows, truth)
+    assert score.boundaries_truth >= 20 and score.medical_truth >= 6
+    assert score.boundary_f1 >= 0.95, score
+    assert score.medical_precision >= 0.9 and score.medical_recall >= 0.9, score
+    assert min(score.region_ious) >= 0.9, score.region_ious

@@ -1,0 +1,105 @@
+"""Pipeline output scored against the demo corpus's ground truth (used by tests and benchmarks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BOUNDARY_TOLERANCE_S = 0.5
+
+
+def match_boundaries(predicted: list[float], truth: list[float], tolerance: float) -> int:
+    """Predicted boundaries paired one to one with a truth boundary within `tolerance`, closest first."""
+    pairs = sorted((abs(p - t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth))
+    used_p, used_t = set(), set()
+    for gap, i, j in pairs:
+        if gap <= tolerance and i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    return len(used_p)
+
+
+def temporal_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    return inter / max(max(a[1], b[1]) - min(a[0], b[0]), 1e-9)
+
+
+def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """IoU of two (x, y, w, h) boxes."""
+    inter_w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    inter_h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = inter_w * inter_h
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+@dataclass
+class ChunkScore:
+    """Stable chunks against the truth's, summed over lectures.
+
+    Boundaries: starts and ends of predicted chunks against those of the truth's stable chunks,
+    matched one to one within 0.5 s; the video's first and last half second are left out, since
+    every video starts and ends there. A predicted chunk stands for the truth chunk it overlaps
+    with temporal IoU >= 0.5. Medical recall is over the truth's stable medical chunks (image
+    slides), precision over the chunks called medical.
+    """
+
+    boundaries_matched: int = 0
+    boundaries_predicted: int = 0
+    boundaries_truth: int = 0
+    medical_called: int = 0
+    medical_called_right: int = 0
+    medical_truth: int = 0
+    medical_found: int = 0
+    region_ious: list[float] = field(default_factory=list)
+
+    def add(self, rows: list[dict], truth: dict) -> None:
+        """One lecture: `rows` as stages.stable_chunks.chunk_video returns them, `truth` its JSON."""
+        duration = truth["duration_s"]
+        stable = [c for c in truth["chunks"] if c["stable"]]
+
+        def inner(spans: list[tuple[float, float]]) -> list[float]:
+            return [x for s in spans for x in s if BOUNDARY_TOLERANCE_S < x < duration - BOUNDARY_TOLERANCE_S]
+
+        predicted = inner([(r["start_s"], r["end_s"]) for r in rows])
+        expected = inner([(c["start_s"], c["end_s"]) for c in stable])
+        self.boundaries_matched += match_boundaries(predicted, expected, BOUNDARY_TOLERANCE_S)
+        self.boundaries_predicted += len(predicted)
+        self.boundaries_truth += len(expected)
+
+        def overlapping(row: dict) -> list[dict]:
+            span = (row["start_s"], row["end_s"])
+            return [c for c in stable if temporal_iou(span, (c["start_s"], c["end_s"])) >= 0.5]
+
+        for row in rows:
+            if row["is_medical"]:
+                self.medical_called += 1
+                self.medical_called_right += any(c["is_medical"] for c in overlapping(row))
+        for chunk in (c for c in stable if c["is_medical"]):
+            self.medical_truth += 1
+            hits = [r for r in rows if chunk in overlapping(r)]
+            self.medical_found += any(r["is_medical"] for r in hits)
+            rect = chunk["image_rect"]
+            for row in hits:
+                found = (row["image_x"], row["image_y"], row["image_w"], row["image_h"])
+                truth_rect = (rect["x"], rect["y"], rect["w"], rect["h"])
+                self.region_ious.append(box_iou(found, truth_rect) if row["image_x"] is not None else 0.0)
+
+    @property
+    def boundary_precision(self) -> float:
+        return self.boundaries_matched / max(self.boundaries_predicted, 1)
+
+    @property
+    def boundary_recall(self) -> float:
+        return self.boundaries_matched / max(self.boundaries_truth, 1)
+
+    @property
+    def boundary_f1(self) -> float:
+        p, r = self.boundary_precision, self.boundary_recall
+        return 2 * p * r / max(p + r, 1e-9)
+
+    @property
+    def medical_precision(self) -> float:
+        return self.medical_called_right / max(self.medical_called, 1)
+
+    @property
+    def medical_recall(self) -> float:
+        return self.medical_found / max(self.medical_truth, 1)
