@@ -41,7 +41,12 @@ NEGATIVE_KINDS = ("text_slide", "diagram", "chart", "presenter", "desktop", "pho
 INPUT_SIZE = (128, 224)  # (h, w) the network sees: a 16:9 frame, small enough to train on CPUs
 FILE_FORMAT = "mednarratives-frame-classifier/1"
 _MEAN, _STD = 0.45, 0.25  # one normalization for all channels: grayscale stays grayscale
+CELL_GRID = (INPUT_SIZE[0] // 32, INPUT_SIZE[1] // 32)  # the network's final map, (4, 7)
+FRAME_SIZE = (640, 360)  # (w, h) training frames are drawn at
 _BATCH = 32
+_LEARNING_RATE = 4e-3
+_CELL_LOSS_WEIGHT = 1.0
+_PHOTO_WEIGHT = 1.5  # photo slides count this much in the loss: the one negative that looks medical
 _PICTURE_MAX_SIDE = 640  # loaded pictures are shrunk to this: frames are drawn at 640x360
 # Ordinary photos that installed packages ship in their wheels (no download): scikit-image's (five of
 # them grayscale), and a few people and scenes from matplotlib, scikit-learn and ultralytics.
@@ -276,8 +281,12 @@ def _fit(picture: np.ndarray, width: int, height: int) -> tuple[int, int]:
 
 
 def _arrow(
-    draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], colour, width: int
-):
+    draw: ImageDraw.ImageDraw,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    colour: Colour,
+    width: int,
+) -> None:
     draw.line((start, end), fill=colour, width=width)
     angle = np.arctan2(end[1] - start[1], end[0] - start[0])
     length = 4 + 3 * width
@@ -423,7 +432,7 @@ def _augment_picture(picture: np.ndarray, rng: np.random.Generator, crop: float,
     out = picture[y : y + ch, x : x + cw]
     if rng.random() < 0.5:
         out = out[:, ::-1]
-    if colour and rng.random() < 0.35:
+    if colour and rng.random() < 0.15:
         out = cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_RGB2GRAY)[..., None].repeat(3, axis=2)
     gains = rng.uniform(0.85, 1.15, 3) if colour else np.ones(3)
     levels = np.arange(256, dtype=np.float32)[:, None]
@@ -631,18 +640,15 @@ def _diagram(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
                 _label(draw, (x, y), _words(rng, 1, 2), face, (20, 20, 20), 2 * half_w - 4)
             previous = [(x, y) for x in xs]
     elif style < 0.75:  # Venn diagram
-        overlay = Image.new("RGB", size, (0, 0, 0))
-        mask = Image.new("L", size, 0)
         n = int(rng.integers(2, 4))
         r = min(bw, bh) * rng.uniform(0.28, 0.38)
         cx, cy = x0 + bw / 2, y0 + bh / 2
         for i in range(n):
             a = 2 * np.pi * i / n
             px, py = cx + 0.55 * r * np.cos(a), cy + 0.55 * r * np.sin(a)
-            ImageDraw.Draw(overlay).ellipse((px - r, py - r, px + r, py + r), fill=fills[i])
-            ImageDraw.Draw(mask).ellipse((px - r, py - r, px + r, py + r), fill=140)
-            image.paste(overlay, (0, 0), mask)
             mask = Image.new("L", size, 0)
+            ImageDraw.Draw(mask).ellipse((px - r, py - r, px + r, py + r), fill=140)  # translucent
+            image.paste(fills[i], (0, 0, *size), mask)
             draw.ellipse((px - r, py - r, px + r, py + r), outline=line, width=width)
             _label(
                 draw,
@@ -950,7 +956,15 @@ def _desktop(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     return image
 
 
-def _window(draw, image: Image.Image, box: Box, rng: np.random.Generator, face, mono, dark_ui: bool) -> None:
+def _window(
+    draw: ImageDraw.ImageDraw,
+    image: Image.Image,
+    box: Box,
+    rng: np.random.Generator,
+    face: ImageFont.FreeTypeFont,
+    mono: ImageFont.FreeTypeFont,
+    dark_ui: bool,
+) -> None:
     """An application window: editor, browser, code, files, spreadsheet or terminal."""
     x0, y0, x1, y1 = box
     s = image.size[1] / 360
@@ -1058,7 +1072,7 @@ def _finish(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def negative_frame(kind: str, rng: np.random.Generator, size: tuple[int, int] = (640, 360)) -> np.ndarray:
+def negative_frame(kind: str, rng: np.random.Generator, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
     """A frame without a medical image, of one of NEGATIVE_KINDS, as RGB uint8 (h, w, 3)."""
     if kind == "photo_slide":
         photos = _photos()
@@ -1080,9 +1094,9 @@ def negative_frame(kind: str, rng: np.random.Generator, size: tuple[int, int] = 
 
 
 def positive_frame(
-    picture: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = (640, 360)
+    picture: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = FRAME_SIZE
 ) -> np.ndarray:
-    """A medical picture (RGB uint8) on a varied slide, lightly cropped and brightened, as RGB uint8 (h, w, 3)."""
+    """A medical picture (RGB uint8) on a varied slide, lightly cropped and brightened: RGB (h, w, 3)."""
     return _positive(picture, rng, size)[0]
 
 
@@ -1100,45 +1114,53 @@ def _positive(
 # ---------------------------------------------------------------- the network
 
 
-def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+def _conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> list[nn.Module]:
+    return [
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-    )
+    ]
 
 
 class _FrameNet(nn.Module):
-    """Five conv blocks down to 4x7, global average pool, one logit: small enough to train on two cores."""
+    """Conv blocks from 128x224 down to 4x7, global average pool, one logit; small enough for two cores.
+
+    A second head gives a logit per cell of the 4x7 map: does this cell lie on a medical image?
+    It only serves training. Being told where the picture is teaches the network in a few epochs
+    what the frame's label alone does not (held-out recall on unseen modalities rises most).
+    """
 
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 24, 5, stride=2, padding=2, bias=False),
-            nn.BatchNorm2d(24),
-            nn.ReLU(inplace=True),
-            _block(24, 32),
-            _block(32, 64),
-            _block(64, 96),
-            _block(96, 128),
+            *_conv(3, 24, kernel=5, stride=2),  # 64x112
+            *_conv(24, 32, stride=2),  # 32x56
+            *_conv(32, 64),
+            nn.MaxPool2d(2),  # 16x28
+            *_conv(64, 96),
+            nn.MaxPool2d(2),  # 8x14
+            *_conv(96, 128),
+            nn.MaxPool2d(2),  # 4x7
+            *_conv(128, 128),
         )
         self.dropout = nn.Dropout(0.2)
         self.head = nn.Linear(128, 1)
+        self.cells = nn.Conv2d(128, 1, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x).mean(dim=(2, 3)))).squeeze(1)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frames' logits (n,) and their cells' logits (n, 4, 7)."""
+        features = self.features(x)
+        frame = self.head(self.dropout(features.mean(dim=(2, 3)))).squeeze(1)
+        return frame, self.cells(features).squeeze(1)
 
 
 def _inputs(frames: list[np.ndarray]) -> np.ndarray:
     """Frames resized to the network's input, uint8 (n, h, w, 3)."""
     out = np.empty((len(frames), *INPUT_SIZE, 3), np.uint8)
     for i, frame in enumerate(frames):
-        if frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"frame {i}: expected an RGB array (h, w, 3), got shape {frame.shape}")
-        out[i] = cv2.resize(
-            frame.astype(np.uint8, copy=False), INPUT_SIZE[::-1], interpolation=cv2.INTER_AREA
-        )
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frame {i}: expected RGB uint8 (h, w, 3), got {frame.dtype} {frame.shape}")
+        out[i] = cv2.resize(np.ascontiguousarray(frame), INPUT_SIZE[::-1], interpolation=cv2.INTER_AREA)
     return out
 
 
@@ -1155,15 +1177,19 @@ class FrameClassifier:
         self.metrics = metrics or {}
 
     def medical_scores(self, frames: list[np.ndarray]) -> np.ndarray:
-        """RGB frames of any size -> the probability that each shows a medical image, float32 in [0, 1]."""
-        return self._scores(_inputs(frames))
+        """RGB uint8 frames of any size -> the probability that each shows a medical image, float32 (n,).
+
+        Resized 64 at a time, so memory stays flat however many keyframes a channel has.
+        """
+        scores = [self._scores(_inputs(frames[start : start + 64])) for start in range(0, len(frames), 64)]
+        return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
     def _scores(self, inputs: np.ndarray) -> np.ndarray:
         self.net.eval()
         scores = []
         with torch.no_grad():
             for start in range(0, len(inputs), 64):
-                scores.append(torch.sigmoid(self.net(_tensor(inputs[start : start + 64]))).numpy())
+                scores.append(torch.sigmoid(self.net(_tensor(inputs[start : start + 64]))[0]).numpy())
         return np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32)
 
     def save(self, path: Path) -> None:
@@ -1249,12 +1275,50 @@ def _by_modality(pictures: list[tuple[MedicalImage, np.ndarray]], seed: int) -> 
     ordered = [groups[m] for m in sorted(groups)]
     for group in ordered:
         rng.shuffle(group)
-    return lambda j: ordered[j % len(ordered)][(j // len(ordered)) % len(ordered[j % len(ordered)])]
+
+    def picture(j: int) -> np.ndarray:
+        group = ordered[j % len(ordered)]
+        return group[(j // len(ordered)) % len(group)]
+
+    return picture
 
 
 def _source_name(source: str) -> str:
     """Where an image comes from, in one word: the package or the folder."""
     return re.split(r"[:/]", source, maxsplit=1)[0].strip()
+
+
+@dataclass(frozen=True)
+class _FrameSet:
+    inputs: np.ndarray  # uint8 (n, h, w, 3) at INPUT_SIZE
+    labels: np.ndarray  # float32 (n,): 1 for a medical image
+    cells: np.ndarray  # float32 (n, 4, 7): the share of each final-map cell on a medical picture
+    kinds: np.ndarray  # (n,) "medical" or the negative kind
+
+
+def _coverage(boxes: list[Box], size: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros((size[1], size[0]), np.float32)
+    for x0, y0, x1, y1 in boxes:
+        mask[max(0, y0) : y1, max(0, x0) : x1] = 1
+    return cv2.resize(mask, CELL_GRID[::-1], interpolation=cv2.INTER_AREA)
+
+
+def _frame_set(
+    picture_for: Callable[[int], np.ndarray], n: int, seed: int, positive_stream: int, negative_stream: int
+) -> _FrameSet:
+    """n positives and n negatives (kinds in turn), frame j drawn from the rng (seed, stream, j)."""
+    inputs = np.empty((2 * n, *INPUT_SIZE, 3), np.uint8)
+    cells = np.zeros((2 * n, *CELL_GRID), np.float32)
+    kinds = np.array(["medical"] * n + [NEGATIVE_KINDS[j % len(NEGATIVE_KINDS)] for j in range(n)])
+    for j in range(n):
+        frame, boxes = _positive(
+            picture_for(j), np.random.default_rng([seed, positive_stream, j]), FRAME_SIZE
+        )
+        inputs[j], cells[j] = _inputs([frame])[0], _coverage(boxes, FRAME_SIZE)
+        rng = np.random.default_rng([seed, negative_stream, j])
+        inputs[n + j] = _inputs([negative_frame(str(kinds[n + j]), rng, FRAME_SIZE)])[0]
+    labels = np.concatenate([np.ones(n, np.float32), np.zeros(n, np.float32)])
+    return _FrameSet(inputs, labels, cells, kinds)
 
 
 def train_frame_classifier(
@@ -1274,10 +1338,8 @@ def train_frame_classifier(
     if len(usable) < 2:
         raise ValueError(f"need at least 2 usable medical images to train and hold out, got {len(usable)}")
     held_ids = _split([image for image, _ in usable], settings.held_out_fraction, settings.seed)
-    train_pictures = [(i, p) for i, p in usable if i.image_id not in held_ids]
-    held_pictures = [
-        p for i, p in sorted(usable, key=lambda pair: pair[0].image_id) if i.image_id in held_ids
-    ]
+    train_pictures = [(image, picture) for image, picture in usable if image.image_id not in held_ids]
+    held_pictures = [picture for image, picture in usable if image.image_id in held_ids]
     n_train = settings.frames_per_class
     fraction = settings.held_out_fraction
     n_held = max(len(NEGATIVE_KINDS), round(n_train * fraction / (1 - fraction)))
@@ -1286,25 +1348,8 @@ def train_frame_classifier(
         f"generating {2 * n_train} training and {2 * n_held} held-out frames"
     )
     seed = settings.seed
-    picture_for = _by_modality(train_pictures, seed)
-    k = len(NEGATIVE_KINDS)
-    train_frames = [
-        positive_frame(picture_for(j), np.random.default_rng([seed, 1, j])) for j in range(n_train)
-    ]
-    train_frames += [
-        negative_frame(NEGATIVE_KINDS[j % k], np.random.default_rng([seed, 0, j])) for j in range(n_train)
-    ]
-    held_frames = [
-        positive_frame(held_pictures[j % len(held_pictures)], np.random.default_rng([seed, 2, j]))
-        for j in range(n_held)
-    ]
-    held_frames += [
-        negative_frame(NEGATIVE_KINDS[j % k], np.random.default_rng([seed, 3, j])) for j in range(n_held)
-    ]
-    train_x, held_x = _inputs(train_frames), _inputs(held_frames)
-    del train_frames, held_frames
-    train_y = torch.cat([torch.ones(n_train), torch.zeros(n_train)])
-    held_y = np.concatenate([np.ones(n_held), np.zeros(n_held)])
+    train = _frame_set(_by_modality(train_pictures, seed), n_train, seed, 1, 0)
+    held = _frame_set(lambda j: held_pictures[j % len(held_pictures)], n_held, seed, 2, 3)
     generate_seconds = time.perf_counter() - started
     log(f"generated the frames in {generate_seconds:.1f} s")
 
@@ -1313,78 +1358,84 @@ def train_frame_classifier(
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            classifier = FrameClassifier(_fit_net(train_x, train_y, settings, log))
+            classifier = FrameClassifier(_fit_net(train, settings, log))
     finally:
         torch.set_num_threads(previous_threads)
     train_seconds = time.perf_counter() - started - generate_seconds
 
-    predicted = classifier._scores(held_x) >= 0.5
-    correct = predicted == held_y.astype(bool)
-    true_positives = int((predicted & (held_y == 1)).sum())
-    by_kind = {"medical": float(correct[:n_held].mean())}
-    negative_kinds = np.array([NEGATIVE_KINDS[j % k] for j in range(n_held)])
-    for kind in NEGATIVE_KINDS:
-        by_kind[kind] = float(correct[n_held:][negative_kinds == kind].mean())
-    sources: dict[str, int] = {}
-    for image, _ in usable:
-        sources[_source_name(image.source)] = sources.get(_source_name(image.source), 0) + 1
-    classifier.metrics = {
-        "held_out_accuracy": float(correct.mean()),
-        "held_out_precision": true_positives / max(1, int(predicted.sum())),
-        "held_out_recall": true_positives / n_held,
-        "held_out_accuracy_by_kind": by_kind,
-        "n_train_frames": 2 * n_train,
-        "n_held_out_frames": 2 * n_held,
+    sources = Counter(_source_name(image.source) for image, _ in usable)
+    classifier.metrics = _held_out_metrics(classifier, held) | {
+        "n_train_frames": len(train.labels),
+        "n_held_out_frames": len(held.labels),
         "n_train_images": len(train_pictures),
         "n_held_out_images": len(held_ids),
         "held_out_image_ids": sorted(held_ids),
         "epochs": settings.epochs,
         "generate_seconds": round(generate_seconds, 2),
         "train_seconds": round(train_seconds, 2),
-        "image_sources": sources,
+        "image_sources": dict(sorted(sources.items())),
     }
+    metrics = classifier.metrics
     log(
-        f"held-out accuracy {classifier.metrics['held_out_accuracy']:.3f} (precision "
-        f"{classifier.metrics['held_out_precision']:.3f}, recall {classifier.metrics['held_out_recall']:.3f}); "
-        + ", ".join(f"{kind} {value:.2f}" for kind, value in by_kind.items())
+        f"held-out accuracy {metrics['held_out_accuracy']:.3f} "
+        f"(precision {metrics['held_out_precision']:.3f}, recall {metrics['held_out_recall']:.3f}); "
+        + ", ".join(f"{kind} {value:.2f}" for kind, value in metrics["held_out_accuracy_by_kind"].items())
     )
     return classifier
 
 
-def _fit_net(
-    x: np.ndarray, y: torch.Tensor, settings: ClassifierTrainingSettings, log: Callable[[str], None]
-) -> _FrameNet:
-    """Adam on BCE with a one-cycle learning rate; frames flipped left-right at random each epoch."""
+def _held_out_metrics(classifier: FrameClassifier, held: _FrameSet) -> dict:
+    predicted = classifier._scores(held.inputs) >= 0.5
+    truth = held.labels == 1
+    correct = predicted == truth
+    true_positives = int((predicted & truth).sum())
+    return {
+        "held_out_accuracy": float(correct.mean()),
+        "held_out_precision": true_positives / max(1, int(predicted.sum())),
+        "held_out_recall": true_positives / max(1, int(truth.sum())),
+        "held_out_accuracy_by_kind": {
+            kind: float(correct[held.kinds == kind].mean()) for kind in ("medical", *NEGATIVE_KINDS)
+        },
+    }
+
+
+def _fit_net(train: _FrameSet, settings: ClassifierTrainingSettings, log: Callable[[str], None]) -> _FrameNet:
+    """Adam with a one-cycle learning rate on the frames' BCE plus the cells' BCE.
+
+    Photo slides weigh _PHOTO_WEIGHT in the frame loss; frames are flipped left-right at random.
+    """
     net = _FrameNet()
-    steps_per_epoch = (len(x) + _BATCH - 1) // _BATCH
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    n = len(train.labels)
+    labels, cells = torch.from_numpy(train.labels), torch.from_numpy(train.cells)
+    weights = torch.from_numpy(np.where(train.kinds == "photo_slide", _PHOTO_WEIGHT, 1.0).astype(np.float32))
+    weights /= weights.mean()
+    optimizer = torch.optim.Adam(net.parameters(), lr=_LEARNING_RATE, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=3e-3, total_steps=settings.epochs * steps_per_epoch, pct_start=0.25
+        optimizer, max_lr=_LEARNING_RATE, total_steps=settings.epochs * -(-n // _BATCH), pct_start=0.25
     )
-    loss_fn = nn.BCEWithLogitsLoss()
     generator = torch.Generator().manual_seed(settings.seed)
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         net.train()
-        order = torch.randperm(len(x), generator=generator)
-        flips = torch.rand(len(x), generator=generator) < 0.5
+        order = torch.randperm(n, generator=generator)
+        flips = torch.rand(n, generator=generator) < 0.5
         total_loss, n_correct = 0.0, 0
-        for start in range(0, len(x), _BATCH):
+        for start in range(0, n, _BATCH):
             index = order[start : start + _BATCH]
-            batch = _tensor(x[index.numpy()])
-            flip = flips[index]
-            batch[flip] = batch[flip].flip(3)
-            target = y[index]
-            logits = net(batch)
-            loss = loss_fn(logits, target)
+            batch, cell_targets, flip = _tensor(train.inputs[index.numpy()]), cells[index], flips[index]
+            batch[flip], cell_targets[flip] = batch[flip].flip(3), cell_targets[flip].flip(2)
+            frame_logits, cell_logits = net(batch)
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                frame_logits, labels[index], weight=weights[index]
+            ) + _CELL_LOSS_WEIGHT * nn.functional.binary_cross_entropy_with_logits(cell_logits, cell_targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
-            total_loss += float(loss) * len(index)
-            n_correct += int(((logits > 0) == (target > 0.5)).sum())
+            total_loss += loss.item() * len(index)
+            n_correct += int(((frame_logits > 0) == (labels[index] > 0.5)).sum())
         log(
-            f"epoch {epoch}/{settings.epochs}: loss {total_loss / len(x):.4f}, "
-            f"train accuracy {n_correct / len(x):.3f}, {time.perf_counter() - started:.0f} s"
+            f"epoch {epoch}/{settings.epochs}: loss {total_loss / n:.4f}, "
+            f"train accuracy {n_correct / n:.3f}, {time.perf_counter() - started:.0f} s"
         )
     return net.eval()
