@@ -52,9 +52,16 @@ def materialize_channels(
 
 
 def train_frame_classifier_if_missing(layout: DataLayout, instance: dg.DagsterInstance) -> bool:
-    """Materialize `frame_classifier` unless its model file exists; False when training failed."""
-    if layout.frame_classifier_path.exists():
+    """Materialize `frame_classifier` unless a usable model is saved; False when training failed."""
+    from mednarratives_assets.stages.frame_classifier import FrameClassifier
+
+    try:
+        FrameClassifier.load(layout.frame_classifier_path)
         return True
+    except FileNotFoundError:
+        pass
+    except ValueError as exc:  # saved by another version of the network
+        print(f"the saved frame classifier cannot be used ({str(exc).splitlines()[0]}); training it again")
     print(f"training the frame classifier (about 2 minutes), saved as {layout.frame_classifier_path}")
     job = build_definitions(layout).resolve_job_def(frame_classifier_job.name)
     return job.execute_in_process(instance=instance, raise_on_error=False).success

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mednarratives_assets import cli
@@ -59,9 +61,12 @@ def test_demo_generates_the_corpus_then_materializes_every_channel(layout, monke
     assert "radiology-rounds: ok" in out and "pathology-atlas: ok" in out
     assert "videos: 2 rows" in out and str(layout.duckdb_path) in out and "dagster dev" in out
     assert len(list(layout.ground_truth_dir.glob("*/*.json"))) == 2
+    assert "training the frame classifier" in out and layout.frame_classifier_path.is_file()
+    assert re.search(r"stable_chunks: [1-9]\d* rows", out), out
 
-    assert cli.main(["demo", *small]) == 0  # the corpus is current: nothing is generated again
-    assert "already present" in capsys.readouterr().out
+    assert cli.main(["demo", *small]) == 0  # corpus and classifier are current: nothing is made again
+    out = capsys.readouterr().out
+    assert "already present" in out and "training the frame classifier" not in out
 
 
 @pytest.mark.parametrize(

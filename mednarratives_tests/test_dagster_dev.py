@@ -55,10 +55,11 @@ def wait_until(condition, timeout_s: float, what: str, poll_s: float = 1.0):
 
 
 @pytest.fixture
-def dagster_dev(tmp_path, layout):
+def dagster_dev(tmp_path, layout, trained_frame_classifier):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    trained_frame_classifier.save(layout.frame_classifier_path)  # stable_chunks in the sensor's runs needs it
     for channel, n in CHANNELS.items():
         for i in range(n):
             make_video(layout.channel_dir(channel) / f"lecture_{i}.mp4", seconds=0.5)

@@ -1251,10 +1251,15 @@ def _split(images: list[MedicalImage], fraction: float, seed: int) -> set[str]:
 
     An image is held out only while its modality keeps another image in training: a modality seen
     only at test time cannot be learned, and the returned classifier would never have seen it. Only
-    when that leaves too few are the rest taken from the permutation regardless.
+    when that leaves too few are the rest taken from the permutation regardless. When a folder
+    (MedPix) supplies most of the images, the held-out ones come from it alone.
     """
     ordered = sorted(images, key=lambda image: image.image_id)
     n_held = min(len(ordered) - 1, max(1, round(fraction * len(ordered))))
+    packaged = {image.image_id for image in packaged_images()}
+    from_folder = [image for image in ordered if image.image_id not in packaged]
+    if len(from_folder) >= len(ordered) / 2:  # a folder such as MedPix supplies most images:
+        ordered = from_folder  # hold out only its images, so every scarce packaged kind trains
     permuted = [ordered[i] for i in np.random.default_rng([seed, 4]).permutation(len(ordered))]
     in_training = Counter(image.modality for image in ordered)
     held: list[str] = []
