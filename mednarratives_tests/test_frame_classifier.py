@@ -13,14 +13,12 @@ from PIL import Image
 
 from mednarratives_assets.demo.images import MedicalImage, packaged_images
 from mednarratives_assets.stages.frame_classifier import (
-    NEGATIVE_KINDS,
     ClassifierTrainingSettings,
     FrameClassifier,
-    negative_frame,
-    positive_frame,
     train_frame_classifier,
     training_images,
 )
+from mednarratives_assets.training_frames import NEGATIVE_KINDS, negative_frame, positive_frame
 
 
 @pytest.mark.parametrize("kind", NEGATIVE_KINDS)

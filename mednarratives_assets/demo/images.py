@@ -79,7 +79,7 @@ def _pydicom_file(name: str) -> Path | None:
     return Path(found) if found else None
 
 
-def _package_file(package: str, relative: str) -> Path | None:
+def package_file(package: str, relative: str) -> Path | None:
     spec = importlib.util.find_spec(package)  # no import: stardist's own import is heavy
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -227,7 +227,7 @@ def packaged_images() -> list[MedicalImage]:
             path = _pydicom_file(name)
             source = f"pydicom / pydicom-data test file {name}"
         else:
-            path = _package_file(package, name)
+            path = package_file(package, name)
             source = f"{package}: {name}"
         if path is None:
             continue
