@@ -294,3 +294,14 @@ def test_on_the_default_demo_corpus_chunks_and_medical_slides_match_the_truth(
     assert score.boundary_f1 >= 0.95, score
     assert score.medical_precision >= 0.9 and score.medical_recall >= 0.9, score
     assert min(score.region_ious) >= 0.9, score.region_ious
+
+
+def test_a_failed_rerun_keeps_the_stored_keyframes_and_leaves_no_partial_folder(tmp_path, slides):
+    video = render(tmp_path / "v.mp4", [("ct", 3), ("bullets", 3)], slides)
+    folder = tmp_path / "keyframes"
+    rows, _ = chunk_video(video, folder, lambda frames: np.ones(len(frames)), SETTINGS)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(ValueError):  # a scorer that answers for too few keyframes
+        chunk_video(video, folder, lambda frames: np.ones(len(frames) - 1), SETTINGS)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and len(before) == len(rows)
+    assert not (tmp_path / "keyframes.partial").exists()

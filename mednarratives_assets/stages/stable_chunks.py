@@ -389,54 +389,58 @@ def chunk_video(
             sample_video(video_path, settings.sample_hz, settings.analysis_width), settings, duration_s
         )
     )
+    rgb = [cv2.cvtColor(span.keyframe, cv2.COLOR_BGR2RGB) for span in spans]
+    scores = np.asarray(score_medical(rgb), dtype=np.float32) if rgb else np.zeros(0, np.float32)
     staging = keyframe_dir.with_name(keyframe_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    rgb = [cv2.cvtColor(span.keyframe, cv2.COLOR_BGR2RGB) for span in spans]
-    scores = np.asarray(score_medical(rgb), dtype=np.float32) if rgb else np.zeros(0, np.float32)
-    rows: list[dict] = []
-    tiles: list[np.ndarray] = []
-    for index, (span, score) in enumerate(zip(spans, scores, strict=True)):
-        phash = perceptual_hash(span.keyframe)
-        first = next(
-            (
-                r
-                for r in rows
-                if r["duplicate_of"] is None
-                and hash_distance(r["phash"], phash) <= settings.duplicate_distance
-            ),
-            None,
-        )
-        rect = locate_image_region(span.keyframe)
-        if first is None:
-            ok, png = cv2.imencode(".png", span.keyframe, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-            if not ok:
-                raise ValueError(f"{video_path}: keyframe {index} could not be encoded")
-            (staging / f"chunk-{index:03d}.png").write_bytes(png.tobytes())
-            name, digest = f"chunk-{index:03d}.png", hashlib.sha256(png.tobytes()).hexdigest()
-        else:
-            name, digest = Path(first["keyframe_path"]).name, first["keyframe_sha256"]
-        is_medical = bool(score >= settings.medical_threshold)
-        rows.append(
-            {
-                "chunk_index": index,
-                "start_s": round(span.start_s, 3),
-                "end_s": round(span.end_s, 3),
-                "keyframe_path": str(keyframe_dir / name),
-                "keyframe_sha256": digest,
-                "duplicate_of": None if first is None else first["chunk_index"],
-                "is_medical": is_medical,
-                "medical_score": float(score),
-                "image_x": rect[0] if rect else None,
-                "image_y": rect[1] if rect else None,
-                "image_w": rect[2] if rect else None,
-                "image_h": rect[3] if rect else None,
-                "sharpness": sharpness(span.keyframe, rect),
-                "phash": phash,
-                "n_samples": span.n_samples,
-            }
-        )
-        tiles.append(_labelled_tile(rgb[index], rows[-1]))
+    try:
+        rows: list[dict] = []
+        tiles: list[np.ndarray] = []
+        for index, (span, score) in enumerate(zip(spans, scores, strict=True)):
+            phash = perceptual_hash(span.keyframe)
+            first = next(
+                (
+                    r
+                    for r in rows
+                    if r["duplicate_of"] is None
+                    and hash_distance(r["phash"], phash) <= settings.duplicate_distance
+                ),
+                None,
+            )
+            rect = locate_image_region(span.keyframe)
+            if first is None:
+                ok, png = cv2.imencode(".png", span.keyframe, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+                if not ok:
+                    raise ValueError(f"{video_path}: keyframe {index} could not be encoded")
+                (staging / f"chunk-{index:03d}.png").write_bytes(png.tobytes())
+                name, digest = f"chunk-{index:03d}.png", hashlib.sha256(png.tobytes()).hexdigest()
+            else:
+                name, digest = Path(first["keyframe_path"]).name, first["keyframe_sha256"]
+            is_medical = bool(score >= settings.medical_threshold)
+            rows.append(
+                {
+                    "chunk_index": index,
+                    "start_s": round(span.start_s, 3),
+                    "end_s": round(span.end_s, 3),
+                    "keyframe_path": str(keyframe_dir / name),
+                    "keyframe_sha256": digest,
+                    "duplicate_of": None if first is None else first["chunk_index"],
+                    "is_medical": is_medical,
+                    "medical_score": float(score),
+                    "image_x": rect[0] if rect else None,
+                    "image_y": rect[1] if rect else None,
+                    "image_w": rect[2] if rect else None,
+                    "image_h": rect[3] if rect else None,
+                    "sharpness": sharpness(span.keyframe, rect),
+                    "phash": phash,
+                    "n_samples": span.n_samples,
+                }
+            )
+            tiles.append(_labelled_tile(rgb[index], rows[-1]))
+    except BaseException:  # leave no half-written keyframes behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(keyframe_dir, ignore_errors=True)
     staging.rename(keyframe_dir)
     return rows, contact_sheet_png(tiles, tile_width=TILE_WIDTH)
