@@ -33,12 +33,7 @@ def frame_classifier(
     frames it never saw. Saved as data/models/frame_classifier.pt.
     """
     try:
-        settings = ClassifierTrainingSettings(
-            frames_per_class=config.frames_per_class,
-            epochs=config.epochs,
-            seed=config.seed,
-            threads=config.threads,
-        ).validated()
+        settings = ClassifierTrainingSettings(**config.model_dump(exclude={"extra_images_dir"})).validated()
     except ValueError as exc:
         raise dg.Failure(f"frame_classifier config: {exc}") from exc
     images = training_images(config.extra_images_dir or None)

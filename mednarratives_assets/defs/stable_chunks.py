@@ -47,12 +47,7 @@ def stable_chunks(
     """
     layout = paths.layout
     try:
-        settings = ChunkingSettings(
-            min_duration_s=config.min_duration_s,
-            sample_hz=config.sample_hz,
-            max_changed_fraction=config.max_changed_fraction,
-            medical_threshold=config.medical_threshold,
-        ).validated()
+        settings = ChunkingSettings(**config.model_dump()).validated()
         classifier = FrameClassifier.load(layout.frame_classifier_path)
     except FileNotFoundError as exc:
         raise dg.Failure(

@@ -161,7 +161,9 @@ class FrameClassifier:
 
     def save(self, path: Path) -> None:
         """One file: the weights, the input size they expect and the metrics they were trained to."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")  # a failed save keeps the model already there
         torch.save(
             {
                 "format": FILE_FORMAT,
@@ -169,8 +171,9 @@ class FrameClassifier:
                 "state_dict": self.net.state_dict(),
                 "metrics": self.metrics,
             },
-            path,
+            partial,
         )
+        partial.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> FrameClassifier:

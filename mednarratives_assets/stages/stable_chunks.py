@@ -247,6 +247,7 @@ def find_stable_spans(
     previous_t = 0.0
     span: _OpenSpan | None = None
     history: list[np.ndarray] = []  # the last second of small frames, for the overlay statistics
+    history_length = max(1, round(settings.sample_hz))
     settle_samples = max(1, round(SETTLE_S * settings.sample_hz))
 
     def close(end_s: float) -> StableSpan | None:
@@ -261,7 +262,7 @@ def find_stable_spans(
             still = False
         else:
             moved = _changed(small, previous, settings.pixel_change)
-            if len(history) > max(1, round(settings.sample_hz)):
+            if len(history) > history_length:
                 scene_cut = np.count_nonzero(moved) > SCENE_CUT * small.size
                 overlay.update(_changed(small, history.pop(0), settings.pixel_change), scene_cut)
             limit = settings.max_changed_fraction * small.size
@@ -271,11 +272,11 @@ def find_stable_spans(
                 and np.count_nonzero(overlay.outside(drift)) <= limit
             )
         if not still:
-            boundary = sample.t if previous is None else (previous_t + sample.t) / 2
+            boundary = 0.0 if previous is None else (previous_t + sample.t) / 2
             finished = close(boundary)
             if finished is not None:
                 yield finished
-            span = _OpenSpan(anchor=small, start_s=boundary if previous is not None else 0.0)
+            span = _OpenSpan(anchor=small, start_s=boundary)
         if span.n_samples < settle_samples:  # the span may open inside a cross-fade's tail
             span.anchor = small
         span.add(sample, settings.keyframe_samples)
