@@ -19,7 +19,12 @@ import dagster as dg
 
 from mednarratives_assets.channels import scan_channels
 from mednarratives_assets.definitions import build_definitions
-from mednarratives_assets.defs.jobs import channel_pipeline_job, frame_classifier_job, ingest_job
+from mednarratives_assets.defs.jobs import (
+    channel_pipeline_job,
+    cursor_detector_job,
+    frame_classifier_job,
+    ingest_job,
+)
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.video_downloads import load_channel_urls
@@ -51,20 +56,29 @@ def materialize_channels(
     }
 
 
-def train_frame_classifier_if_missing(layout: DataLayout, instance: dg.DagsterInstance) -> bool:
-    """Materialize `frame_classifier` unless a usable model is saved; False when training failed."""
+def train_models_if_missing(layout: DataLayout, instance: dg.DagsterInstance) -> list[str]:
+    """Materialize each model asset unless a usable model is saved; returns the models that failed."""
+    from mednarratives_assets.stages.cursor_detector import CursorDetector
     from mednarratives_assets.stages.frame_classifier import FrameClassifier
 
-    try:
-        FrameClassifier.load(layout.frame_classifier_path)
-        return True
-    except FileNotFoundError:
-        pass
-    except ValueError as exc:  # saved by another version of the network
-        print(f"the saved frame classifier cannot be used ({str(exc).splitlines()[0]}); training it again")
-    print(f"training the frame classifier (about 2 minutes), saved as {layout.frame_classifier_path}")
-    job = build_definitions(layout).resolve_job_def(frame_classifier_job.name)
-    return job.execute_in_process(instance=instance, raise_on_error=False).success
+    models = [
+        ("frame classifier", FrameClassifier.load, layout.frame_classifier_path, frame_classifier_job, "2"),
+        ("cursor detector", CursorDetector.load, layout.cursor_detector_path, cursor_detector_job, "20"),
+    ]
+    failed = []
+    for name, load, path, job, minutes in models:
+        try:
+            load(path)
+            continue
+        except FileNotFoundError:
+            pass
+        except ValueError as exc:  # saved by another version
+            print(f"the saved {name} cannot be used ({str(exc).splitlines()[0]}); training it again")
+        print(f"training the {name} (about {minutes} minutes on 2 cores), saved as {path}")
+        job_def = build_definitions(layout).resolve_job_def(job.name)
+        if not job_def.execute_in_process(instance=instance, raise_on_error=False).success:
+            failed.append(name)
+    return failed
 
 
 def ingest(
@@ -146,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         else dg.DagsterInstance.ephemeral() as instance
     ):
         if args.command == "demo":
-            if not train_frame_classifier_if_missing(layout, instance):
-                raise SystemExit("frame classifier training failed (see the run log above)")
+            failed = train_models_if_missing(layout, instance)
+            if failed:
+                raise SystemExit(f"training failed: {', '.join(failed)} (see the run log above)")
             outcome = materialize_channels(layout, instance, job_name=channel_pipeline_job.name)
         else:
             outcome = ingest(layout, instance, args.channel)

@@ -2,8 +2,15 @@
 
 import dagster as dg
 
+from mednarratives_assets.defs.cursor_detector import cursor_detector
+from mednarratives_assets.defs.cursor_traces import cursor_traces
 from mednarratives_assets.defs.frame_classifier import frame_classifier
-from mednarratives_assets.defs.jobs import channel_pipeline_job, frame_classifier_job, ingest_job
+from mednarratives_assets.defs.jobs import (
+    channel_pipeline_job,
+    cursor_detector_job,
+    frame_classifier_job,
+    ingest_job,
+)
 from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.defs.sensors import new_video_sensor
 from mednarratives_assets.defs.stable_chunks import stable_chunks
@@ -16,8 +23,16 @@ from mednarratives_assets.settings import DataLayout
 def build_definitions(layout: DataLayout) -> dg.Definitions:
     """Everything Dagster shows, bound to one data root."""
     return dg.Definitions(
-        assets=[video_downloads, videos, transcripts, frame_classifier, stable_chunks],
-        jobs=[ingest_job, channel_pipeline_job, frame_classifier_job],
+        assets=[
+            video_downloads,
+            videos,
+            transcripts,
+            frame_classifier,
+            stable_chunks,
+            cursor_detector,
+            cursor_traces,
+        ],
+        jobs=[ingest_job, channel_pipeline_job, frame_classifier_job, cursor_detector_job],
         sensors=[new_video_sensor],
         resources=build_resources(layout),
     )

@@ -41,9 +41,14 @@ class DataLayout:
         return self.data_root / "ground_truth"
 
     @property
+    def cache_dir(self) -> Path:
+        """What can be made again: stage caches, model training scratch space."""
+        return self.data_root / "cache"
+
+    @property
     def transcripts_cache_dir(self) -> Path:
         """ASR output per engine fingerprint and video sha256, so unchanged videos are not re-transcribed."""
-        return self.data_root / "cache" / "transcripts"
+        return self.cache_dir / "transcripts"
 
     @property
     def keyframes_dir(self) -> Path:
@@ -52,12 +57,17 @@ class DataLayout:
 
     @property
     def models_dir(self) -> Path:
-        """Trained models, such as `frame_classifier.pt`."""
+        """Trained models: `frame_classifier.pt`, `cursor_detector.pt`."""
         return self.data_root / "models"
 
     @property
     def frame_classifier_path(self) -> Path:
         return self.models_dir / "frame_classifier.pt"
+
+    @property
+    def cursor_detector_path(self) -> Path:
+        """YOLO pose weights; `cursor_detector.json` beside them holds the settings and metrics."""
+        return self.models_dir / "cursor_detector.pt"
 
     def channel_dir(self, channel: str) -> Path:
         return self.videos_dir / channel

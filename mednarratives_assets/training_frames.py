@@ -983,7 +983,7 @@ def _pointer(shape: str, theme: str, size: int) -> CursorSprite:
     return render_sprite(CursorStyle(shape, theme, size))
 
 
-def _finish(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+def _finish(image: Image.Image, rng: np.random.Generator, pointer: bool = True) -> np.ndarray:
     """What a lecture video adds to any slide: a webcam inset, the pointer, compression and blur."""
     w, h = image.size
     if rng.random() < 0.15:
@@ -993,10 +993,10 @@ def _finish(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
         iy = round(h - ih - rng.uniform(0, 20)) if rng.random() < 0.7 else round(rng.uniform(0, 20))
         _draw_person(image, (ix, iy, ix + iw, iy + ih), rng)
     frame = np.asarray(image).copy()
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and pointer:
         shape, theme = (
             CURSOR_SHAPES[rng.integers(len(CURSOR_SHAPES))],
-            CURSOR_THEMES[rng.integers(len(CURSOR_THEMES))],
+            tuple(CURSOR_THEMES)[rng.integers(len(CURSOR_THEMES))],
         )
         paste_sprite(
             frame,
@@ -1016,15 +1016,20 @@ def _finish(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def negative_frame(kind: str, rng: np.random.Generator, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
-    """A frame without a medical image, of one of NEGATIVE_KINDS, as RGB uint8 (h, w, 3)."""
+def negative_frame(
+    kind: str, rng: np.random.Generator, size: tuple[int, int] = FRAME_SIZE, pointer: bool = True
+) -> np.ndarray:
+    """A frame without a medical image, of one of NEGATIVE_KINDS, as RGB uint8 (h, w, 3).
+
+    `pointer=False` never draws a mouse pointer, for training the cursor detector on clean frames.
+    """
     if kind == "photo_slide":
         photos = _photos()
         photo = photos[rng.integers(len(photos))]
         pictures = [
             _augment_picture(photo, rng, 0.5, colour=True) for _ in range(2 if rng.random() < 0.12 else 1)
         ]
-        return _finish(_picture_slide(pictures, rng, size)[0], rng)
+        return _finish(_picture_slide(pictures, rng, size)[0], rng, pointer)
     painters = {
         "text_slide": _text_slide,
         "diagram": _diagram,
@@ -1034,22 +1039,22 @@ def negative_frame(kind: str, rng: np.random.Generator, size: tuple[int, int] = 
     }
     if kind not in painters:
         raise ValueError(f"unknown negative kind {kind!r}: choose one of {NEGATIVE_KINDS}")
-    return _finish(painters[kind](rng, size), rng)
+    return _finish(painters[kind](rng, size), rng, pointer)
 
 
 def positive_frame(
-    picture: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = FRAME_SIZE
+    picture: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = FRAME_SIZE, pointer: bool = True
 ) -> np.ndarray:
     """A medical picture (RGB uint8) on a varied slide, lightly cropped and brightened: RGB (h, w, 3)."""
-    return positive_frame_with_boxes(picture, rng, size)[0]
+    return positive_frame_with_boxes(picture, rng, size, pointer)[0]
 
 
 def positive_frame_with_boxes(
-    picture: np.ndarray, rng: np.random.Generator, size: tuple[int, int]
+    picture: np.ndarray, rng: np.random.Generator, size: tuple[int, int], pointer: bool = True
 ) -> tuple[np.ndarray, list[Box]]:
     """The positive frame and where its pictures lie."""
     pictures = [
         _augment_picture(picture, rng, 0.75, colour=False) for _ in range(2 if rng.random() < 0.12 else 1)
     ]
     image, boxes = _picture_slide(pictures, rng, size)
-    return _finish(image, rng), boxes
+    return _finish(image, rng, pointer), boxes

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import dagster as dg
@@ -11,12 +12,22 @@ from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.stages.cursor_detector import (
+    CursorDetector,
+    DetectorTrainingSettings,
+    train_cursor_detector,
+)
 from mednarratives_assets.stages.frame_classifier import (
     ClassifierTrainingSettings,
     FrameClassifier,
+    pictures_by_modality,
     train_frame_classifier,
     training_images,
+    usable_pictures,
 )
+
+# CI's cursor detector: about 6 minutes on 2 cores, against about 25 for the default
+CI_DETECTOR_SETTINGS = DetectorTrainingSettings(train_crops=1600, val_crops=320, epochs=10)
 
 
 def make_video(
@@ -79,3 +90,25 @@ def trained_frame_classifier() -> FrameClassifier:
     """A frame classifier trained on the packaged images only, smaller than the default."""
     settings = ClassifierTrainingSettings(frames_per_class=300, epochs=6)
     return train_frame_classifier(training_images(None), settings, log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def trained_cursor_detector(tmp_path_factory) -> tuple[CursorDetector, list[tuple]]:
+    """A cursor detector trained on the packaged images only, smaller than the default, and every
+    network connection it tried while training (each refused)."""
+    if os.environ.get("TMP_DETECTOR"):
+        return CursorDetector.load(Path(os.environ["TMP_DETECTOR"])), []
+    attempts: list[tuple] = []
+
+    def refuse(*args, **_kwargs):
+        attempts.append(args)
+        raise OSError("network access is refused while the cursor detector trains")
+
+    pictures = pictures_by_modality(usable_pictures(training_images(None), print), seed=0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", refuse)
+        patch.setattr(socket.socket, "connect", refuse)
+        detector, _ = train_cursor_detector(
+            CI_DETECTOR_SETTINGS, pictures, tmp_path_factory.mktemp("cursor-detector"), log=lambda _: None
+        )
+    return detector, attempts

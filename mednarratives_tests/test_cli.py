@@ -7,6 +7,7 @@ import re
 import pytest
 
 from mednarratives_assets import cli
+from mednarratives_assets.stages.cursor_detector import DetectorTrainingSettings
 from mednarratives_assets.tables import table_counts
 from mednarratives_tests.conftest import make_video
 
@@ -38,7 +39,11 @@ def test_main_prints_the_summary(layout, monkeypatch, capsys):
     assert "neuro: ok" in out and "videos: 1 rows" in out and str(layout.duckdb_path) in out
 
 
-def test_demo_generates_the_corpus_then_materializes_every_channel(layout, monkeypatch, capsys):
+def test_demo_generates_the_corpus_then_materializes_every_channel(
+    layout, monkeypatch, capsys, trained_cursor_detector
+):
+    # A saved detector is kept: training the default one would take about 20 minutes here.
+    trained_cursor_detector[0].save(layout.cursor_detector_path, DetectorTrainingSettings())
     monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(layout.data_root))
     monkeypatch.delenv("MEDNARRATIVES_DUCKDB", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -63,6 +68,7 @@ def test_demo_generates_the_corpus_then_materializes_every_channel(layout, monke
     assert len(list(layout.ground_truth_dir.glob("*/*.json"))) == 2
     assert "training the frame classifier" in out and layout.frame_classifier_path.is_file()
     assert re.search(r"stable_chunks: [1-9]\d* rows", out), out
+    assert "training the cursor detector" not in out and re.search(r"cursor_traces: \d+ rows", out), out
 
     assert cli.main(["demo", *small]) == 0  # corpus and classifier are current: nothing is made again
     out = capsys.readouterr().out

@@ -26,12 +26,27 @@ def test_sprites_differ_by_style_and_scale_with_size(shape, theme):
     small, large = render_sprite(CursorStyle(shape, theme, 24)), render_sprite(CursorStyle(shape, theme, 48))
     assert large.rgba.shape[0] > 1.8 * small.rgba.shape[0]
     opaque = small.rgba[..., 3] == 255
-    fill = small.rgba[..., :3][opaque].mean()
-    assert (fill > 100) == (theme == "light") or shape == "crosshair"  # crosshairs are mostly edge
+    fill = np.median(small.rgba[..., :3][opaque], axis=0)
+    if shape not in ("crosshair", "ibeam"):  # those are mostly edge
+        assert np.abs(fill - CURSOR_THEMES[theme][0]).max() < 60
     frame = np.full((100, 100, 3), 128, np.uint8)
     paste_sprite(frame, small, 50, 50)
     assert (frame != 128).any()
     paste_sprite(frame, small, -500, -500)  # off the frame: nothing drawn, no error
+
+
+@pytest.mark.parametrize("shape", CURSOR_SHAPES)
+def test_a_shadow_falls_below_right_and_keeps_the_hotspot(shape):
+    plain = render_sprite(CursorStyle(shape, "light", 40))
+    shadowed = render_sprite(CursorStyle(shape, "light", 40, shadow=True))
+    assert shadowed.hotspot == plain.hotspot
+    h, w = plain.rgba.shape[:2]
+    assert shadowed.rgba.shape[0] > h and shadowed.rgba.shape[1] > w
+    assert (shadowed.rgba[:h, :w, 3].astype(int) >= plain.rgba[..., 3].astype(int) - 3).all()
+    outside = np.ones(shadowed.rgba.shape[:2], bool)
+    outside[:h, :w] = plain.rgba[..., 3] == 0
+    shadow = shadowed.rgba[outside & (shadowed.rgba[..., 3] > 8)]  # pixels only the shadow covers
+    assert len(shadow) > 40 and shadow[:, 3].max() < 160 and shadow[:, :3].max() < 80
 
 
 @pytest.mark.parametrize(("changes", "message"), [({"shape": "star"}, "star"), ({"size": 4}, "4 px")])

@@ -1,5 +1,6 @@
 import dagster as dg
 
+from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import videos
@@ -12,7 +13,7 @@ ingest_job = dg.define_asset_job(
 
 channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(frame_classifier),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(frame_classifier, cursor_detector),
     description="Every channel-partitioned asset, from downloads to the last stage, for one channel.",
 )
 
@@ -20,4 +21,10 @@ frame_classifier_job = dg.define_asset_job(
     "frame_classifier_job",
     selection=dg.AssetSelection.assets(frame_classifier),
     description="Train the medical-frame classifier that stable_chunks uses (not partitioned).",
+)
+
+cursor_detector_job = dg.define_asset_job(
+    "cursor_detector_job",
+    selection=dg.AssetSelection.assets(cursor_detector),
+    description="Train the cursor detector that cursor_traces uses (not partitioned).",
 )

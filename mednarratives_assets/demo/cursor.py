@@ -11,10 +11,18 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
-CURSOR_SHAPES = ("arrow", "hand", "crosshair")
-CURSOR_THEMES = ("light", "dark")
+CURSOR_SHAPES = ("arrow", "hand", "crosshair", "ibeam")
+# (fill, edge): the system pointers, then the coloured pointers that presentation tools offer
+CURSOR_THEMES = {
+    "light": ((255, 255, 255), (0, 0, 0)),
+    "dark": ((0, 0, 0), (255, 255, 255)),
+    "red": ((230, 40, 40), (255, 255, 255)),
+    "yellow": ((250, 220, 30), (0, 0, 0)),
+    "green": ((40, 200, 70), (0, 0, 0)),
+    "blue": ((40, 110, 240), (255, 255, 255)),
+}
 _SUPERSAMPLE = 4
 
 
@@ -23,12 +31,13 @@ class CursorStyle:
     shape: str = "arrow"
     theme: str = "light"
     size: int = 32  # sprite height in pixels
+    shadow: bool = False  # a soft drop shadow below and to the right, as most desktops draw
 
     def __post_init__(self):
         if self.shape not in CURSOR_SHAPES:
             raise ValueError(f"unknown cursor shape {self.shape!r}: choose one of {CURSOR_SHAPES}")
         if self.theme not in CURSOR_THEMES:
-            raise ValueError(f"unknown cursor theme {self.theme!r}: choose one of {CURSOR_THEMES}")
+            raise ValueError(f"unknown cursor theme {self.theme!r}: choose one of {tuple(CURSOR_THEMES)}")
         if not 12 <= self.size <= 96:
             raise ValueError(f"cursor size {self.size} px is outside 12..96")
 
@@ -59,11 +68,11 @@ def _polygons(shape: str) -> tuple[list[list[tuple[float, float]]], tuple[float,
             (0.1, 0.52),
         ]
         return [palm, finger], (0.35, 0.0), 0.9
-    return [], (0.5, 0.5), 1.0  # crosshair: drawn from lines
+    return [], (0.5, 0.5), (1.0 if shape == "crosshair" else 0.4)  # crosshair and I-beam: drawn from lines
 
 
 def render_sprite(style: CursorStyle) -> CursorSprite:
-    fill, edge = ((255, 255, 255), (0, 0, 0)) if style.theme == "light" else ((0, 0, 0), (255, 255, 255))
+    fill, edge = CURSOR_THEMES[style.theme]
     polygons, (hx, hy), width_ratio = _polygons(style.shape)
     scale = style.size * _SUPERSAMPLE
     pad = 2 * _SUPERSAMPLE
@@ -83,13 +92,41 @@ def render_sprite(style: CursorStyle) -> CursorSprite:
         draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], outline=edge, width=stroke * 3)
         draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], outline=fill, width=stroke)
         hotspot = (width // 2 // _SUPERSAMPLE, height // 2 // _SUPERSAMPLE)
+    elif style.shape == "ibeam":
+        cx, top, bottom, serif = width / 2, pad, pad + scale, scale * 0.14
+        strokes = [
+            [(cx, top + stroke), (cx, bottom - stroke)],
+            [(cx - serif, top + stroke), (cx + serif, top + stroke)],
+            [(cx - serif, bottom - stroke), (cx + serif, bottom - stroke)],
+        ]
+        for segment in strokes:
+            draw.line(segment, fill=edge, width=stroke * 3)
+        for segment in strokes:
+            draw.line(segment, fill=fill, width=stroke)
+        hotspot = (width // 2 // _SUPERSAMPLE, height // 2 // _SUPERSAMPLE)
     else:
         for polygon in polygons:
             points = [(pad + x * scale, pad + y * scale) for x, y in polygon]
             draw.polygon(points, fill=fill, outline=edge, width=stroke)
         hotspot = (round((pad + hx * scale) / _SUPERSAMPLE), round((pad + hy * scale) / _SUPERSAMPLE))
     small = canvas.resize((width // _SUPERSAMPLE, height // _SUPERSAMPLE), Image.Resampling.LANCZOS)
+    if style.shadow:
+        small = _with_shadow(small, offset=max(1, round(style.size * 0.06)), blur=style.size * 0.04)
     return CursorSprite(rgba=np.asarray(small).copy(), hotspot=hotspot)
+
+
+def _with_shadow(sprite: Image.Image, offset: int, blur: float) -> Image.Image:
+    """The sprite over a blurred, half-transparent black copy of itself shifted down and right.
+
+    The canvas grows to the right and downwards only, so the hotspot keeps its coordinates.
+    """
+    margin = offset + math.ceil(2 * blur)
+    alpha = Image.new("L", (sprite.width + margin, sprite.height + margin), 0)
+    alpha.paste(sprite.getchannel("A").point(lambda a: a * 0.45), (offset, offset))
+    shadow = Image.new("RGBA", alpha.size, (0, 0, 0, 0))
+    shadow.putalpha(alpha.filter(ImageFilter.GaussianBlur(blur)))
+    shadow.alpha_composite(sprite)
+    return shadow
 
 
 def paste_sprite(frame: np.ndarray, sprite: CursorSprite, x: int, y: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass, field
 
 BOUNDARY_TOLERANCE_S = 0.5
@@ -103,3 +105,52 @@ class ChunkScore:
     @property
     def medical_recall(self) -> float:
         return self.medical_found / max(self.medical_truth, 1)
+
+
+@dataclass
+class TraceScore:
+    """Cursor traces against the truth's pointer, over every sample of the traced chunks.
+
+    A sample is the frame nearest its time. Where the truth's pointer is visible, coverage is
+    the share of samples with a trace point and the hotspot error is measured in pixels of a
+    720p frame; where it is not, any point is a false positive.
+    """
+
+    visible_samples: int = 0
+    covered: int = 0
+    hidden_samples: int = 0
+    false_positives: int = 0
+    errors_720p: list[float] = field(default_factory=list)
+
+    def add(self, points: list[dict], sample_times: list[float], truth: dict) -> None:
+        """One lecture: trace rows (t_s, x_px, y_px) and the times of every sample that was traced."""
+        cursor, fps, scale = truth["cursor"], truth["fps"], 720 / truth["height"]
+        by_time = {round(p["t_s"], 3): p for p in points}
+        for t in sample_times:
+            frame = min(round(t * fps), len(cursor["visible"]) - 1)
+            point = by_time.get(round(t, 3))
+            if cursor["visible"][frame]:
+                self.visible_samples += 1
+                if point is not None:
+                    self.covered += 1
+                    error = math.hypot(point["x_px"] - cursor["x"][frame], point["y_px"] - cursor["y"][frame])
+                    self.errors_720p.append(error * scale)
+            else:
+                self.hidden_samples += 1
+                self.false_positives += point is not None
+
+    @property
+    def coverage(self) -> float:
+        return self.covered / max(self.visible_samples, 1)
+
+    @property
+    def false_positive_rate(self) -> float:
+        return self.false_positives / max(self.hidden_samples, 1)
+
+    @property
+    def median_error_px(self) -> float:
+        return statistics.median(self.errors_720p) if self.errors_720p else math.inf
+
+    def within(self, px: float) -> float:
+        """Share of the points (on a visible pointer) within `px` pixels of the hotspot, at 720p."""
+        return sum(e <= px for e in self.errors_720p) / max(len(self.errors_720p), 1)

@@ -206,7 +206,9 @@ class FrameClassifier:
 # ---------------------------------------------------------------- training
 
 
-def _usable(images: list[MedicalImage], log: Callable[[str], None]) -> list[tuple[MedicalImage, np.ndarray]]:
+def usable_pictures(
+    images: list[MedicalImage], log: Callable[[str], None]
+) -> list[tuple[MedicalImage, np.ndarray]]:
     usable = []
     for image in images:
         try:
@@ -241,7 +243,9 @@ def _split(images: list[MedicalImage], fraction: float, seed: int) -> set[str]:
     return set(held)
 
 
-def _by_modality(pictures: list[tuple[MedicalImage, np.ndarray]], seed: int) -> Callable[[int], np.ndarray]:
+def pictures_by_modality(
+    pictures: list[tuple[MedicalImage, np.ndarray]], seed: int
+) -> Callable[[int], np.ndarray]:
     """Picture j of a round robin over modalities, so a hundred CTs do not drown the one fundus photo."""
     rng = np.random.default_rng([seed, 5])
     groups: dict[str, list[np.ndarray]] = {}
@@ -309,7 +313,7 @@ def train_frame_classifier(
     """
     settings = settings.validated()
     started = time.perf_counter()
-    usable = _usable(images, log)
+    usable = usable_pictures(images, log)
     if len(usable) < 2:
         raise ValueError(f"need at least 2 usable medical images to train and hold out, got {len(usable)}")
     held_ids = _split([image for image, _ in usable], settings.held_out_fraction, settings.seed)
@@ -323,7 +327,7 @@ def train_frame_classifier(
         f"generating {2 * n_train} training and {2 * n_held} held-out frames"
     )
     seed = settings.seed
-    train = _frame_set(_by_modality(train_pictures, seed), n_train, seed, 1, 0)
+    train = _frame_set(pictures_by_modality(train_pictures, seed), n_train, seed, 1, 0)
     held = _frame_set(lambda j: held_pictures[j % len(held_pictures)], n_held, seed, 2, 3)
     generate_seconds = time.perf_counter() - started
     log(f"generated the frames in {generate_seconds:.1f} s")

@@ -123,8 +123,13 @@ class StableSpan:
     keyframe: np.ndarray
 
 
-def sample_video(path: Path, sample_hz: float, analysis_width: int) -> Iterator[Sample]:
-    """Every `fps / sample_hz`-th frame, decoded in one pass: grab() every frame, retrieve() the samples."""
+def sample_video(
+    path: Path, sample_hz: float, analysis_width: int, keep: Callable[[float], bool] | None = None
+) -> Iterator[Sample]:
+    """Every `fps / sample_hz`-th frame, decoded in one pass: grab() every frame, retrieve() the samples.
+
+    With `keep`, only samples whose time it accepts are retrieved and yielded.
+    """
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise VideoUnreadable(f"{path}: not a readable video")
@@ -135,7 +140,7 @@ def sample_video(path: Path, sample_hz: float, analysis_width: int) -> Iterator[
         step = max(1, round(fps / sample_hz))
         index = 0
         while capture.grab():
-            if index % step == 0:
+            if index % step == 0 and (keep is None or keep(index / fps)):
                 ok, frame = capture.retrieve()
                 if ok:
                     height = round(frame.shape[0] * analysis_width / frame.shape[1])

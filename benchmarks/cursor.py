@@ -1,0 +1,125 @@
+"""Cursor-trace accuracy and speed against the demo corpus's ground truth.
+
+    python benchmarks/cursor.py [--corpus DATA_ROOT ...] [--detector PATH] [--figure PNG]
+
+For each lecture the stable-chunks stage runs first (untimed, keyframes in a temporary folder),
+then the traces stage over its medical chunks, timed. Every sample of those chunks is compared
+with the truth's pointer, as `demo.scoring.TraceScore` defines it:
+- coverage: samples with a point, of those where the pointer is visible;
+- hotspot error at 720p: median, and the share of points within 6 px;
+- false positives: samples with a point, of those where no pointer is visible;
+- speed: samples per second, and seconds of traced chunk per second of processing.
+The models are data/models/frame_classifier.pt and cursor_detector.pt unless told otherwise
+(`mednarratives demo` trains both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from mednarratives_assets.demo.corpus import load_truth
+from mednarratives_assets.demo.scoring import TraceScore
+from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.stages.cursor_detector import CursorDetector
+from mednarratives_assets.stages.cursor_traces import TraceSettings, trace_video
+from mednarratives_assets.stages.frame_classifier import FrameClassifier
+from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video
+
+TARGET_WITHIN_6PX = 0.95
+TARGET_FALSE_POSITIVES = 0.02
+TARGET_X_REAL_TIME = 5.0
+
+
+def evaluate(corpora: list[Path], classifier: FrameClassifier, detector: CursorDetector, figure: Path | None):
+    settings = TraceSettings()
+    score = TraceScore()
+    traced_s, trace_s, video_s, n_samples, n_lectures = 0.0, 0.0, 0.0, 0, 0
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        for corpus in corpora:
+            layout = DataLayout(corpus, corpus / "unused.duckdb")
+            for truth_file in sorted(layout.ground_truth_dir.glob("*/*.json")):
+                truth = load_truth(truth_file)
+                video = layout.channel_dir(truth["channel"]) / f"{truth['video_id']}.mp4"
+                if not video.is_file():
+                    continue
+                rows, _ = chunk_video(
+                    video,
+                    root / truth["channel"] / truth["video_id"],
+                    classifier.medical_scores,
+                    ChunkingSettings(),
+                    truth["duration_s"],
+                )
+                medical = [row for row in rows if row["is_medical"]]
+                started = time.perf_counter()
+                traced = trace_video(video, medical, root, detector, settings)
+                trace_s += time.perf_counter() - started
+                score.add(traced.points.to_dicts(), traced.sample_times, truth)
+                traced_s += sum(row["end_s"] - row["start_s"] for row in medical)
+                video_s += truth["duration_s"]
+                n_samples += len(traced.sample_times)
+                n_lectures += 1
+                if figure is not None and traced.overlays and not figure.exists():
+                    figure.write_bytes(max(traced.overlays.values(), key=len))
+    return {
+        "score": score,
+        "n_lectures": n_lectures,
+        "traced_s": traced_s,
+        "video_s": video_s,
+        "fps": n_samples / max(trace_s, 1e-9),
+        "x_real_time": traced_s / max(trace_s, 1e-9),
+        "x_real_time_whole_video": video_s / max(trace_s, 1e-9),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", action="append", type=Path, help="a data root with a demo corpus")
+    parser.add_argument("--detector", type=Path, help="a cursor detector file (default: the data root's)")
+    parser.add_argument("--figure", type=Path, help="write one chunk's trace overlay here")
+    args = parser.parse_args()
+    layout = DataLayout.from_env()
+    corpora = args.corpus or [layout.data_root]
+    detector = CursorDetector.load(args.detector or layout.cursor_detector_path)
+    classifier = FrameClassifier.load(layout.frame_classifier_path)
+    cv2.setNumThreads(2)
+    result = evaluate(corpora, classifier, detector, args.figure)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    score: TraceScore = result["score"]
+    print(
+        f"corpora: {', '.join(map(str, corpora))}: {result['n_lectures']} lectures, "
+        f"{result['traced_s']:.0f} s of medical chunks traced of {result['video_s']:.0f} s"
+    )
+    metrics = detector.metrics
+    print(
+        f"detector: {args.detector or layout.cursor_detector_path}, held-out pose mAP50 "
+        f"{metrics['pose_map50']:.3f}, hotspot within 6 px {metrics['hotspot_within_6px']:.3f}"
+    )
+    checks = [
+        ("within 6 px at 720p", score.within(6), TARGET_WITHIN_6PX, "{:.3f}", True),
+        ("false-positive rate", score.false_positive_rate, TARGET_FALSE_POSITIVES, "{:.4f}", False),
+        ("speed (x real time)", result["x_real_time"], TARGET_X_REAL_TIME, "{:.1f}", True),
+    ]
+    for name, value, target, fmt, higher in checks:
+        verdict = "PASS" if (value >= target if higher else value < target) else "FAIL"
+        relation = ">=" if higher else "<"
+        print(f"{name:22s} {fmt.format(value):>8s}   target {relation} {fmt.format(target)}   {verdict}")
+    print(
+        f"coverage {score.coverage:.3f} of {score.visible_samples} samples with a visible pointer; "
+        f"median hotspot error {score.median_error_px:.2f} px; within 3 px {score.within(3):.3f}"
+    )
+    print(f"false positives: {score.false_positives} of {score.hidden_samples} samples without a pointer")
+    print(
+        f"speed: {result['fps']:.0f} samples/s; {result['x_real_time_whole_video']:.1f}x real time over "
+        f"whole videos; peak RSS {peak_mb:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()

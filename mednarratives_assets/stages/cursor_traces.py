@@ -1,0 +1,512 @@
+"""Cursor traces: where the lecturer's pointer is, sampled through each medical chunk.
+
+For each sample (10 Hz by default) the frame is compared with the chunk's median keyframe, from
+which a moving pointer is absent: the blobs that differ are candidates, and the cursor detector,
+run on a 720p-scale crop around each, confirms one and puts its hotspot to the pixel. A pointer
+parked for most of the chunk is part of the median itself, so the keyframe is also scanned tile by
+tile once per chunk, and the frames are checked where it found one. Isolated jumps are then
+removed and detector jitter smoothed; where no pointer is confirmed the trace has a gap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import polars as pl
+
+from mednarratives_assets.stages.cursor_detector import CursorDetector, Detection
+from mednarratives_assets.stages.stable_chunks import Sample, VideoUnreadable, sample_video
+from mednarratives_assets.training_cursors import CROP_PX
+
+CURSOR_TRACES_SCHEMA = {
+    "channel": pl.Utf8,
+    "video_id": pl.Utf8,
+    "chunk_index": pl.Int32,
+    "t_s": pl.Float64,
+    "x_px": pl.Float32,
+    "y_px": pl.Float32,
+    "confidence": pl.Float32,
+    "method": pl.Utf8,
+    "x_norm": pl.Float32,
+    "y_norm": pl.Float32,
+    "inside_image": pl.Boolean,
+}
+TRACED_VIDEOS_SCHEMA = {
+    "video_id": pl.Utf8,
+    "status": pl.Utf8,
+    "reason": pl.Utf8,
+    "n_chunks": pl.Int32,
+    "n_samples": pl.Int32,
+    "n_points": pl.Int32,
+    "seconds": pl.Float64,
+}
+# method: how a point was found
+MOVED = "motion"  # a blob that differs from the background, confirmed by the detector
+PARKED = "parked"  # where the keyframe scan found a pointer that sits still through most of the chunk
+ANALYSIS_WIDTH = 640  # frames are differenced at this width
+_BUSY_FRACTION = 0.3  # a pixel differing in this share of a chunk's samples is busy
+OVERLAY_WIDTH = 480
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    sample_hz: float = 10.0
+    diff_threshold: int = 28  # grey levels a pixel must differ from the background by
+    min_blob_px: int = 6  # changed pixels (at ANALYSIS_WIDTH) a candidate needs
+    max_blob_side_px: int = 140  # at 720p: a bigger blob is no pointer (a webcam inset, a video)
+    max_candidates: int = 3  # per sample, the largest blobs first
+    outlier_px: float = 60.0  # a point this far from both neighbours, which agree, is dropped
+    jitter_px: float = 3.0  # smoothing moves a point by at most this much
+    min_lone_confidence: float = 0.75  # a point with no neighbour within 0.3 s needs this much
+    # A crop is checked only where a blob differs from the background or where the keyframe scan
+    # (at the detector's own min_confidence) found a pointer: the detector need only agree a little.
+    confirm_min_confidence: float = 0.3
+
+    def validated(self) -> TraceSettings:
+        if not 0 < self.sample_hz <= 60:
+            raise ValueError(f"trace setting sample_hz={self.sample_hz!r}: must be in (0, 60]")
+        for name in ("diff_threshold", "min_blob_px", "max_blob_side_px", "max_candidates"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"trace setting {name}={value!r}: must be an integer of at least 1")
+        for name in ("outlier_px", "jitter_px"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"trace setting {name}={getattr(self, name)!r}: must be >= 0")
+        for name in ("min_lone_confidence", "confirm_min_confidence"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"trace setting {name}={getattr(self, name)!r}: must be in [0, 1]")
+        return self
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    index: int
+    start_s: float
+    end_s: float
+    background: np.ndarray  # BGR keyframe at frame size
+    background_small: np.ndarray  # grey at ANALYSIS_WIDTH
+    parked: list[tuple[float, float]] = field(default_factory=list)  # the keyframe scan's pointers
+    overlay: np.ndarray | None = None  # bool at ANALYSIS_WIDTH: busy regions larger than a pointer
+
+
+@dataclass(frozen=True)
+class _Crop:
+    x0: int  # the crop's top-left in frame pixels
+    y0: int
+    scale: float  # frame pixels per crop pixel
+    parked: int | None  # the index of the keyframe pointer it checks; None around a moving blob
+
+
+def _crop_at(frame: np.ndarray, cx: float, cy: float, side: int) -> tuple[np.ndarray, int, int]:
+    """A side x side window centred on (cx, cy), moved inside the frame, resized to CROP_PX."""
+    h, w = frame.shape[:2]
+    x0 = int(np.clip(round(cx - side / 2), 0, max(w - side, 0)))
+    y0 = int(np.clip(round(cy - side / 2), 0, max(h - side, 0)))
+    window = frame[y0 : y0 + side, x0 : x0 + side]
+    if window.shape[:2] != (CROP_PX, CROP_PX):
+        window = cv2.resize(window, (CROP_PX, CROP_PX), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(window), x0, y0
+
+
+def _changed(small: np.ndarray, background_small: np.ndarray, threshold: int) -> np.ndarray:
+    """uint8 mask of the pixels that differ from the background, dilated to join a pointer's parts."""
+    changed = (cv2.absdiff(small, background_small) > threshold).astype(np.uint8)
+    return cv2.dilate(changed, np.ones((3, 3), np.uint8))
+
+
+def overlay_mask(change_counts: np.ndarray, n_samples: int, settings: TraceSettings) -> np.ndarray:
+    """Where a chunk keeps changing over an area larger than a pointer: a webcam inset, a playing video.
+
+    `change_counts` holds, per analysis pixel, in how many of the chunk's `n_samples` samples it
+    differed from the keyframe. A trembling pointer keeps a pointer-sized spot busy; a pointer
+    that stays longer is part of the keyframe and changes nothing.
+    """
+    busy = (change_counts >= _BUSY_FRACTION * max(n_samples, 1)).astype(np.uint8)
+    busy = cv2.dilate(busy, np.ones((9, 9), np.uint8))  # an inset's busy pixels lie scattered
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(busy, connectivity=8)
+    max_side = settings.max_blob_side_px * change_counts.shape[0] / 720
+    large = [
+        i for i in range(1, n) if max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]) > max_side
+    ]
+    return np.isin(labels, large)
+
+
+def candidate_blobs(
+    small: np.ndarray,
+    background_small: np.ndarray,
+    settings: TraceSettings,
+    frame_scale: float,
+    overlay: np.ndarray | None = None,
+) -> list[tuple[float, float]]:
+    """Centres (frame pixels) of the largest blobs where the frame differs from the background.
+
+    `frame_scale` is frame pixels per analysis pixel. Blobs larger than a pointer, and changes
+    inside `overlay`, are ignored.
+    """
+    changed = _changed(small, background_small, settings.diff_threshold)
+    if overlay is not None:
+        changed[overlay] = 0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+    max_side = settings.max_blob_side_px * small.shape[0] / 720
+    blobs = [
+        (int(stats[i, cv2.CC_STAT_AREA]), stats[i])
+        for i in range(1, n)
+        if stats[i, cv2.CC_STAT_AREA] >= settings.min_blob_px
+        and max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]) <= max_side
+    ]
+    blobs.sort(key=lambda blob: -blob[0])
+    return [
+        (
+            (s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH] / 2) * frame_scale,
+            (s[cv2.CC_STAT_TOP] + s[cv2.CC_STAT_HEIGHT] / 2) * frame_scale,
+        )
+        for _, s in blobs[: settings.max_candidates]
+    ]
+
+
+def scan_keyframe(
+    detector: CursorDetector, keyframe_bgr: np.ndarray, changed: np.ndarray | None = None
+) -> list[tuple[float, float, float]]:
+    """Pointers in the keyframe itself (a parked pointer survives the median): (x, y, confidence).
+
+    The keyframe is cut into overlapping CROP_PX tiles (at 720p scale); with `changed` (a bool
+    mask at any scale of where some frame differed from the keyframe) only the tiles holding a
+    change are scanned, and a pointer counts only where a change lies within a quarter tile. A
+    pointer changes pixels when it arrives, trembles or leaves; a mark on the slide never does.
+    """
+    h, w = keyframe_bgr.shape[:2]
+    side = round(CROP_PX * h / 720)
+    stride = max(1, round(side * 0.75))
+    xs = sorted({*range(0, max(w - side, 0) + 1, stride), max(w - side, 0)})
+    ys = sorted({*range(0, max(h - side, 0) + 1, stride), max(h - side, 0)})
+    near = None
+    if changed is not None:  # grown by a quarter tile, at frame scale
+        full = cv2.resize(changed.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        reach = 2 * (side // 4) + 1
+        near = cv2.dilate(full, np.ones((reach, reach), np.uint8)).astype(bool)
+    windows = [
+        (x0, y0) for y0 in ys for x0 in xs if near is None or near[y0 : y0 + side, x0 : x0 + side].any()
+    ]
+    crops = [_crop_at(keyframe_bgr, x0 + side / 2, y0 + side / 2, side)[0] for x0, y0 in windows]
+    found: list[tuple[float, float, float]] = []
+    for (x0, y0), detection in zip(windows, detector.locate(crops), strict=True):
+        if detection is None:
+            continue
+        x, y = x0 + detection.x * side / CROP_PX, y0 + detection.y * side / CROP_PX
+        inside = 0 <= round(y) < h and 0 <= round(x) < w
+        if near is not None and not (inside and near[round(y), round(x)]):
+            continue
+        if all(np.hypot(x - fx, y - fy) > side / 4 for fx, fy, _ in found):  # overlapping tiles
+            found.append((x, y, detection.confidence))
+    return found
+
+
+class _ChunkTracer:
+    """One chunk's raw trace: crops around the candidates of each sample, sent to the detector in batches.
+
+    Only crops and detections are held, never frames, so a long chunk costs no more memory than a
+    short one.
+    """
+
+    _BATCH = 64
+
+    def __init__(self, chunk: _Chunk, detector: CursorDetector, settings: TraceSettings):
+        self.chunk, self.detector, self.settings = chunk, detector, settings
+        self.side = round(CROP_PX * chunk.background.shape[0] / 720)
+        self.frame_scale = chunk.background.shape[1] / chunk.background_small.shape[1]
+        self.crops: list[np.ndarray] = []
+        self.placements: list[tuple[float, _Crop]] = []  # (sample time, where the crop lies)
+        self.found: list[tuple[float, Detection, _Crop]] = []
+        self.sample_times: list[float] = []
+
+    def add(self, sample: Sample) -> None:
+        self.sample_times.append(round(sample.t, 3))
+        centres = [
+            (x, y, None)
+            for x, y in candidate_blobs(
+                sample.small, self.chunk.background_small, self.settings, self.frame_scale, self.chunk.overlay
+            )
+        ]
+        for i, (px, py) in enumerate(self.chunk.parked):
+            if all(np.hypot(px - x, py - y) > self.side / 4 for x, y, _ in centres):
+                centres.append((px, py, i))
+        for x, y, parked in centres:
+            crop, x0, y0 = _crop_at(sample.frame, x, y, self.side)
+            self.crops.append(crop)
+            self.placements.append((sample.t, _Crop(x0, y0, self.side / CROP_PX, parked)))
+        if len(self.crops) >= self._BATCH:
+            self._detect()
+
+    def _detect(self) -> None:
+        detections = self.detector.locate(self.crops, self.settings.confirm_min_confidence)
+        for (t, placement), detection in zip(self.placements, detections, strict=True):
+            if detection is not None:
+                self.found.append((t, detection, placement))
+        self.crops, self.placements = [], []
+
+    def points(self) -> pl.DataFrame:
+        """The most confident pointer of each sample, in time order."""
+        self._detect()
+        located = [(t, d, p, (p.x0 + d.x * p.scale, p.y0 + d.y * p.scale)) for t, d, p in self.found]
+        best: dict[float, tuple[Detection, _Crop, tuple[float, float]]] = {}
+        for t, d, p, xy in located:
+            if t not in best or d.confidence > best[t][0].confidence:
+                best[t] = (d, p, xy)
+        rows = [
+            {
+                "chunk_index": self.chunk.index,
+                "t_s": round(t, 3),
+                "x_px": x,
+                "y_px": y,
+                "confidence": d.confidence,
+                "method": MOVED if p.parked is None else PARKED,
+            }
+            for t, (d, p, (x, y)) in sorted(best.items())
+        ]
+        return pl.DataFrame(rows, schema=_RAW_SCHEMA)
+
+
+def clean_trace(points: pl.DataFrame, settings: TraceSettings, sample_hz: float) -> pl.DataFrame:
+    """Drop jumps and unsupported lone points, then smooth jitter; never adds a point.
+
+    `points` is one chunk's raw trace (t_s, x_px, y_px, confidence, ...) in time order. A point is a
+    jump when it lies more than `outlier_px` from both its neighbours while they lie close to each
+    other. Detector jitter is smoothed with a (1, 2, 1) average of neighbouring samples, which
+    leaves steady motion where it is and moves a point by at most `jitter_px`, so real turns stay.
+    """
+    if points.height == 0:
+        return points
+    t = points["t_s"].to_numpy()
+    xy = points.select("x_px", "y_px").to_numpy().astype(np.float64)
+    confidence = points["confidence"].to_numpy()
+    neighbour_gap = 1.5 / sample_hz
+    keep = np.ones(len(t), bool)
+    for i in range(len(t)):
+        before = i > 0 and t[i] - t[i - 1] <= neighbour_gap
+        after = i < len(t) - 1 and t[i + 1] - t[i] <= neighbour_gap
+        if before and after:
+            far = min(np.hypot(*(xy[i] - xy[i - 1])), np.hypot(*(xy[i] - xy[i + 1])))
+            if far > settings.outlier_px and np.hypot(*(xy[i - 1] - xy[i + 1])) <= settings.outlier_px:
+                keep[i] = False
+        lone = not any(0 < abs(t[j] - t[i]) <= 0.3 for j in (i - 1, i + 1) if 0 <= j < len(t))
+        if lone and confidence[i] < settings.min_lone_confidence:
+            keep[i] = False
+    points, t, xy = points.filter(pl.Series(keep)), t[keep], xy[keep]
+    smoothed = xy.copy()
+    for i in range(1, len(t) - 1):
+        if t[i] - t[i - 1] <= neighbour_gap and t[i + 1] - t[i] <= neighbour_gap:
+            average = (xy[i - 1] + 2 * xy[i] + xy[i + 1]) / 4
+            smoothed[i] = xy[i] + np.clip(average - xy[i], -settings.jitter_px, settings.jitter_px)
+    return points.with_columns(
+        pl.Series("x_px", smoothed[:, 0], pl.Float32), pl.Series("y_px", smoothed[:, 1], pl.Float32)
+    )
+
+
+def normalize_to_region(points: pl.DataFrame, region: tuple[int, int, int, int] | None) -> pl.DataFrame:
+    """x_norm, y_norm relative to the medical image's rectangle (x, y, w, h): [0, 1] inside it."""
+    if region is None:
+        return points.with_columns(
+            pl.lit(None, pl.Float32).alias("x_norm"),
+            pl.lit(None, pl.Float32).alias("y_norm"),
+            pl.lit(None, pl.Boolean).alias("inside_image"),
+        )
+    x, y, w, h = region
+    points = points.with_columns(
+        ((pl.col("x_px") - x) / w).cast(pl.Float32).alias("x_norm"),
+        ((pl.col("y_px") - y) / h).cast(pl.Float32).alias("y_norm"),
+    )
+    return points.with_columns(
+        (pl.col("x_norm").is_between(0, 1) & pl.col("y_norm").is_between(0, 1)).alias("inside_image")
+    )
+
+
+def overlay_png(keyframe_bgr: np.ndarray, points: pl.DataFrame, span: tuple[float, float], region) -> bytes:
+    """The keyframe with the trace drawn over it, coloured by time (blue early, red late), gaps left open."""
+    scale = OVERLAY_WIDTH / keyframe_bgr.shape[1]
+    picture = cv2.resize(
+        keyframe_bgr, (OVERLAY_WIDTH, round(keyframe_bgr.shape[0] * scale)), interpolation=cv2.INTER_AREA
+    )
+    if region is not None:
+        x, y, w, h = (round(v * scale) for v in region)
+        cv2.rectangle(picture, (x, y), (x + w - 1, y + h - 1), (80, 200, 40), 1)
+    start, end = span
+    t = points["t_s"].to_numpy()
+    xy = np.round(points.select("x_px", "y_px").to_numpy() * scale).astype(np.int32)
+    phase = np.clip((t - start) / max(end - start, 1e-6), 0, 1)
+    colours = cv2.applyColorMap(np.round(phase * 255).astype(np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0]
+    for i in range(1, len(t)):
+        if t[i] - t[i - 1] <= 0.35:  # consecutive samples: one stroke; longer gaps stay open
+            cv2.line(picture, tuple(xy[i - 1]), tuple(xy[i]), colours[i].tolist(), 2, cv2.LINE_AA)
+        else:
+            cv2.circle(picture, tuple(xy[i]), 2, colours[i].tolist(), -1, cv2.LINE_AA)
+    legend = np.full((18, picture.shape[1], 3), 255, np.uint8)
+    ramp = cv2.applyColorMap(np.linspace(0, 255, 120).astype(np.uint8)[None, :], cv2.COLORMAP_TURBO)
+    legend[5:13, 60:180] = ramp
+    cv2.putText(legend, f"{start:.1f}s", (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        legend, f"{end:.1f}s  {len(t)} points", (186, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1
+    )
+    ok, png = cv2.imencode(".png", np.vstack([picture, legend]))
+    if not ok:
+        raise ValueError("trace overlay could not be encoded as PNG")
+    return png.tobytes()
+
+
+def _chunks_of(rows: list[dict], data_root: Path) -> list[_Chunk]:
+    chunks = []
+    for row in rows:
+        path = data_root / row["keyframe_path"]
+        background = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if background is None:
+            raise FileNotFoundError(f"keyframe {path} is missing or unreadable: re-materialize stable_chunks")
+        height = round(background.shape[0] * ANALYSIS_WIDTH / background.shape[1])
+        small = cv2.resize(
+            cv2.cvtColor(background, cv2.COLOR_BGR2GRAY),
+            (ANALYSIS_WIDTH, height),
+            interpolation=cv2.INTER_AREA,
+        )
+        chunks.append(_Chunk(row["chunk_index"], row["start_s"], row["end_s"], background, small))
+    return chunks
+
+
+def _samples_in(video_path: Path, chunks: list[_Chunk], sample_hz: float) -> Iterator[tuple[_Chunk, Sample]]:
+    """Each sample that falls inside a chunk, with its chunk; decoding stops after the last chunk."""
+    pending = sorted(chunks, key=lambda chunk: chunk.start_s)
+
+    def in_a_chunk(t: float) -> bool:
+        return any(chunk.start_s <= t <= chunk.end_s for chunk in pending)
+
+    for sample in sample_video(video_path, sample_hz, ANALYSIS_WIDTH, keep=in_a_chunk):
+        while pending and sample.t > pending[0].end_s:
+            pending.pop(0)
+        if not pending:
+            return
+        if sample.t >= pending[0].start_s:
+            yield pending[0], sample
+
+
+def _prepared(
+    chunks: list[_Chunk], video_path: Path, detector: CursorDetector, settings: TraceSettings
+) -> list[_Chunk]:
+    """The chunks with their overlay masks, from a first pass over the video, and the pointers the
+    keyframe scan finds where, outside the overlays, some frame differed."""
+    counts = {chunk.index: np.zeros(chunk.background_small.shape, np.int32) for chunk in chunks}
+    n_samples = dict.fromkeys(counts, 0)
+    for chunk, sample in _samples_in(video_path, chunks, settings.sample_hz):
+        counts[chunk.index] += _changed(sample.small, chunk.background_small, settings.diff_threshold)
+        n_samples[chunk.index] += 1
+    prepared = []
+    for chunk in chunks:
+        overlay = overlay_mask(counts[chunk.index], n_samples[chunk.index], settings)
+        changed = (counts[chunk.index] > 0) & ~overlay
+        parked = [(x, y) for x, y, _ in scan_keyframe(detector, chunk.background, changed)]
+        prepared.append(replace(chunk, parked=parked, overlay=overlay))
+    return prepared
+
+
+@dataclass
+class VideoTrace:
+    points: pl.DataFrame  # chunk_index, t_s, x_px, y_px, confidence, method, x_norm, y_norm, inside_image
+    overlays: dict[int, bytes]  # chunk_index -> PNG of the keyframe with its trace
+    sample_times: list[float]  # every sample traced, with or without a point
+
+
+def trace_video(
+    video_path: Path,
+    chunk_rows: list[dict],
+    data_root: Path,
+    detector: CursorDetector,
+    settings: TraceSettings,
+) -> VideoTrace:
+    """The cleaned traces of the given chunks (stable_chunks rows) of one video."""
+    chunks = _prepared(_chunks_of(chunk_rows, data_root), video_path, detector, settings)
+    regions = {
+        row["chunk_index"]: None
+        if row["image_x"] is None
+        else (row["image_x"], row["image_y"], row["image_w"], row["image_h"])
+        for row in chunk_rows
+    }
+    tracers = {chunk.index: _ChunkTracer(chunk, detector, settings) for chunk in chunks}
+    for chunk, sample in _samples_in(video_path, chunks, settings.sample_hz):
+        tracers[chunk.index].add(sample)
+    traces, overlays = [], {}
+    for tracer in tracers.values():
+        chunk, region = tracer.chunk, regions[tracer.chunk.index]
+        points = normalize_to_region(clean_trace(tracer.points(), settings, settings.sample_hz), region)
+        traces.append(points)
+        overlays[chunk.index] = overlay_png(chunk.background, points, (chunk.start_s, chunk.end_s), region)
+    sample_times = [t for tracer in tracers.values() for t in tracer.sample_times]
+    if not traces:
+        return VideoTrace(pl.DataFrame(schema=_RAW_SCHEMA | _NORM_SCHEMA), overlays, sample_times)
+    return VideoTrace(pl.concat(traces), overlays, sample_times)
+
+
+_RAW_SCHEMA = {
+    k: CURSOR_TRACES_SCHEMA[k] for k in ("chunk_index", "t_s", "x_px", "y_px", "confidence", "method")
+}
+_NORM_SCHEMA = {k: CURSOR_TRACES_SCHEMA[k] for k in ("x_norm", "y_norm", "inside_image")}
+
+
+@dataclass
+class ChannelTraces:
+    traces: pl.DataFrame  # CURSOR_TRACES_SCHEMA
+    videos: pl.DataFrame  # TRACED_VIDEOS_SCHEMA
+    overlays: dict[tuple[str, int], bytes]  # (video_id, chunk_index) -> PNG
+
+
+def trace_channel(
+    data_root: Path,
+    channel: str,
+    videos: pl.DataFrame,
+    chunks: pl.DataFrame,
+    detector: CursorDetector,
+    settings: TraceSettings,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> ChannelTraces:
+    """Traces through every medical chunk of the channel's videos; a failing video is reported, not fatal."""
+    settings = settings.validated()
+    medical = chunks.filter(pl.col("is_medical")).sort("video_id", "chunk_index")
+    by_video = {key[0]: frame for key, frame in medical.group_by("video_id")}
+    traced = videos.filter(pl.col("video_id").is_in(list(by_video))).sort("video_id")
+    log(f"channel {channel!r}: {medical.height} medical chunks in {traced.height} videos to trace")
+    traces, summaries, overlays = [], [], {}
+    for i, video in enumerate(traced.iter_rows(named=True), 1):
+        rows = by_video[video["video_id"]].sort("chunk_index").to_dicts()
+        summary = {"video_id": video["video_id"], "status": "ok", "reason": None, "n_chunks": len(rows)}
+        summaries.append(summary)
+        prefix = f"video {i} of {traced.height} ({video['video_id']})"
+        started = time.perf_counter()
+        try:
+            traced_video = trace_video(data_root / video["path"], rows, data_root, detector, settings)
+        except (OSError, VideoUnreadable, cv2.error) as exc:
+            summary.update(
+                status="error", reason=f"tracing failed: {exc}", n_samples=0, n_points=0, seconds=0.0
+            )
+            log(f"{prefix}: {summary['reason']}")
+            continue
+        seconds = time.perf_counter() - started
+        traced_s = sum(row["end_s"] - row["start_s"] for row in rows)
+        points, n_samples = traced_video.points, len(traced_video.sample_times)
+        traces.append(
+            points.with_columns(pl.lit(channel).alias("channel"), pl.lit(video["video_id"]).alias("video_id"))
+        )
+        overlays |= {(video["video_id"], index): png for index, png in traced_video.overlays.items()}
+        summary.update(n_samples=n_samples, n_points=points.height, seconds=round(seconds, 2))
+        log(
+            f"{prefix}: {points.height} points from {n_samples} samples of {len(rows)} medical chunks "
+            f"({traced_s:.0f} s) in {seconds:.1f} s"
+        )
+    columns = list(CURSOR_TRACES_SCHEMA)
+    table = (
+        pl.concat([t.select(columns) for t in traces])
+        if traces
+        else pl.DataFrame(schema=CURSOR_TRACES_SCHEMA)
+    )
+    return ChannelTraces(
+        table.cast(CURSOR_TRACES_SCHEMA), pl.DataFrame(summaries, schema=TRACED_VIDEOS_SCHEMA), overlays
+    )
