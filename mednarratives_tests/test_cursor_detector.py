@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -133,6 +134,7 @@ def test_the_asset_trains_offline_and_records_its_metrics(layout, resources, ins
     assert {"pose_map50", "box_map50", "hotspot_median_error_px", "hotspot_within_6px"} <= set(metadata)
     assert "data:image/png;base64," in metadata["held_out_crops"].value
     assert not list(layout.cache_dir.glob("cursor-detector-*"))  # the training scratch is removed
+    assert not (Path.cwd() / "runs").exists()  # nor does ultralytics leave a runs/ folder behind
     assert CursorDetector.load(layout.cursor_detector_path).metrics["n_train_crops"] == 64
 
     bad = dg.materialize(

@@ -86,7 +86,10 @@ def use_ultralytics_offline() -> None:
         shutil.copyfile(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", font)
     from ultralytics import settings
 
-    settings.update({name: False for name in _ULTRALYTICS_SETTINGS_OFF})
+    # runs_dir: where ultralytics writes when not told, instead of a `runs/` in the working directory
+    settings.update(
+        {name: False for name in _ULTRALYTICS_SETTINGS_OFF} | {"runs_dir": str(font.parent / "runs")}
+    )
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,7 @@ def train_cursor_detector(
     return detector, held_out
 
 
-def held_out_sheet(detector: CursorDetector, held_out: list[CursorCrop], n: int = 48) -> bytes:
+def held_out_sheet(detector: CursorDetector, held_out: list[CursorCrop], n: int = 24) -> bytes:
     """The first n held-out crops with a pointer: its true hotspot in green, the detection in red."""
     crops = [crop for crop in held_out if crop.hotspot is not None][:n]
     found = detector.locate([cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR) for crop in crops])
@@ -300,4 +303,4 @@ def held_out_sheet(detector: CursorDetector, held_out: list[CursorCrop], n: int 
                 tile, (round(2 * detection.x), round(2 * detection.y)), (230, 30, 30), cv2.MARKER_CROSS, 12, 2
             )
         tiles.append(tile)
-    return contact_sheet_png(tiles, tile_width=2 * CROP_PX, columns=8)
+    return contact_sheet_png(tiles, tile_width=3 * CROP_PX // 2, columns=8)

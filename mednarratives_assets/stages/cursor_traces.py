@@ -50,6 +50,7 @@ MOVED = "motion"  # a blob that differs from the background, confirmed by the de
 PARKED = "parked"  # where the keyframe scan found a pointer that sits still through most of the chunk
 ANALYSIS_WIDTH = 640  # frames are differenced at this width
 _BUSY_FRACTION = 0.3  # a pixel differing in this share of a chunk's samples is busy
+_PARKED_REACH_PX = 8  # at 720p: how close to a parked pointer's hotspot some change must lie
 OVERLAY_WIDTH = 480
 
 
@@ -63,9 +64,10 @@ class TraceSettings:
     outlier_px: float = 60.0  # a point this far from both neighbours, which agree, is dropped
     jitter_px: float = 3.0  # smoothing moves a point by at most this much
     min_lone_confidence: float = 0.75  # a point with no neighbour within 0.3 s needs this much
-    # A crop is checked only where a blob differs from the background or where the keyframe scan
-    # (at the detector's own min_confidence) found a pointer: the detector need only agree a little.
-    confirm_min_confidence: float = 0.3
+    # A blob that differs from the keyframe is evidence already: the detector need only agree a
+    # little. Where the keyframe scan found a pointer, the frame holds no such evidence, so a
+    # parked pointer needs the detector's own min_confidence.
+    confirm_min_confidence: float = 0.4
 
     def validated(self) -> TraceSettings:
         if not 0 < self.sample_hz <= 60:
@@ -174,10 +176,11 @@ def scan_keyframe(
 ) -> list[tuple[float, float, float]]:
     """Pointers in the keyframe itself (a parked pointer survives the median): (x, y, confidence).
 
-    The keyframe is cut into overlapping CROP_PX tiles (at 720p scale); with `changed` (a bool
-    mask at any scale of where some frame differed from the keyframe) only the tiles holding a
-    change are scanned, and a pointer counts only where a change lies within a quarter tile. A
-    pointer changes pixels when it arrives, trembles or leaves; a mark on the slide never does.
+    The keyframe is cut into overlapping CROP_PX tiles (at 720p scale). With `changed` (a bool
+    mask, at any scale, of where some frame differed from the keyframe) only the tiles holding a
+    change are scanned, and a pointer counts only where its hotspot itself changed at some sample
+    (within _PARKED_REACH_PX). A pointer changes those pixels when it arrives, trembles or leaves;
+    a mark on the slide never does, even when the pointer passes close by.
     """
     h, w = keyframe_bgr.shape[:2]
     side = round(CROP_PX * h / 720)
@@ -185,9 +188,9 @@ def scan_keyframe(
     xs = sorted({*range(0, max(w - side, 0) + 1, stride), max(w - side, 0)})
     ys = sorted({*range(0, max(h - side, 0) + 1, stride), max(h - side, 0)})
     near = None
-    if changed is not None:  # grown by a quarter tile, at frame scale
+    if changed is not None:  # at frame scale, grown by the reach
         full = cv2.resize(changed.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-        reach = 2 * (side // 4) + 1
+        reach = 2 * round(_PARKED_REACH_PX * h / 720) + 1
         near = cv2.dilate(full, np.ones((reach, reach), np.uint8)).astype(bool)
     windows = [
         (x0, y0) for y0 in ys for x0 in xs if near is None or near[y0 : y0 + side, x0 : x0 + side].any()
@@ -245,7 +248,9 @@ class _ChunkTracer:
     def _detect(self) -> None:
         detections = self.detector.locate(self.crops, self.settings.confirm_min_confidence)
         for (t, placement), detection in zip(self.placements, detections, strict=True):
-            if detection is not None:
+            if detection is None:
+                continue
+            if placement.parked is None or detection.confidence >= self.detector.min_confidence:
                 self.found.append((t, detection, placement))
         self.crops, self.placements = [], []
 
