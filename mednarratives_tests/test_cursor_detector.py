@@ -9,11 +9,16 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
+from PIL import Image, UnidentifiedImageError
 
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.demo.cursor import CURSOR_SHAPES
 from mednarratives_assets.demo.images import packaged_images
-from mednarratives_assets.stages.cursor_detector import CursorDetector, DetectorTrainingSettings
+from mednarratives_assets.stages.cursor_detector import (
+    CursorDetector,
+    DetectorTrainingSettings,
+    use_ultralytics_offline,
+)
 from mednarratives_assets.training_cursors import CROP_PX, SPRITE_HEIGHTS, cursor_crops
 from mednarratives_assets.training_frames import shrink_picture
 
@@ -98,6 +103,16 @@ def test_the_detector_finds_the_hotspot_of_a_pointer_it_never_saw(trained_cursor
         if d is not None
     ]
     assert len(errors) >= 0.4 * len(crops) and np.median(errors) < 5
+
+
+def test_loading_ultralytics_leaves_pil_as_it_was(tmp_path):
+    """ultralytics patches PIL.Image.open so that an unreadable image tries a pip install and then
+    raises ImportError; the platform puts PIL's own back."""
+    use_ultralytics_offline()
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG not really")
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(corrupt)
 
 
 def test_saved_detector_loads_and_bad_files_are_named(trained_cursor_detector, tmp_path):

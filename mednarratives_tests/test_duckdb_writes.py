@@ -8,6 +8,7 @@ import sys
 
 import dagster as dg
 import duckdb
+import polars as pl
 
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.tables import table_counts
@@ -103,3 +104,20 @@ def test_readers_wait_for_a_writer_then_read(layout):
         assert table_counts(layout.duckdb_path) == {"lock_probe": 1}
     finally:
         holder.wait(timeout=30)
+
+
+def test_an_asset_without_rows_still_creates_its_table_for_the_assets_that_read_it(
+    resources, instance, layout
+):
+    @dg.asset
+    def nothing_yet() -> pl.DataFrame:
+        return pl.DataFrame(schema={"video_id": pl.Utf8, "score": pl.Float32})
+
+    @dg.asset
+    def reader(nothing_yet: pl.DataFrame) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"columns": nothing_yet.columns, "rows": nothing_yet.height})
+
+    result = dg.materialize([nothing_yet, reader], resources=resources, instance=instance)
+    metadata = result.asset_materializations_for_node("reader")[0].metadata
+    assert metadata["columns"].value == ["video_id", "score"] and metadata["rows"].value == 0
+    assert table_counts(layout.duckdb_path)["nothing_yet"] == 0

@@ -4,7 +4,8 @@ from dataclasses import fields
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb_polars import DuckDBPolarsIOManager
+import polars as pl
+from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
 from mednarratives_assets.asr.engines import AsrEngine, AsrSettings, build_engine
 from mednarratives_assets.settings import DataLayout
@@ -51,11 +52,38 @@ class SpeechRecognizer(dg.ConfigurableResource):
         return build_engine(AsrSettings(**settings))
 
 
+class EmptyTablesPolarsTypeHandler(DuckDBPolarsTypeHandler):
+    """Writes a frame without rows as a table with its columns and no rows.
+
+    The stock handler skips such a write, so a table whose channels all came out empty (no medical
+    chunk yet, say) never exists, and every asset reading it fails to load its input.
+    """
+
+    def handle_output(self, context: dg.OutputContext, table_slice, obj: pl.DataFrame, connection) -> None:
+        if not obj.is_empty():
+            return super().handle_output(context, table_slice, obj, connection)
+        empty = obj.to_arrow()  # noqa: F841  DuckDB reads it by its name
+        connection.execute(f"create schema if not exists {table_slice.schema};")
+        connection.execute(
+            f"create table if not exists {table_slice.schema}.{table_slice.table} as select * from empty;"
+        )
+        context.add_output_metadata({"row_count": 0})
+        return None
+
+
+class DuckDBTablesIOManager(DuckDBPolarsIOManager):
+    """dagster-duckdb-polars' IO manager, with tables created even when a partition has no rows."""
+
+    @staticmethod
+    def type_handlers() -> list:
+        return [EmptyTablesPolarsTypeHandler()]
+
+
 def build_resources(layout: DataLayout) -> dict:
     return {
         "paths": DataPaths(data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path)),
         "asr": SpeechRecognizer(),
         # Every table lands in the `main` schema of one DuckDB file. Each write opens a short
         # connection, and the IO manager retries while another process holds the write lock.
-        "io_manager": DuckDBPolarsIOManager(database=str(layout.duckdb_path), schema="main"),
+        "io_manager": DuckDBTablesIOManager(database=str(layout.duckdb_path), schema="main"),
     }

@@ -74,7 +74,7 @@ def use_ultralytics_offline() -> None:
 
     Must run before ultralytics is first imported, since it reads YOLO_CONFIG_DIR at import; a
     YOLO_CONFIG_DIR set beforehand is kept. The font is matplotlib's DejaVu Sans under the name
-    ultralytics asks for.
+    ultralytics asks for. PIL's own Image.open is put back.
     """
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ.setdefault("YOLO_CONFIG_DIR", str(ULTRALYTICS_CONFIG_DIR))
@@ -84,12 +84,17 @@ def use_ultralytics_offline() -> None:
 
         font.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", font)
+    from PIL import Image
     from ultralytics import settings
+    from ultralytics.utils import patches
 
     # runs_dir: where ultralytics writes when not told, instead of a `runs/` in the working directory
     settings.update(
         {name: False for name in _ULTRALYTICS_SETTINGS_OFF} | {"runs_dir": str(font.parent / "runs")}
     )
+    # Importing ultralytics replaces PIL.Image.open for the whole process with a version that, on
+    # an unreadable image, tries to pip-install a HEIF plugin and then fails with ImportError.
+    Image.open = patches._image_open
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
 """Cursor traces: where the lecturer's pointer is, sampled through each medical chunk.
 
-For each sample (10 Hz by default) the frame is compared with the chunk's median keyframe, from
-which a moving pointer is absent: the blobs that differ are candidates, and the cursor detector,
-run on a 720p-scale crop around each, confirms one and puts its hotspot to the pixel. A pointer
-parked for most of the chunk is part of the median itself, so the keyframe is also scanned tile by
-tile once per chunk, and the frames are checked where it found one. Isolated jumps are then
-removed and detector jitter smoothed; where no pointer is confirmed the trace has a gap.
+Two passes over the video's medical chunks (10 samples a second by default):
+1. Each sample is compared with the chunk's median keyframe, counting how often each pixel
+   differs. Busy regions larger than a pointer (a webcam inset) become the chunk's overlay mask,
+   and the keyframe is scanned for a pointer parked there, one whose hotspot changed at some
+   sample; a mark on the slide never changes.
+2. Outside the overlay, the blobs that differ from the keyframe are candidates; the cursor
+   detector, run on a 720p-scale crop around each and around any parked pointer, confirms one
+   and puts its hotspot to the pixel.
+Isolated jumps are then removed and detector jitter smoothed; where no pointer is confirmed the
+trace has a gap.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ ANALYSIS_WIDTH = 640  # frames are differenced at this width
 _BUSY_FRACTION = 0.3  # a pixel differing in this share of a chunk's samples is busy
 _PARKED_REACH_PX = 8  # at 720p: how close to a parked pointer's hotspot some change must lie
 OVERLAY_WIDTH = 480
+_PROGRESS_EVERY_S = 300.0  # a long video logs how far tracing has got, in seconds of video
 
 
 @dataclass(frozen=True)
@@ -427,6 +432,7 @@ def trace_video(
     data_root: Path,
     detector: CursorDetector,
     settings: TraceSettings,
+    log: Callable[[str], None] = lambda _msg: None,
 ) -> VideoTrace:
     """The cleaned traces of the given chunks (stable_chunks rows) of one video."""
     chunks = _prepared(_chunks_of(chunk_rows, data_root), video_path, detector, settings)
@@ -437,8 +443,12 @@ def trace_video(
         for row in chunk_rows
     }
     tracers = {chunk.index: _ChunkTracer(chunk, detector, settings) for chunk in chunks}
+    end_s, next_report = max((chunk.end_s for chunk in chunks), default=0.0), _PROGRESS_EVERY_S
     for chunk, sample in _samples_in(video_path, chunks, settings.sample_hz):
         tracers[chunk.index].add(sample)
+        if sample.t >= next_report:
+            log(f"{video_path.name}: traced up to {sample.t:.0f} s of {end_s:.0f} s")
+            next_report += _PROGRESS_EVERY_S
     traces, overlays = [], {}
     for tracer in tracers.values():
         chunk, region = tracer.chunk, regions[tracer.chunk.index]
@@ -487,7 +497,7 @@ def trace_channel(
         prefix = f"video {i} of {traced.height} ({video['video_id']})"
         started = time.perf_counter()
         try:
-            traced_video = trace_video(data_root / video["path"], rows, data_root, detector, settings)
+            traced_video = trace_video(data_root / video["path"], rows, data_root, detector, settings, log)
         except (OSError, VideoUnreadable, cv2.error) as exc:
             summary.update(
                 status="error", reason=f"tracing failed: {exc}", n_samples=0, n_points=0, seconds=0.0
