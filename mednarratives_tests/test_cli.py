@@ -19,9 +19,9 @@ def test_ingest_adds_partitions_and_materializes_every_channel(layout, instance)
 
     assert cli.ingest(layout, instance) == {"chest": True, "neuro": True}
     assert sorted(instance.get_dynamic_partitions("channel")) == ["chest", "neuro"]
-    assert table_counts(layout.duckdb_path) == {"videos": 3}
+    assert table_counts(layout.duckdb_path) == {"videos": 3, "video_downloads": 0}  # no URLs: an empty table
     assert cli.ingest(layout, instance, ["neuro"]) == {"neuro": True}
-    assert table_counts(layout.duckdb_path) == {"videos": 3}
+    assert table_counts(layout.duckdb_path) == {"videos": 3, "video_downloads": 0}  # no URLs: an empty table
 
 
 def test_unknown_channel_is_named(layout, instance):
