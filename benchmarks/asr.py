@@ -35,7 +35,7 @@ from mednarratives_assets.asr.engines import (
 )
 from mednarratives_assets.asr.scoring import TimedWord, score_words, total
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.demo.corpus import load_truth
+from mednarratives_assets.demo.corpus import corpus_lectures
 from mednarratives_assets.settings import DataLayout
 
 TARGET_X_REAL_TIME = 10.0
@@ -45,14 +45,10 @@ TARGET_START_ERROR_S = 0.150
 
 def lectures(corpus: Path) -> list[tuple[Path, list[TimedWord]]]:
     """Each demo lecture of a data root whose video is present, with the narrator's words."""
-    layout = DataLayout(corpus, corpus / "unused.duckdb")
-    out = []
-    for truth_file in sorted(layout.ground_truth_dir.glob("*/*.json")):
-        truth = load_truth(truth_file)
-        video = layout.channel_dir(truth["channel"]) / f"{truth['video_id']}.mp4"
-        if video.is_file():
-            out.append((video, [TimedWord(w["word"], w["start_s"]) for w in truth["words"]]))
-    return out
+    return [
+        (video, [TimedWord(w["word"], w["start_s"]) for w in truth["words"]])
+        for truth, video in corpus_lectures(corpus)
+    ]
 
 
 def run_configuration(corpora: list[str], settings: AsrSettings) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import cv2
 
-from mednarratives_assets.demo.corpus import load_truth
+from mednarratives_assets.demo.corpus import corpus_lectures
 from mednarratives_assets.demo.scoring import ChunkScore
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
@@ -52,12 +52,7 @@ def evaluate(corpora: list[Path], classifier: FrameClassifier, figure: Path | No
     video_s, stage_s, decode_s, sheets = 0.0, 0.0, 0.0, []
     with tempfile.TemporaryDirectory() as keyframes:
         for corpus in corpora:
-            layout = DataLayout(corpus, corpus / "unused.duckdb")
-            for truth_file in sorted(layout.ground_truth_dir.glob("*/*.json")):
-                truth = load_truth(truth_file)
-                video = layout.channel_dir(truth["channel"]) / f"{truth['video_id']}.mp4"
-                if not video.is_file():
-                    continue
+            for truth, video in corpus_lectures(corpus):
                 started = time.perf_counter()
                 rows, sheet = chunk_video(
                     video,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import cv2
 
-from mednarratives_assets.demo.corpus import load_truth
+from mednarratives_assets.demo.corpus import corpus_lectures
 from mednarratives_assets.demo.scoring import TraceScore
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import CursorDetector
@@ -43,12 +43,7 @@ def evaluate(corpora: list[Path], classifier: FrameClassifier, detector: CursorD
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         for corpus in corpora:
-            layout = DataLayout(corpus, corpus / "unused.duckdb")
-            for truth_file in sorted(layout.ground_truth_dir.glob("*/*.json")):
-                truth = load_truth(truth_file)
-                video = layout.channel_dir(truth["channel"]) / f"{truth['video_id']}.mp4"
-                if not video.is_file():
-                    continue
+            for truth, video in corpus_lectures(corpus):
                 rows, _ = chunk_video(
                     video,
                     root / truth["channel"] / truth["video_id"],

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -331,3 +331,13 @@ def load_truth(path: Path) -> dict:
             f"expected {TRUTH_FORMAT!r})"
         )
     return truth
+
+
+def corpus_lectures(data_root: Path) -> Iterator[tuple[dict, Path]]:
+    """Each demo lecture under a data root whose video is present: its ground truth and video path."""
+    layout = DataLayout(data_root, data_root / "unused.duckdb")
+    for truth_file in sorted(layout.ground_truth_dir.glob("*/*.json")):
+        truth = load_truth(truth_file)
+        video = layout.channel_dir(truth["channel"]) / f"{truth['video_id']}.mp4"
+        if video.is_file():
+            yield truth, video
