@@ -163,6 +163,22 @@ def test_the_median_keyframe_drops_the_moving_pointer(tmp_path, slides):
     assert off.mean() < 0.0005, off.sum()  # ...the median does not
 
 
+def test_sampling_only_spans_retrieves_inside_them_and_stops_after_the_last(tmp_path, slides, monkeypatch):
+    video = render(tmp_path / "v.mp4", [("ct", 4)], slides)
+    grabs = []
+
+    class CountingCapture(cv2.VideoCapture):
+        def grab(self):
+            grabs.append(1)
+            return super().grab()
+
+    monkeypatch.setattr(cv2, "VideoCapture", CountingCapture)
+    times = [sample.t for sample in sample_video(video, 5, 160, spans=[(0.5, 1.0), (2.0, 2.4)])]
+    assert times == pytest.approx([0.6, 0.8, 1.0, 2.0, 2.2, 2.4], abs=0.07)
+    assert len(grabs) < 2.6 * FPS  # not the 4 s of the whole video
+    assert list(sample_video(video, 5, 160, spans=[])) == []
+
+
 def test_median_keyframe_is_the_per_pixel_median():
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(5)]

@@ -386,18 +386,9 @@ def _chunks_of(rows: list[dict], data_root: Path) -> list[_Chunk]:
 
 def _samples_in(video_path: Path, chunks: list[_Chunk], sample_hz: float) -> Iterator[tuple[_Chunk, Sample]]:
     """Each sample that falls inside a chunk, with its chunk; decoding stops after the last chunk."""
-    pending = sorted(chunks, key=lambda chunk: chunk.start_s)
-
-    def in_a_chunk(t: float) -> bool:
-        return any(chunk.start_s <= t <= chunk.end_s for chunk in pending)
-
-    for sample in sample_video(video_path, sample_hz, ANALYSIS_WIDTH, keep=in_a_chunk):
-        while pending and sample.t > pending[0].end_s:
-            pending.pop(0)
-        if not pending:
-            return
-        if sample.t >= pending[0].start_s:
-            yield pending[0], sample
+    spans = [(chunk.start_s, chunk.end_s) for chunk in chunks]
+    for sample in sample_video(video_path, sample_hz, ANALYSIS_WIDTH, spans=spans):
+        yield next(chunk for chunk in chunks if chunk.start_s <= sample.t <= chunk.end_s), sample
 
 
 def _prepared(

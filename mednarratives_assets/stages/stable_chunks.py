@@ -14,6 +14,7 @@ pointer.
 from __future__ import annotations
 
 import hashlib
+import math
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -124,11 +125,12 @@ class StableSpan:
 
 
 def sample_video(
-    path: Path, sample_hz: float, analysis_width: int, keep: Callable[[float], bool] | None = None
+    path: Path, sample_hz: float, analysis_width: int, spans: list[tuple[float, float]] | None = None
 ) -> Iterator[Sample]:
     """Every `fps / sample_hz`-th frame, decoded in one pass: grab() every frame, retrieve() the samples.
 
-    With `keep`, only samples whose time it accepts are retrieved and yielded.
+    With `spans` ((start_s, end_s) pairs), only samples inside one of them are retrieved and
+    yielded, and decoding stops after the last span ends.
     """
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -138,15 +140,19 @@ def sample_video(
         if not fps or fps <= 0:
             raise VideoUnreadable(f"{path}: the video stream has no frame rate")
         step = max(1, round(fps / sample_hz))
+        last_s = math.inf if spans is None else max((end for _, end in spans), default=-1.0)
         index = 0
         while capture.grab():
-            if index % step == 0 and (keep is None or keep(index / fps)):
+            t = index / fps
+            if t > last_s:
+                return
+            if index % step == 0 and (spans is None or any(start <= t <= end for start, end in spans)):
                 ok, frame = capture.retrieve()
                 if ok:
                     height = round(frame.shape[0] * analysis_width / frame.shape[1])
                     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
                     small = cv2.resize(grey, (analysis_width, height), interpolation=cv2.INTER_AREA)
-                    yield Sample(index / fps, small, frame)
+                    yield Sample(t, small, frame)
             index += 1
         if index == 0:
             raise VideoUnreadable(f"{path}: no frame could be decoded")
