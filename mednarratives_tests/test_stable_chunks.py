@@ -166,11 +166,18 @@ def test_the_median_keyframe_drops_the_moving_pointer(tmp_path, slides):
 def test_sampling_only_spans_retrieves_inside_them_and_stops_after_the_last(tmp_path, slides, monkeypatch):
     video = render(tmp_path / "v.mp4", [("ct", 4)], slides)
     grabs = []
+    open_capture = cv2.VideoCapture
 
-    class CountingCapture(cv2.VideoCapture):
+    class CountingCapture:  # wraps rather than subclasses: a Python subclass of it crashes PyAV later
+        def __init__(self, *args):
+            self.capture = open_capture(*args)
+
         def grab(self):
             grabs.append(1)
-            return super().grab()
+            return self.capture.grab()
+
+        def __getattr__(self, name):
+            return getattr(self.capture, name)
 
     monkeypatch.setattr(cv2, "VideoCapture", CountingCapture)
     times = [sample.t for sample in sample_video(video, 5, 160, spans=[(0.5, 1.0), (2.0, 2.4)])]
