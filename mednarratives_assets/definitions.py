@@ -2,8 +2,11 @@
 
 import dagster as dg
 
+from mednarratives_assets.defs.aligned_pairs import aligned_pairs
+from mednarratives_assets.defs.boxes import boxes
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.cursor_traces import cursor_traces
+from mednarratives_assets.defs.dataset_export import dataset_export
 from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.jobs import (
     channel_pipeline_job,
@@ -11,6 +14,7 @@ from mednarratives_assets.defs.jobs import (
     frame_classifier_job,
     ingest_job,
 )
+from mednarratives_assets.defs.narratives import narratives
 from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.defs.sensors import new_video_sensor
 from mednarratives_assets.defs.stable_chunks import stable_chunks
@@ -31,6 +35,10 @@ def build_definitions(layout: DataLayout) -> dg.Definitions:
             stable_chunks,
             cursor_detector,
             cursor_traces,
+            narratives,
+            boxes,
+            aligned_pairs,
+            dataset_export,
         ],
         jobs=[ingest_job, channel_pipeline_job, frame_classifier_job, cursor_detector_job],
         sensors=[new_video_sensor],

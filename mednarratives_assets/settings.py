@@ -69,5 +69,20 @@ class DataLayout:
         """YOLO pose weights; `cursor_detector.json` beside them holds the settings and metrics."""
         return self.models_dir / "cursor_detector.pt"
 
+    @property
+    def narratives_dir(self) -> Path:
+        """Localized Narratives JSONL per channel: `<channel>.jsonl`."""
+        return self.data_root / "narratives"
+
+    @property
+    def pairs_dir(self) -> Path:
+        """Images of aligned pairs, cropped from keyframes: `<channel>/<pair_id>.png`."""
+        return self.data_root / "pairs"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Dataset folders, one per channel, that Hugging Face `datasets` loads."""
+        return self.data_root / "exports"
+
     def channel_dir(self, channel: str) -> Path:
         return self.videos_dir / channel

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import socket
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from mednarratives_assets.defs.resources import build_resources
-from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus
+from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus, load_truth
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import (
@@ -18,6 +19,7 @@ from mednarratives_assets.stages.cursor_detector import (
     DetectorTrainingSettings,
     train_cursor_detector,
 )
+from mednarratives_assets.stages.cursor_traces import TraceSettings, VideoTrace, trace_video
 from mednarratives_assets.stages.frame_classifier import (
     ClassifierTrainingSettings,
     FrameClassifier,
@@ -26,6 +28,7 @@ from mednarratives_assets.stages.frame_classifier import (
     training_images,
     usable_pictures,
 )
+from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video
 
 # CI's cursor detector: about 6 minutes on 2 cores, against about 25 for the default
 CI_DETECTOR_SETTINGS = DetectorTrainingSettings(train_crops=1600, val_crops=320, epochs=10)
@@ -120,3 +123,38 @@ def trained_cursor_detector(tmp_path_factory) -> tuple[CursorDetector, list[tupl
             CI_DETECTOR_SETTINGS, pictures, tmp_path_factory.mktemp("cursor-detector"), log=lambda _: None
         )
     return detector, attempts
+
+
+@dataclass(frozen=True)
+class TracedLecture:
+    truth: dict
+    chunks: list[dict]  # stable_chunks rows, with absolute keyframe paths
+    traced: VideoTrace  # over the medical chunks
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def traced_default_corpus(
+    default_demo_corpus, trained_frame_classifier, trained_cursor_detector, tmp_path_factory
+) -> list[TracedLecture]:
+    """Every lecture of the default corpus through stable_chunks and cursor_traces with CI's models."""
+    layout, entries = default_demo_corpus
+    detector, _ = trained_cursor_detector
+    root = tmp_path_factory.mktemp("traced-corpus")
+    lectures = []
+    for entry in entries:
+        truth = load_truth(layout.data_root / entry["truth"])
+        video = layout.data_root / entry["video"]
+        rows, _ = chunk_video(
+            video,
+            root / truth["channel"] / truth["video_id"],
+            trained_frame_classifier.medical_scores,
+            ChunkingSettings(),
+            truth["duration_s"],
+        )
+        rows = [{"channel": truth["channel"], "video_id": truth["video_id"], **row} for row in rows]
+        medical = [row for row in rows if row["is_medical"]]
+        lectures.append(
+            TracedLecture(truth, rows, trace_video(video, medical, root, detector, TraceSettings()), root)
+        )
+    return lectures

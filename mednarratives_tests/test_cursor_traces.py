@@ -14,7 +14,6 @@ import pytest
 from mednarratives_assets.defs.cursor_traces import cursor_traces
 from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.videos import videos
-from mednarratives_assets.demo.corpus import load_truth
 from mednarratives_assets.demo.cursor import CursorStyle, paste_sprite, render_sprite
 from mednarratives_assets.demo.images import packaged_images
 from mednarratives_assets.demo.scoring import TraceScore
@@ -332,26 +331,11 @@ def test_the_asset_needs_the_detector_then_writes_the_table_overlays_and_checks(
     assert (table["t_s"] >= 0.9).all()  # nothing while the pointer was away
 
 
-def test_on_the_default_demo_corpus_traces_match_the_truth(
-    default_demo_corpus, trained_frame_classifier, trained_cursor_detector, tmp_path
-):
+def test_on_the_default_demo_corpus_traces_match_the_truth(traced_default_corpus):
     """The corpus `mednarratives demo` makes, at 1280x720, against its pointer's ground truth."""
-    layout, entries = default_demo_corpus
-    detector, _ = trained_cursor_detector
     score = TraceScore()
-    for entry in entries:
-        truth = load_truth(layout.data_root / entry["truth"])
-        keyframes = tmp_path / truth["channel"] / truth["video_id"]
-        rows, _ = chunk_video(
-            layout.data_root / entry["video"],
-            keyframes,
-            trained_frame_classifier.medical_scores,
-            ChunkingSettings(),
-            truth["duration_s"],
-        )
-        medical = [row for row in rows if row["is_medical"]]
-        traced = trace_video(layout.data_root / entry["video"], medical, tmp_path, detector, SETTINGS)
-        score.add(traced.points.to_dicts(), traced.sample_times, truth)
+    for lecture in traced_default_corpus:
+        score.add(lecture.traced.points.to_dicts(), lecture.traced.sample_times, lecture.truth)
     assert score.visible_samples > 1000 and score.hidden_samples > 100
     # CI's detector trains for minutes; benchmarks/cursor.py holds the default one to the targets
     assert score.coverage >= 0.85 and score.within(6) >= 0.9, (score.coverage, score.within(6))

@@ -6,6 +6,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+from mednarratives_assets.spoken_text import strip_punctuation
+
 BOUNDARY_TOLERANCE_S = 0.5
 
 
@@ -154,3 +156,101 @@ class TraceScore:
     def within(self, px: float) -> float:
         """Share of the points (on a visible pointer) within `px` pixels of the hotspot, at 720p."""
         return sum(e <= px for e in self.errors_720p) / max(len(self.errors_720p), 1)
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in (strip_punctuation(t).lower() for t in text.replace("-", " ").split()) if w]
+
+
+def _corner_box(box: list[float]) -> tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) as (x, y, w, h)."""
+    return box[0], box[1], box[2] - box[0], box[3] - box[1]
+
+
+@dataclass
+class NarrativeScore:
+    """Boxes, phrases, captions and domains against the truth, summed over lectures.
+
+    - Box IoU: each truth ROI against the box whose dwell overlaps the ROI's pointing time most
+      (0 when none does).
+    - Alignment: each truth ROI's phrase is looked up among the boxes' phrases (the box whose
+      phrase holds the most of its words, at least 60%); right when that box holds the ROI's centre.
+    - Caption recall: the truth's words of each still medical chunk found in the caption of the
+      chunk that overlaps it with temporal IoU >= 0.5, counted with repeats.
+    - Domain: that chunk's pair domain against the truth image's modality.
+    - Box precision: boxes at IoU >= 0.5 with some truth ROI, of all boxes.
+    """
+
+    roi_ious: list[float] = field(default_factory=list)
+    roi_aligned: list[bool] = field(default_factory=list)
+    n_boxes: int = 0
+    n_boxes_on_a_roi: int = 0
+    truth_words: int = 0
+    recalled_words: int = 0
+    domains_right: int = 0
+    domains_total: int = 0
+
+    def add(self, truth: dict, chunks: list[dict], boxes: list[dict], pairs: dict[int, dict]) -> None:
+        """One lecture: its medical chunk rows (start_s, end_s, chunk_index), box rows (x1_px ... y2_px,
+        start_s, end_s, phrase) and pairs by chunk_index (corrected_caption, domain)."""
+        rois = truth["rois"]
+        corners = [(b["x1_px"], b["y1_px"], b["x2_px"], b["y2_px"]) for b in boxes]
+        for roi in rois:
+            span = (roi["start_s"], roi["end_s"])
+            overlaps = [max(0.0, min(b["end_s"], span[1]) - max(b["start_s"], span[0])) for b in boxes]
+            best = max(range(len(boxes)), key=overlaps.__getitem__, default=None)
+            hit = best is not None and overlaps[best] > 0
+            self.roi_ious.append(
+                box_iou(_corner_box(corners[best]), _corner_box(roi["box_px"])) if hit else 0.0
+            )
+            wanted = [w for w in _words(roi["phrase"]) if w != "this"]
+            cover = [sum(w in _words(b["phrase"] or "") for w in wanted) / len(wanted) for b in boxes]
+            named = max(range(len(boxes)), key=lambda i: (cover[i], overlaps[i]), default=None)
+            cx, cy = (roi["box_px"][0] + roi["box_px"][2]) / 2, (roi["box_px"][1] + roi["box_px"][3]) / 2
+            self.roi_aligned.append(
+                named is not None
+                and cover[named] >= 0.6
+                and corners[named][0] <= cx <= corners[named][2]
+                and corners[named][1] <= cy <= corners[named][3]
+            )
+        self.n_boxes += len(boxes)
+        self.n_boxes_on_a_roi += sum(
+            any(box_iou(_corner_box(c), _corner_box(r["box_px"])) >= 0.5 for r in rois) for c in corners
+        )
+        for chunk in (c for c in truth["chunks"] if c["is_medical"] and c["stable"]):
+            said = [w["word"] for w in truth["words"] if w["chunk_index"] == chunk["chunk_index"]]
+            expected = _words(" ".join(said))
+            self.truth_words += len(expected)
+            span = (chunk["start_s"], chunk["end_s"])
+            found = [c for c in chunks if temporal_iou((c["start_s"], c["end_s"]), span) >= 0.5]
+            pair = pairs.get(found[0]["chunk_index"]) if found else None
+            if pair is None:
+                continue
+            heard = _words(pair["corrected_caption"])
+            self.recalled_words += sum(min(expected.count(w), heard.count(w)) for w in set(expected))
+            self.domains_total += 1
+            modality = chunk["image"]["modality"]
+            self.domains_right += pair["domain"] == (modality if modality != "nuclear medicine" else "other")
+
+    @property
+    def mean_iou(self) -> float:
+        return statistics.fmean(self.roi_ious) if self.roi_ious else 0.0
+
+    def iou_at_least(self, threshold: float) -> float:
+        return sum(i >= threshold for i in self.roi_ious) / max(len(self.roi_ious), 1)
+
+    @property
+    def alignment_accuracy(self) -> float:
+        return sum(self.roi_aligned) / max(len(self.roi_aligned), 1)
+
+    @property
+    def caption_recall(self) -> float:
+        return self.recalled_words / max(self.truth_words, 1)
+
+    @property
+    def box_precision(self) -> float:
+        return self.n_boxes_on_a_roi / max(self.n_boxes, 1)
+
+    @property
+    def domain_accuracy(self) -> float:
+        return self.domains_right / max(self.domains_total, 1)

@@ -550,3 +550,14 @@ def chunk_channel(
         pl.DataFrame(summaries, schema=VIDEO_SUMMARY_SCHEMA),
         sheets,
     )
+
+
+def medical_chunks(stable_chunks: pl.DataFrame) -> pl.DataFrame:
+    """The chunks that show a medical image with a known region, in order."""
+    return stable_chunks.filter(pl.col("is_medical") & pl.col("image_x").is_not_null()).sort(
+        "video_id", "chunk_index"
+    )
+
+
+def chunk_region(chunk: dict) -> tuple[int, int, int, int]:
+    return chunk["image_x"], chunk["image_y"], chunk["image_w"], chunk["image_h"]

@@ -1,0 +1,126 @@
+"""Boxes, phrase alignment, captions and domains against the demo corpus's ground truth.
+
+    python benchmarks/narratives.py [--corpus DATA_ROOT ...]
+
+Reads a materialized corpus (`mednarratives demo` makes and materializes one; its upstream tables
+stable_chunks, cursor_traces and transcript_words have their own benchmarks), then runs the
+narratives, boxes and aligned_pairs stages on them with three box methods:
+- ours: dwells found in time, outliers dropped, each box sized by the image structure under it;
+- ours, trace only: the same dwells boxed by the trace alone (snap_to_image off);
+- reference: the Quilt-LLaVA recipe (time-decayed KMeans, IQR outliers, area 0.02 to 0.7).
+Scores are those of `demo.scoring.NarrativeScore`. Targets: 70% of ROIs at IoU >= 0.5 (ours) and
+caption recall >= 0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.demo.corpus import corpus_lectures
+from mednarratives_assets.demo.scoring import NarrativeScore
+from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel
+from mednarratives_assets.stages.boxes import BoxSettings, box_channel, reference_box_channel
+from mednarratives_assets.stages.narratives import NarrativeSettings, narrate_channel
+from mednarratives_assets.stages.stable_chunks import medical_chunks
+
+TARGET_IOU_AT_HALF = 0.7
+TARGET_CAPTION_RECALL = 0.8
+TABLES = ("videos", "stable_chunks", "cursor_traces", "transcript_words")
+
+
+def evaluate(corpora: list[Path]) -> tuple[dict[str, NarrativeScore], dict]:
+    scores = {name: NarrativeScore() for name in ("ours", "ours, trace only", "reference (Quilt-LLaVA)")}
+    seconds = {name: 0.0 for name in scores}
+    vocabulary = MedicalVocabulary()
+    n_lectures = 0
+    with tempfile.TemporaryDirectory() as scratch:
+        for corpus in corpora:
+            database = corpus / "mednarratives.duckdb"
+            if not database.is_file():
+                raise SystemExit(f"{database} is missing: materialize the corpus first (mednarratives demo)")
+            with duckdb.connect(str(database), read_only=True) as con:
+                present = {t for (t,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+                if missing := [t for t in TABLES if t not in present]:
+                    raise SystemExit(f"{database} lacks tables {missing}: materialize the corpus first")
+                tables = {t: con.sql(f"FROM {t}").pl() for t in TABLES}
+            lectures = list(corpus_lectures(corpus))
+            for channel in sorted({truth["channel"] for truth, _ in lectures}):
+                of = {t: frame.filter(pl.col("channel") == channel) for t, frame in tables.items()}
+                args = (of["stable_chunks"], of["cursor_traces"], of["transcript_words"])
+                methods = {}
+                started = time.perf_counter()
+                methods["ours"] = box_channel(corpus, *args, BoxSettings(), log=lambda _: None)
+                seconds["ours"] += time.perf_counter() - started
+                started = time.perf_counter()
+                trace_only = replace(BoxSettings(), snap_to_image=False)
+                methods["ours, trace only"] = box_channel(corpus, *args, trace_only, log=lambda _: None)
+                seconds["ours, trace only"] += time.perf_counter() - started
+                started = time.perf_counter()
+                methods["reference (Quilt-LLaVA)"] = reference_box_channel(*args)
+                seconds["reference (Quilt-LLaVA)"] += time.perf_counter() - started
+                narratives = narrate_channel(of["videos"], *args, NarrativeSettings())
+                pairs = pair_channel(
+                    corpus,
+                    Path(scratch) / corpus.name / channel,
+                    of["stable_chunks"],
+                    narratives,
+                    methods["ours"],
+                    vocabulary,
+                    PairSettings(),
+                    log=lambda _: None,
+                ).pairs
+                for truth, _ in (entry for entry in lectures if entry[0]["channel"] == channel):
+                    video = pl.col("video_id") == truth["video_id"]
+                    chunks = medical_chunks(of["stable_chunks"]).filter(video).to_dicts()
+                    by_chunk = {p["chunk_index"]: p for p in pairs.filter(video).to_dicts()}
+                    for name, found in methods.items():
+                        boxes = found.filter(video).to_dicts() if found.height else []
+                        scores[name].add(truth, chunks, boxes, by_chunk)
+                    n_lectures += 1
+    return scores, {"n_lectures": n_lectures, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", action="append", type=Path, help="a materialized demo corpus's data root")
+    args = parser.parse_args()
+    corpora = args.corpus or [Path(__file__).resolve().parents[1] / "data"]
+    scores, run = evaluate(corpora)
+    ours = scores["ours"]
+    corpus = ", ".join(map(str, corpora))
+    print(f"corpus: {corpus}: {run['n_lectures']} lectures, {len(ours.roi_ious)} truth ROIs")
+    header = (
+        ("mean IoU", 9),
+        ("IoU>=0.5", 10),
+        ("aligned", 9),
+        ("box precision", 15),
+        ("boxes", 7),
+        ("seconds", 9),
+    )
+    print(f"{'method':<26}" + "".join(f"{name:>{width}}" for name, width in header))
+    for name, score in scores.items():
+        print(
+            f"{name:<26}{score.mean_iou:>9.3f}{score.iou_at_least(0.5):>10.3f}{score.alignment_accuracy:>9.3f}"
+            f"{score.box_precision:>15.3f}{score.n_boxes:>7}{run['seconds'][name]:>9.2f}"
+        )
+    print(
+        f"caption recall {ours.caption_recall:.3f} ({ours.recalled_words}/{ours.truth_words} truth words); "
+        f"domain accuracy {ours.domain_accuracy:.3f} ({ours.domains_right}/{ours.domains_total} pairs)"
+    )
+    for label, value, target in (
+        ("ROIs at IoU >= 0.5 (ours)", ours.iou_at_least(0.5), TARGET_IOU_AT_HALF),
+        ("caption recall", ours.caption_recall, TARGET_CAPTION_RECALL),
+    ):
+        print(f"{label}: {value:.3f} (target >= {target}) {'PASS' if value >= target else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()

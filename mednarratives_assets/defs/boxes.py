@@ -1,0 +1,89 @@
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from mednarratives_assets.defs.metadata import markdown_preview, png_image
+from mednarratives_assets.defs.partitions import channel_partitions
+from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.stages.boxes import BoxSettings, box_channel, boxes_png
+
+DEFAULTS = BoxSettings()
+MAX_PICTURES = 16  # box pictures shown on one materialization, each a small inline PNG
+NORMALIZED = ["x1_norm", "y1_norm", "x2_norm", "y2_norm"]
+
+
+class BoxesConfig(dg.Config):
+    """Dwell detection and boxing; see BoxSettings in stages/boxes.py for each setting."""
+
+    dwell_radius: float = DEFAULTS.dwell_radius
+    min_dwell_s: float = DEFAULTS.min_dwell_s
+    max_gap_s: float = DEFAULTS.max_gap_s
+    outlier_mads: float = DEFAULTS.outlier_mads
+    min_inside: float = DEFAULTS.min_inside
+    snap_to_image: bool = DEFAULTS.snap_to_image
+    min_side: float = DEFAULTS.min_side
+    max_side: float = DEFAULTS.max_side
+    phrase_lead_s: float = DEFAULTS.phrase_lead_s
+
+
+@dg.asset(
+    partitions_def=channel_partitions,
+    ins={"stable_chunks": dg.AssetIn(), "cursor_traces": dg.AssetIn(), "transcript_words": dg.AssetIn()},
+    metadata={"partition_expr": "channel"},
+    pool=DUCKDB_POOL,
+    kinds={"duckdb", "polars"},
+    group_name="narratives",
+    check_specs=[
+        dg.AssetCheckSpec("boxes_inside_the_image", asset="boxes", partitions_def=channel_partitions)
+    ],
+)
+def boxes(
+    context: dg.AssetExecutionContext,
+    config: BoxesConfig,
+    stable_chunks: pl.DataFrame,
+    cursor_traces: pl.DataFrame,
+    transcript_words: pl.DataFrame,
+    paths: DataPaths,
+) -> Iterator:
+    """Where the pointer dwelt on each medical image, boxed, with the phrase said meanwhile.
+
+    Dwells are found in time, stray points dropped, and each box sized by the image structure
+    under the pointer (see stages/boxes.py). Table `boxes`, documented in docs/schema.md; corners
+    in frame pixels and as fractions of the image region.
+    """
+    try:
+        settings = BoxSettings(**config.model_dump()).validated()
+    except ValueError as exc:
+        raise dg.Failure(f"boxes: {exc}") from exc
+    data_root = paths.layout.data_root
+    table = box_channel(
+        data_root, stable_chunks, cursor_traces, transcript_words, settings, log=context.log.warning
+    )
+    outside = table.filter(pl.any_horizontal([~pl.col(c).is_between(0.0, 1.0) for c in NORMALIZED]))
+    pictures = {
+        f"boxes {video_id} #{chunk_index}": png_image(png, f"boxes of {video_id} chunk {chunk_index}")
+        for (video_id, chunk_index), png in list(boxes_png(data_root, stable_chunks, table).items())[
+            :MAX_PICTURES
+        ]
+    }
+    yield dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": table.height,
+            "n_chunks_with_boxes": table.select("video_id", "chunk_index").unique().height,
+            "boxes": markdown_preview(
+                table.with_columns(pl.col(NORMALIZED).round(3)),
+                ["video_id", "chunk_index", "box_index", *NORMALIZED, "start_s", "end_s", "phrase"],
+            ),
+            **pictures,
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="boxes_inside_the_image",
+        passed=outside.is_empty(),
+        metadata={
+            "n_outside": outside.height,
+            "outside": markdown_preview(outside, ["video_id", "chunk_index", *NORMALIZED]),
+        },
+    )

@@ -1,0 +1,45 @@
+import dagster as dg
+import polars as pl
+
+from mednarratives_assets.defs.partitions import channel_partitions
+from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.stages.dataset_export import export_dataset
+
+
+@dg.asset(
+    partitions_def=channel_partitions,
+    ins={"aligned_pairs": dg.AssetIn(), "narratives": dg.AssetIn(), "boxes": dg.AssetIn()},
+    kinds={"parquet", "huggingface"},
+    group_name="narratives",
+)
+def dataset_export(
+    context: dg.AssetExecutionContext,
+    aligned_pairs: pl.DataFrame,
+    narratives: pl.DataFrame,
+    boxes: pl.DataFrame,
+    paths: DataPaths,
+) -> dg.MaterializeResult:
+    """The channel's pairs as a dataset folder, data/exports/<channel>: Parquet metadata with the
+    images (loadable by Hugging Face `datasets.load_dataset(folder)`) and Localized Narratives JSONL."""
+    layout = paths.layout
+    channel = context.partition_key
+    try:
+        summary = export_dataset(
+            layout.data_root,
+            layout.exports_dir / channel,
+            f"MedNarratives: {channel}",
+            aligned_pairs,
+            narratives,
+            boxes,
+        )
+    except FileNotFoundError as exc:
+        raise dg.Failure(f"dataset_export: {exc}") from exc
+    return dg.MaterializeResult(
+        metadata={
+            "folder": dg.MetadataValue.path(str(summary.folder)),
+            "n_pairs": summary.n_pairs,
+            "n_boxes": summary.n_boxes,
+            "n_narratives": summary.n_narratives,
+            "load_with": dg.MetadataValue.md(f'`datasets.load_dataset("{summary.folder}")`'),
+        }
+    )

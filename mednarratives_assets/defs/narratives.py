@@ -1,0 +1,94 @@
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from mednarratives_assets.defs.metadata import markdown_preview
+from mednarratives_assets.defs.partitions import channel_partitions
+from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.stages.narratives import NarrativeSettings, narrate_channel, write_jsonl
+
+
+class NarrativesConfig(dg.Config):
+    """padding_s: seconds added to each side of a chunk's span when taking its words."""
+
+    padding_s: float = NarrativeSettings.padding_s
+
+
+def traces_outside_their_chunk(narratives: pl.DataFrame, chunks: pl.DataFrame) -> pl.DataFrame:
+    """Trace points (as narrative rows, one per point) whose time lies outside their chunk's span."""
+    points = (
+        narratives.select("video_id", "chunk_index", "window_start_s", "traces")
+        .explode("traces")
+        .explode("traces")
+        .drop_nulls("traces")
+        .with_columns(t_s=pl.col("window_start_s") + pl.col("traces").struct.field("t"))
+    )
+    spans = chunks.select("video_id", "chunk_index", "start_s", "end_s")
+    joined = points.join(spans, on=["video_id", "chunk_index"], how="left")
+    # LN times are rounded to the millisecond
+    return joined.filter(
+        ~pl.col("t_s").is_between(pl.col("start_s") - 1e-3, pl.col("end_s") + 1e-3).fill_null(False)
+    )
+
+
+@dg.asset(
+    partitions_def=channel_partitions,
+    ins={
+        "videos": dg.AssetIn(),
+        "stable_chunks": dg.AssetIn(),
+        "cursor_traces": dg.AssetIn(),
+        "transcript_words": dg.AssetIn(),
+    },
+    metadata={"partition_expr": "channel"},
+    pool=DUCKDB_POOL,
+    kinds={"duckdb", "polars"},
+    group_name="narratives",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "trace_times_inside_their_chunk", asset="narratives", partitions_def=channel_partitions
+        )
+    ],
+)
+def narratives(
+    context: dg.AssetExecutionContext,
+    config: NarrativesConfig,
+    videos: pl.DataFrame,
+    stable_chunks: pl.DataFrame,
+    cursor_traces: pl.DataFrame,
+    transcript_words: pl.DataFrame,
+    paths: DataPaths,
+) -> Iterator:
+    """Localized Narratives: each medical chunk's words, each with the pointer's trace while it was said.
+
+    Table `narratives` (docs/schema.md) and `data/narratives/<channel>.jsonl` in Google's Localized
+    Narratives format, readable by its loader.
+    """
+    try:
+        settings = NarrativeSettings(**config.model_dump()).validated()
+    except ValueError as exc:
+        raise dg.Failure(f"narratives: {exc}") from exc
+    table = narrate_channel(videos, stable_chunks, cursor_traces, transcript_words, settings)
+    jsonl = write_jsonl(table, paths.layout.narratives_dir / f"{context.partition_key}.jsonl")
+    outside = traces_outside_their_chunk(table, stable_chunks)
+    context.log.info(f"{table.height} narratives written to {jsonl}")
+    yield dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": table.height,
+            "jsonl": dg.MetadataValue.path(str(jsonl)),
+            "n_words": int(table["n_words"].sum() or 0),
+            "n_trace_points": int(table["n_trace_points"].sum() or 0),
+            "narratives": markdown_preview(
+                table, ["video_id", "chunk_index", "image_id", "n_words", "n_trace_points", "caption"]
+            ),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="trace_times_inside_their_chunk",
+        passed=outside.is_empty(),
+        metadata={
+            "n_outside": outside.height,
+            "outside": markdown_preview(outside, ["video_id", "chunk_index", "t_s", "start_s", "end_s"]),
+        },
+    )

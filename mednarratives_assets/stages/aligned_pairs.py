@@ -1,0 +1,302 @@
+"""Stage `aligned_pairs`: one image-text pair per medical chunk, the image cropped from the keyframe.
+
+Text comes from the chunk's narrative: the caption as heard, the caption with the medical
+vocabulary's corrections, the sentences that carry a medical term, and the phrases said while
+the pointer dwelt (`roi_text`). The domain is voted by keywords in the text, one of 12; where the
+text names several, the image's colour decides between grey-scale domains (CT, MRI, X-ray, ...)
+and colour ones (histology, dermatology, ...). A crop within `duplicate_distance` bits of pHash of
+an earlier crop of the channel is the same image shown again and gives no second pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import polars as pl
+
+from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.spoken_text import strip_punctuation
+from mednarratives_assets.stages.narratives import pair_id
+from mednarratives_assets.stages.stable_chunks import (
+    chunk_region,
+    hash_distance,
+    medical_chunks,
+    perceptual_hash,
+)
+
+DOMAINS = (
+    "CT",
+    "MRI",
+    "X-ray",
+    "ultrasound",
+    "histopathology",
+    "dermatology",
+    "endoscopy",
+    "ophthalmology",
+    "mammography",
+    "surgery",
+    "dental",
+    "other",
+)
+GREY_DOMAINS = frozenset({"CT", "MRI", "X-ray", "ultrasound", "mammography", "dental"})
+COLOUR_DOMAINS = frozenset(
+    {"histopathology", "dermatology", "endoscopy", "ophthalmology", "surgery", "ultrasound"}
+)
+# Keywords per domain; the names of the modality itself count double.
+DOMAIN_KEYWORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "CT": (
+        ("ct", "computed tomography", "cat scan"),
+        ("hypodense", "hyperdense", "attenuation", "hounsfield"),
+    ),
+    "MRI": (
+        ("mri", "mr", "magnetic resonance"),
+        ("hyperintense", "hypointense", "t1", "t2", "flair", "weighted", "diffusion", "gadolinium"),
+    ),
+    "X-ray": (
+        ("x-ray", "xray", "radiograph", "radiography", "plain film"),
+        ("radiopaque", "lucent", "lucency", "radiolucent", "frontal", "lateral view"),
+    ),
+    "ultrasound": (
+        ("ultrasound", "sonography", "sonogram", "echocardiogram"),
+        ("echogenic", "hypoechoic", "hyperechoic", "anechoic", "doppler", "transducer"),
+    ),
+    "histopathology": (
+        ("histology", "histopathology", "histologic", "microscopy", "micrograph", "h&e"),
+        ("stain", "stained", "staining", "biopsy", "nuclei", "cells", "immunohistochemistry", "eosin"),
+    ),
+    "dermatology": (
+        ("dermatology", "dermoscopy", "dermatoscopic", "skin"),
+        ("rash", "macule", "papule", "erythema", "melanoma", "nevus", "pigmented"),
+    ),
+    "endoscopy": (
+        ("endoscopy", "endoscopic", "colonoscopy", "gastroscopy", "bronchoscopy"),
+        ("mucosa", "mucosal", "polyp", "lumen"),
+    ),
+    "ophthalmology": (
+        ("fundus", "ophthalmoscopy", "retina", "retinal", "funduscopic"),
+        ("optic disc", "macula", "microaneurysms", "vessels of the eye"),
+    ),
+    "mammography": (("mammogram", "mammography", "mammographic"), ("breast", "calcifications", "bi-rads")),
+    "surgery": (
+        ("surgery", "surgical", "intraoperative", "operative", "laparoscopic"),
+        ("incision", "resection", "retractor"),
+    ),
+    "dental": (
+        ("dental", "panoramic", "periapical", "orthopantomogram"),
+        ("tooth", "teeth", "molar", "caries", "root canal"),
+    ),
+}
+# A phrase said while pointing that holds one of these refers to the spot ("this lucent focus");
+# others were said while the pointer merely rested.
+REFERRING_WORDS = frozenset({"this", "these", "that", "those", "here", "there"})
+_COLOURFUL = 0.15  # mean saturation of the lit pixels above which an image counts as colour
+ALIGNED_PAIRS_SCHEMA = {
+    "channel": pl.Utf8,
+    "pair_id": pl.Utf8,
+    "video_id": pl.Utf8,
+    "chunk_index": pl.Int32,
+    "image_path": pl.Utf8,
+    "image_sha256": pl.Utf8,
+    "image_width": pl.Int32,
+    "image_height": pl.Int32,
+    "phash": pl.Utf8,
+    "caption": pl.Utf8,
+    "corrected_caption": pl.Utf8,
+    "medical_text": pl.Utf8,
+    "roi_text": pl.Utf8,
+    "domain": pl.Utf8,
+    "domain_votes": pl.Utf8,
+    "n_trace_points": pl.Int32,
+    "n_boxes": pl.Int32,
+    "start_s": pl.Float64,
+    "end_s": pl.Float64,
+}
+SKIPPED_SCHEMA = {"video_id": pl.Utf8, "chunk_index": pl.Int32, "reason": pl.Utf8}
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    duplicate_distance: int = 6  # pHash bits; the same picture re-encoded differs by a few
+
+    def validated(self) -> PairSettings:
+        if not 0 <= self.duplicate_distance <= 32:
+            raise ValueError(f"duplicate_distance={self.duplicate_distance} must be between 0 and 32 bits")
+        return self
+
+
+@dataclass(frozen=True)
+class ChannelPairs:
+    pairs: pl.DataFrame
+    skipped: pl.DataFrame  # chunks that gave no pair, and why
+
+
+def _tokens(text: str) -> str:
+    """Lower-case words without punctuation, space-separated with spaces at both ends."""
+    return " " + " ".join(strip_punctuation(t).lower() for t in text.split()) + " "
+
+
+def domain_votes(text: str) -> dict[str, int]:
+    """Keyword hits per domain: 2 for a modality's name, 1 for its typical words."""
+    words = _tokens(text)
+    votes: dict[str, int] = {}
+    for domain, (names, typical) in DOMAIN_KEYWORDS.items():
+        score = sum(2 * words.count(f" {k} ") for k in names) + sum(words.count(f" {k} ") for k in typical)
+        if score:
+            votes[domain] = score
+    return votes
+
+
+def colourfulness(image_bgr: np.ndarray) -> float:
+    """Mean HSV saturation (0 to 1) of the pixels that are not near black."""
+    hsv = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2HSV)
+    lit = hsv[..., 2] > 30
+    return float(hsv[..., 1][lit].mean() / 255) if lit.any() else 0.0
+
+
+def infer_domain(text: str, image_bgr: np.ndarray) -> tuple[str, dict[str, int]]:
+    """One of DOMAINS, and the keyword votes it came from."""
+    votes = domain_votes(text)
+    if not votes:
+        return "other", votes
+    fitting = COLOUR_DOMAINS if colourfulness(image_bgr) > _COLOURFUL else GREY_DOMAINS
+    candidates = {d: v for d, v in votes.items() if d in fitting} or votes
+    return max(candidates, key=lambda d: (candidates[d], -DOMAINS.index(d))), votes
+
+
+def medical_sentences(text: str, terms: frozenset[str]) -> str:
+    """The sentences of `text` that hold at least one medical term."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", text) if s.strip()]
+    return " ".join(
+        s
+        for s in sentences
+        if any(strip_punctuation(t).lower() in terms for t in s.replace("-", " - ").split())
+    )
+
+
+def roi_text(phrases: list[str]) -> str:
+    """The phrases said while pointing that refer to the spot, joined by semicolons."""
+    return "; ".join(p for p in phrases if REFERRING_WORDS & set(_tokens(p).split()))
+
+
+def crop(keyframe_bgr: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    x, y, w, h = region
+    return keyframe_bgr[y : y + h, x : x + w]
+
+
+def pair_channel(
+    data_root: Path,
+    pairs_dir: Path,
+    stable_chunks: pl.DataFrame,
+    narratives: pl.DataFrame,
+    boxes: pl.DataFrame,
+    vocabulary: MedicalVocabulary,
+    settings: PairSettings,
+    log: Callable[[str], None] = print,
+) -> ChannelPairs:
+    """The `aligned_pairs` table of one channel. Crops are written to `pairs_dir`, relative to the data
+    root and rebuilt whole; a failed run leaves the stored crops as they were."""
+    target = data_root / pairs_dir
+    by_chunk = {(r["video_id"], r["chunk_index"]): r for r in narratives.iter_rows(named=True)}
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    try:
+        for chunk in medical_chunks(stable_chunks).iter_rows(named=True):
+            key = (chunk["video_id"], chunk["chunk_index"])
+            told = by_chunk.get(key)
+            if told is None or not told["caption"].strip():
+                skipped.append({"video_id": key[0], "chunk_index": key[1], "reason": "nothing was said"})
+                continue
+            keyframe = cv2.imread(str(data_root / chunk["keyframe_path"]))
+            if keyframe is None:
+                reason = f"cannot read keyframe {chunk['keyframe_path']}"
+                log(f"{key[0]} chunk {key[1]}: {reason}")
+                skipped.append({"video_id": key[0], "chunk_index": key[1], "reason": reason})
+                continue
+            image = crop(keyframe, chunk_region(chunk))
+            phash = perceptual_hash(image)
+            first = next(
+                (r for r in rows if hash_distance(r["phash"], phash) <= settings.duplicate_distance), None
+            )
+            if first is not None:
+                reason = f"same image as {first['video_id']} chunk {first['chunk_index']}"
+                skipped.append({"video_id": key[0], "chunk_index": key[1], "reason": reason})
+                continue
+            ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+            if not ok:
+                raise ValueError(f"{key[0]} chunk {key[1]}: the crop could not be encoded as PNG")
+            identifier = pair_id(chunk["channel"], *key)
+            (staging / f"{identifier}.png").write_bytes(png.tobytes())
+            corrected, _ = vocabulary.correct(told["caption"])
+            domain, votes = infer_domain(corrected, image)
+            chunk_boxes = boxes.filter((pl.col("video_id") == key[0]) & (pl.col("chunk_index") == key[1]))
+            rows.append(
+                {
+                    "channel": chunk["channel"],
+                    "pair_id": identifier,
+                    "video_id": key[0],
+                    "chunk_index": key[1],
+                    "image_path": (pairs_dir / f"{identifier}.png").as_posix(),
+                    "image_sha256": hashlib.sha256(png.tobytes()).hexdigest(),
+                    "image_width": image.shape[1],
+                    "image_height": image.shape[0],
+                    "phash": phash,
+                    "caption": told["caption"],
+                    "corrected_caption": corrected,
+                    "medical_text": medical_sentences(corrected, vocabulary.terms),
+                    "roi_text": roi_text(chunk_boxes.sort("box_index")["phrase"].to_list()),
+                    "domain": domain,
+                    "domain_votes": ", ".join(
+                        f"{d} {v}" for d, v in sorted(votes.items(), key=lambda i: -i[1])
+                    ),
+                    "n_trace_points": told["n_trace_points"],
+                    "n_boxes": chunk_boxes.height,
+                    "start_s": chunk["start_s"],
+                    "end_s": chunk["end_s"],
+                }
+            )
+    except BaseException:  # leave no half-written crops behind; the stored ones stay
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return ChannelPairs(
+        pl.DataFrame(rows, schema=ALIGNED_PAIRS_SCHEMA), pl.DataFrame(skipped, schema=SKIPPED_SCHEMA)
+    )
+
+
+_TILE_WIDTH = 240
+
+
+def pair_picture(data_root: Path, pair: dict) -> np.ndarray:
+    """The pair's image (RGB), small, over its domain and the first words of its caption."""
+    image = cv2.imread(str(data_root / pair["image_path"]))
+    if image is None:
+        image = np.zeros((_TILE_WIDTH // 2, _TILE_WIDTH, 3), np.uint8)
+    scale = _TILE_WIDTH / image.shape[1]
+    tile = cv2.resize(
+        image, (_TILE_WIDTH, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA
+    )
+    label = np.full((38, _TILE_WIDTH, 3), 255, np.uint8)
+    first_line = f"{pair['domain']}  {pair['video_id']} #{pair['chunk_index']}  {pair['n_boxes']} boxes"
+    cv2.putText(label, first_line, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (20, 120, 40), 1, cv2.LINE_AA)
+    cv2.putText(
+        label,
+        pair["corrected_caption"][:40],
+        (4, 32),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.38,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
+    return cv2.cvtColor(np.vstack([tile, label]), cv2.COLOR_BGR2RGB)

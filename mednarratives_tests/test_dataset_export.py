@@ -1,0 +1,139 @@
+"""The narratives group through Dagster, from upstream tables to the exported dataset loaded back."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from mednarratives_assets.defs.aligned_pairs import aligned_pairs
+from mednarratives_assets.defs.boxes import boxes
+from mednarratives_assets.defs.cursor_traces import cursor_traces
+from mednarratives_assets.defs.dataset_export import dataset_export
+from mednarratives_assets.defs.narratives import narratives
+from mednarratives_assets.defs.stable_chunks import stable_chunks
+from mednarratives_assets.defs.transcripts import transcripts
+from mednarratives_assets.defs.videos import videos
+from mednarratives_assets.stages.dataset_export import export_dataset
+from mednarratives_tests.narration_fixtures import REGION, box, narrate, narrated_channel
+
+ASSETS = [videos, transcripts, stable_chunks, cursor_traces, narratives, boxes, aligned_pairs, dataset_export]
+NARRATIVE_ASSETS = [narratives, boxes, aligned_pairs, dataset_export]
+
+
+@pytest.fixture
+def offline_hf(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def seed_upstream(layout, channels: dict[str, tuple[str, ...]]) -> None:
+    """Write the upstream tables as the IO manager would have, one channel per partition."""
+    frames: dict[str, list[pl.DataFrame]] = {}
+    for channel, video_ids in channels.items():
+        for name, frame in narrated_channel(layout.data_root, channel, video_ids).tables.items():
+            frames.setdefault(name, []).append(frame)
+    with duckdb.connect(str(layout.duckdb_path)) as con:
+        for name, parts in frames.items():
+            con.register("frame", pl.concat(parts).to_arrow())
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM frame")
+            con.unregister("frame")
+
+
+def test_the_export_loads_back_with_hugging_face_datasets(tmp_path, offline_hf):
+    import datasets
+
+    from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+    from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel
+
+    tables = narrated_channel(tmp_path, "ch", ("a",)).tables
+    told = narrate(tables)
+    found = box(tmp_path, tables)
+    pairs = pair_channel(
+        tmp_path,
+        tmp_path / "pairs",
+        tables["stable_chunks"],
+        told,
+        found,
+        MedicalVocabulary(),
+        PairSettings(),
+    ).pairs
+    summary = export_dataset(tmp_path, tmp_path / "export", "test", pairs, told, found)
+    assert (summary.n_pairs, summary.n_boxes, summary.n_narratives) == (1, 3, 1)
+
+    loaded = datasets.load_dataset(str(tmp_path / "export"), split="train")
+    assert loaded.num_rows == 1
+    row = loaded[0]
+    assert row["image"].size == REGION[2:] and row["pair_id"] == pairs["pair_id"][0]
+    assert row["caption"] == pairs["caption"][0] and row["domain"] == "CT"
+    assert [b["phrase"] for b in row["boxes"]] == found["phrase"].to_list()
+    assert np.allclose([b["x1"] for b in row["boxes"]], found["x1_norm"].to_list())
+    [line] = (tmp_path / "export" / "narratives.jsonl").read_text().splitlines()
+    assert json.loads(line)["image_id"] == row["pair_id"]
+    assert (
+        pl.read_parquet(tmp_path / "export" / "train" / "metadata.parquet")["file_name"][0]
+        == f"{row['pair_id']}.png"
+    )
+
+
+def test_a_missing_pair_image_is_named_and_the_stored_export_is_kept(tmp_path):
+    tables = narrated_channel(tmp_path, "ch", ("a",)).tables
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "README.md").write_text("the stored export")
+    pairs = pl.DataFrame({"pair_id": ["p1"], "image_path": ["pairs/ch/p1.png"]})
+    with pytest.raises(FileNotFoundError, match=r"pair p1: image .*pairs/ch/p1.png is missing"):
+        export_dataset(tmp_path, tmp_path / "export", "test", pairs, pl.DataFrame(), tables["cursor_traces"])
+    assert (tmp_path / "export" / "README.md").read_text() == "the stored export"
+    assert not (tmp_path / "export.partial").exists()
+
+
+def test_the_narratives_group_materializes_its_tables_files_and_checks(
+    layout, resources, instance, offline_hf
+):
+    import datasets
+
+    seed_upstream(layout, {"ch": ("a", "b"), "other": ("c",)})
+    instance.add_dynamic_partitions("channel", ["ch", "other"])
+    for channel in ("ch", "other"):
+        result = dg.materialize(
+            ASSETS, selection=NARRATIVE_ASSETS, partition_key=channel, resources=resources, instance=instance
+        )
+        checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+        assert checks == {
+            "trace_times_inside_their_chunk": True,
+            "boxes_inside_the_image": True,
+            "every_pair_has_a_caption": True,
+            "pair_ids_are_unique": True,
+        }
+    [materialization] = result.asset_materializations_for_node("boxes")
+    assert "data:image/png;base64," in materialization.metadata["boxes c #1"].value
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        counts = dict(con.sql("SELECT channel, count(*) FROM aligned_pairs GROUP BY ALL").fetchall())
+        n_boxes = con.sql("SELECT count(*) FROM boxes WHERE channel = 'ch'").fetchone()[0]
+        n_narratives = con.sql("SELECT count(*) FROM narratives").fetchone()[0]
+    assert counts == {"ch": 1, "other": 1}  # video b repeats a's image
+    assert n_boxes == 6 and n_narratives == 3
+    assert len((layout.narratives_dir / "ch.jsonl").read_text().splitlines()) == 2
+    assert datasets.load_dataset(str(layout.exports_dir / "other"), split="train").num_rows == 1
+
+    bad = dg.materialize(
+        ASSETS,
+        selection=[narratives],
+        partition_key="ch",
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"narratives": {"config": {"padding_s": -1.0}}}},
+        raise_on_error=False,
+    )
+    [failure] = [e for e in bad.all_events if e.is_step_failure]
+    assert "narratives: padding_s=-1.0 must be between 0 and 5 seconds" in str(
+        failure.step_failure_data.error
+    )
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM narratives").fetchone()[0] == 3
+    assert len((layout.narratives_dir / "ch.jsonl").read_text().splitlines()) == 2
