@@ -73,8 +73,10 @@ def evaluate(corpora: list[Path]) -> tuple[dict[str, NarrativeScore], dict]:
                     of["stable_chunks"],
                     narratives,
                     methods["ours"],
+                    of["cursor_traces"],
                     vocabulary,
                     PairSettings(),
+                    None,
                     log=lambda _: None,
                 ).pairs
                 for truth, _ in (entry for entry in lectures if entry[0]["channel"] == channel):

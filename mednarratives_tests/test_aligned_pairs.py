@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.demo.cursor import CursorStyle, paste_sprite, render_sprite
 from mednarratives_assets.stages.aligned_pairs import (
     ALIGNED_PAIRS_SCHEMA,
     DOMAINS,
@@ -56,15 +57,17 @@ def test_roi_text_keeps_the_phrases_that_refer_to_the_spot():
     assert roi_text(phrases) == "Notice this rounded focus.; There is a bright area here."
 
 
-def channel_pairs(root: Path, tables: dict, log=pytest.fail):
+def channel_pairs(root: Path, tables: dict, log=pytest.fail, detector=None):
     return pair_channel(
         root,
         Path("pairs/ch"),
         tables["stable_chunks"],
         narrate(tables),
         box(root, tables),
+        tables["cursor_traces"],
         MedicalVocabulary(),
         PairSettings(),
+        detector,
         log,
     )
 
@@ -132,6 +135,39 @@ def test_a_rerun_replaces_the_crops_and_a_failed_one_keeps_them(tmp_path, monkey
     with pytest.raises(RuntimeError, match="disk full"):
         channel_pairs(tmp_path, tables)
     assert (tmp_path / stored[0]).is_file() and not (tmp_path / "pairs" / "ch.partial").exists()
+
+
+def test_a_pointer_left_in_the_keyframe_is_painted_out_where_the_trace_went(
+    tmp_path, trained_cursor_detector
+):
+    """At 720p: the pointer rests where the trace rested; a second, identical one lies where the
+    trace never went, like a mark on an ultrasound screen, and stays."""
+    detector, _ = trained_cursor_detector
+    tables = narrated_channel(tmp_path).tables
+    doubled = ["image_x", "image_y", "image_w", "image_h"]
+    tables["stable_chunks"] = tables["stable_chunks"].with_columns(pl.col(doubled) * 2)
+    tables["cursor_traces"] = tables["cursor_traces"].with_columns(pl.col("x_px", "y_px") * 2)
+    clean = cv2.resize(keyframe(), (1280, 720))
+    rest = (660, 160)  # where the trace rests from 2.6 to 5 s, doubled
+    mark = (560, 420)
+    with_pointers = clean.copy()
+    sprite = render_sprite(CursorStyle("arrow", "dark", 32))
+    for hotspot in (rest, mark):
+        paste_sprite(with_pointers, sprite, *hotspot)
+    cv2.imwrite(str(tmp_path / "keyframes" / "ch" / "medical.png"), with_pointers)
+    x0, y0 = 2 * REGION[0], 2 * REGION[1]
+
+    def error_at(pair: dict, hotspot: tuple[int, int]) -> float:
+        image = cv2.imread(str(tmp_path / pair["image_path"])).astype(np.int16)
+        x, y = hotspot[0] - x0, hotspot[1] - y0
+        reference = clean[y0 : y0 + image.shape[0], x0 : x0 + image.shape[1]].astype(np.int16)
+        return float(np.abs(image - reference)[y : y + 40, x : x + 24].mean())
+
+    kept = channel_pairs(tmp_path, tables).pairs.row(0, named=True)
+    assert kept["n_pointers_removed"] == 0 and error_at(kept, rest) > 8
+    cleaned = channel_pairs(tmp_path, tables, detector=detector).pairs.row(0, named=True)
+    assert cleaned["n_pointers_removed"] == 1
+    assert error_at(cleaned, rest) < 2 and error_at(cleaned, mark) > 8
 
 
 def test_a_wrong_duplicate_distance_is_named():

@@ -60,8 +60,10 @@ def test_the_export_loads_back_with_hugging_face_datasets(tmp_path, offline_hf):
         tables["stable_chunks"],
         told,
         found,
+        tables["cursor_traces"],
         MedicalVocabulary(),
         PairSettings(),
+        None,
     ).pairs
     summary = export_dataset(tmp_path, tmp_path / "export", "test", pairs, told, found)
     assert (summary.n_pairs, summary.n_boxes, summary.n_narratives) == (1, 3, 1)
@@ -99,9 +101,28 @@ def test_the_narratives_group_materializes_its_tables_files_and_checks(
 
     seed_upstream(layout, {"ch": ("a", "b"), "other": ("c",)})
     instance.add_dynamic_partitions("channel", ["ch", "other"])
+    no_detector = dg.materialize(
+        ASSETS,
+        selection=NARRATIVE_ASSETS,
+        partition_key="ch",
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    [failure] = [e for e in no_detector.all_events if e.is_step_failure]
+    assert "aligned_pairs needs the cursor detector to remove pointers" in str(
+        failure.step_failure_data.error
+    )
+
+    without_removal = {"ops": {"aligned_pairs": {"config": {"remove_pointers": False}}}}
     for channel in ("ch", "other"):
         result = dg.materialize(
-            ASSETS, selection=NARRATIVE_ASSETS, partition_key=channel, resources=resources, instance=instance
+            ASSETS,
+            selection=NARRATIVE_ASSETS,
+            partition_key=channel,
+            resources=resources,
+            instance=instance,
+            run_config=without_removal,
         )
         checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
         assert checks == {

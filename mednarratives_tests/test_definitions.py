@@ -37,6 +37,24 @@ def test_definitions_load_and_every_job_resolves():
         assert node.parent_keys == {dg.AssetKey("videos")}
 
 
+def test_the_narratives_group_has_its_lineage_and_runs_with_every_channel():
+    from mednarratives_assets.definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    parents = {
+        "narratives": {"videos", "stable_chunks", "cursor_traces", "transcript_words"},
+        "boxes": {"stable_chunks", "cursor_traces", "transcript_words"},
+        "aligned_pairs": {"stable_chunks", "narratives", "boxes"},
+        "dataset_export": {"aligned_pairs", "narratives", "boxes"},
+    }
+    for asset, expected in parents.items():
+        node = graph.get(dg.AssetKey(asset))
+        assert {key.to_user_string() for key in node.parent_keys} == expected
+        assert node.partitions_def.name == "channel" and node.group_name == "narratives"
+    pipeline = defs.resolve_job_def("channel_pipeline_job")
+    assert set(parents) <= {key.to_user_string() for key in pipeline.asset_layer.executable_asset_keys}
+
+
 def test_data_root_setting_moves_the_database(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(tmp_path / "elsewhere"))
     monkeypatch.delenv("MEDNARRATIVES_DUCKDB", raising=False)

@@ -121,3 +121,20 @@ def test_an_asset_without_rows_still_creates_its_table_for_the_assets_that_read_
     metadata = result.asset_materializations_for_node("reader")[0].metadata
     assert metadata["columns"].value == ["video_id", "score"] and metadata["rows"].value == 0
     assert table_counts(layout.duckdb_path)["nothing_yet"] == 0
+
+
+def test_a_new_column_joins_the_table_and_the_rows_already_stored_keep_theirs(resources, instance, layout):
+    partitions = dg.StaticPartitionsDefinition(["old", "new"])
+
+    @dg.asset(partitions_def=partitions, metadata={"partition_expr": "channel"})
+    def evolving(context) -> pl.DataFrame:
+        rows = {"channel": [context.partition_key], "score": [1.0]}
+        if context.partition_key == "new":  # a later version of the asset adds a column before `score`
+            rows = {"channel": ["new"], "n_items": [3], "score": [2.0]}
+        return pl.DataFrame(rows)
+
+    for key in ("old", "new", "new"):
+        dg.materialize([evolving], partition_key=key, resources=resources, instance=instance)
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        rows = con.sql("SELECT channel, score, n_items FROM evolving ORDER BY channel").fetchall()
+    assert rows == [("new", 2.0, 3), ("old", 1.0, None)]

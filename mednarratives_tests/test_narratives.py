@@ -138,8 +138,10 @@ def test_on_the_default_demo_corpus_boxes_find_the_regions_the_lecturer_named(
             chunks,
             told,
             found,
+            points,
             MedicalVocabulary(),
             PairSettings(),
+            None,
             log=pytest.fail,
         ).pairs
         medical = medical_chunks(chunks).to_dicts()

@@ -5,32 +5,52 @@ import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.contact_sheets import contact_sheet_png
+from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
 from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel, pair_picture
+from mednarratives_assets.stages.cursor_detector import CursorDetector
 
 MAX_SHEET_PAIRS = 24
 
 
 class AlignedPairsConfig(dg.Config):
-    """duplicate_distance: pHash bits within which two crops of a channel count as one image."""
+    """duplicate_distance: pHash bits within which two crops of a channel count as one image.
+    remove_pointers: paint out pointers the cursor detector finds on the picture within
+    pointer_reach_px (at 720p) of the chunk's trace."""
 
     duplicate_distance: int = PairSettings.duplicate_distance
+    remove_pointers: bool = True
+    pointer_reach_px: float = PairSettings.pointer_reach_px
 
 
 @dg.asset(
     partitions_def=channel_partitions,
-    ins={"stable_chunks": dg.AssetIn(), "narratives": dg.AssetIn(), "boxes": dg.AssetIn()},
+    ins={
+        "stable_chunks": dg.AssetIn(),
+        "narratives": dg.AssetIn(),
+        "boxes": dg.AssetIn(),
+        "cursor_traces": dg.AssetIn(),
+    },
+    deps=[cursor_detector],
     metadata={"partition_expr": "channel"},
     pool=DUCKDB_POOL,
     kinds={"duckdb", "polars"},
     group_name="narratives",
     check_specs=[
         dg.AssetCheckSpec(
-            "every_pair_has_a_caption", asset="aligned_pairs", partitions_def=channel_partitions
+            "every_pair_has_a_caption",
+            asset="aligned_pairs",
+            partitions_def=channel_partitions,
+            description="Every pair has words: a pair without text cannot train a CLIP model.",
         ),
-        dg.AssetCheckSpec("pair_ids_are_unique", asset="aligned_pairs", partitions_def=channel_partitions),
+        dg.AssetCheckSpec(
+            "pair_ids_are_unique",
+            asset="aligned_pairs",
+            partitions_def=channel_partitions,
+            description="No pair_id repeats: image files and narratives are named by it.",
+        ),
     ],
 )
 def aligned_pairs(
@@ -39,6 +59,7 @@ def aligned_pairs(
     stable_chunks: pl.DataFrame,
     narratives: pl.DataFrame,
     boxes: pl.DataFrame,
+    cursor_traces: pl.DataFrame,
     paths: DataPaths,
 ) -> Iterator:
     """One image-text pair per medical chunk: the keyframe cropped to its medical image, the words,
@@ -47,11 +68,17 @@ def aligned_pairs(
     Crops under data/pairs/<channel>/; a crop that repeats an earlier one of the channel (pHash)
     gives no second pair. Table `aligned_pairs`, documented in docs/schema.md.
     """
+    layout = paths.layout
     try:
-        settings = PairSettings(**config.model_dump()).validated()
+        settings = PairSettings(config.duplicate_distance, config.pointer_reach_px).validated()
+        detector = CursorDetector.load(layout.cursor_detector_path) if config.remove_pointers else None
+    except FileNotFoundError as exc:
+        raise dg.Failure(
+            f"aligned_pairs needs the cursor detector to remove pointers: materialize cursor_detector "
+            f"or set remove_pointers to false ({exc})"
+        ) from exc
     except ValueError as exc:
         raise dg.Failure(f"aligned_pairs: {exc}") from exc
-    layout = paths.layout
     channel = context.partition_key
     result = pair_channel(
         layout.data_root,
@@ -59,8 +86,10 @@ def aligned_pairs(
         stable_chunks,
         narratives,
         boxes,
+        cursor_traces,
         MedicalVocabulary(),
         settings,
+        detector,
         log=context.log.warning,
     )
     pairs = result.pairs
@@ -74,6 +103,7 @@ def aligned_pairs(
         metadata={
             "dagster/row_count": pairs.height,
             "n_skipped": result.skipped.height,
+            "n_pointers_removed": int(pairs["n_pointers_removed"].sum() or 0),
             "domains": {d: int(n) for d, n in pairs["domain"].value_counts(sort=True).iter_rows()},
             "pairs": markdown_preview(
                 pairs, ["video_id", "chunk_index", "domain", "n_boxes", "corrected_caption"]

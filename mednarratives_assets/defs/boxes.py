@@ -35,7 +35,12 @@ class BoxesConfig(dg.Config):
     kinds={"duckdb", "polars"},
     group_name="narratives",
     check_specs=[
-        dg.AssetCheckSpec("boxes_inside_the_image", asset="boxes", partitions_def=channel_partitions)
+        dg.AssetCheckSpec(
+            "boxes_inside_the_image",
+            asset="boxes",
+            partitions_def=channel_partitions,
+            description="Normalized box corners lie in [0, 1] of the pair's image.",
+        )
     ],
 )
 def boxes(

@@ -46,7 +46,10 @@ def traces_outside_their_chunk(narratives: pl.DataFrame, chunks: pl.DataFrame) -
     group_name="narratives",
     check_specs=[
         dg.AssetCheckSpec(
-            "trace_times_inside_their_chunk", asset="narratives", partitions_def=channel_partitions
+            "trace_times_inside_their_chunk",
+            asset="narratives",
+            partitions_def=channel_partitions,
+            description="Every trace point's time lies inside its chunk's span.",
         )
     ],
 )

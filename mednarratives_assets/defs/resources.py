@@ -52,31 +52,49 @@ class SpeechRecognizer(dg.ConfigurableResource):
         return build_engine(AsrSettings(**settings))
 
 
-class EmptyTablesPolarsTypeHandler(DuckDBPolarsTypeHandler):
-    """Writes a frame without rows as a table with its columns and no rows.
+class DuckDBTablesPolarsTypeHandler(DuckDBPolarsTypeHandler):
+    """Writes frames as the stock handler does, with two changes.
 
-    The stock handler skips such a write, so a table whose channels all came out empty (no medical
-    chunk yet, say) never exists, and every asset reading it fails to load its input.
+    - A frame without rows still creates its table, with its columns: the stock handler skips
+      the write, so a table whose channels all came out empty (no medical chunk yet, say) never
+      exists, and every asset reading it fails to load its input.
+    - A column the table lacks is added (NULL in the rows already stored), and rows are inserted
+      by column name: the stock handler inserts by position, so a table written by an older
+      version of an asset refuses the new version's rows.
     """
 
     def handle_output(self, context: dg.OutputContext, table_slice, obj: pl.DataFrame, connection) -> None:
-        if not obj.is_empty():
-            return super().handle_output(context, table_slice, obj, connection)
-        empty = obj.to_arrow()  # noqa: F841  DuckDB reads it by its name
+        frame = obj.to_arrow()  # noqa: F841  DuckDB reads it by its name
+        table = f"{table_slice.schema}.{table_slice.table}"
         connection.execute(f"create schema if not exists {table_slice.schema};")
-        connection.execute(
-            f"create table if not exists {table_slice.schema}.{table_slice.table} as select * from empty;"
+        stored = connection.execute(
+            "select column_name from duckdb_columns() where schema_name = ? and table_name = ?",
+            [table_slice.schema, table_slice.table],
+        ).fetchall()
+        if not stored:
+            connection.execute(f"create table {table} as select * from frame;")
+        else:
+            known = {name for (name,) in stored}
+            for name, column_type, *_ in connection.execute("describe select * from frame").fetchall():
+                if name not in known:
+                    connection.execute(f'alter table {table} add column "{name}" {column_type};')
+            connection.execute(f"insert into {table} by name select * from frame;")
+        context.add_output_metadata(
+            {
+                "row_count": obj.height,
+                "dataframe_columns": dg.TableSchema(
+                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in obj.schema.items()]
+                ),
+            }
         )
-        context.add_output_metadata({"row_count": 0})
-        return None
 
 
 class DuckDBTablesIOManager(DuckDBPolarsIOManager):
-    """dagster-duckdb-polars' IO manager, with tables created even when a partition has no rows."""
+    """dagster-duckdb-polars' IO manager; tables exist without rows and take new columns (see above)."""
 
     @staticmethod
     def type_handlers() -> list:
-        return [EmptyTablesPolarsTypeHandler()]
+        return [DuckDBTablesPolarsTypeHandler()]
 
 
 def build_resources(layout: DataLayout) -> dict:

@@ -6,6 +6,10 @@ the pointer dwelt (`roi_text`). The domain is voted by keywords in the text, one
 text names several, the image's colour decides between grey-scale domains (CT, MRI, X-ray, ...)
 and colour ones (histology, dermatology, ...). A crop within `duplicate_distance` bits of pHash of
 an earlier crop of the channel is the same image shown again and gives no second pair.
+
+A pointer held still over most of a chunk survives the keyframe's median; given the cursor
+detector, each pointer it finds on the picture where the chunk's trace went is painted out
+(OpenCV inpainting over its box) before the crop is taken.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.spoken_text import strip_punctuation
+from mednarratives_assets.stages.cursor_detector import CursorDetector
+from mednarratives_assets.stages.cursor_traces import scan_keyframe
 from mednarratives_assets.stages.narratives import pair_id
 from mednarratives_assets.stages.stable_chunks import (
     chunk_region,
@@ -115,6 +121,7 @@ ALIGNED_PAIRS_SCHEMA = {
     "domain_votes": pl.Utf8,
     "n_trace_points": pl.Int32,
     "n_boxes": pl.Int32,
+    "n_pointers_removed": pl.Int32,
     "start_s": pl.Float64,
     "end_s": pl.Float64,
 }
@@ -124,10 +131,19 @@ SKIPPED_SCHEMA = {"video_id": pl.Utf8, "chunk_index": pl.Int32, "reason": pl.Utf
 @dataclass(frozen=True)
 class PairSettings:
     duplicate_distance: int = 6  # pHash bits; the same picture re-encoded differs by a few
+    # A pointer found in the keyframe is painted out only where the chunk's trace came this close
+    # (at 720p): marks on an ultrasound screen look like pointers to the detector, but the trace
+    # never sat on them (100 px or more away on the demo, against 1 px for real pointers).
+    pointer_reach_px: float = 8.0
 
     def validated(self) -> PairSettings:
+        problems = []
         if not 0 <= self.duplicate_distance <= 32:
-            raise ValueError(f"duplicate_distance={self.duplicate_distance} must be between 0 and 32 bits")
+            problems.append(f"duplicate_distance={self.duplicate_distance} must be between 0 and 32 bits")
+        if self.pointer_reach_px <= 0:
+            problems.append(f"pointer_reach_px={self.pointer_reach_px} must be positive")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
@@ -185,6 +201,35 @@ def roi_text(phrases: list[str]) -> str:
     return "; ".join(p for p in phrases if REFERRING_WORDS & set(_tokens(p).split()))
 
 
+def without_pointers(
+    keyframe_bgr: np.ndarray,
+    region: tuple[int, int, int, int],
+    detector: CursorDetector,
+    trace_xy: np.ndarray,
+    reach_px: float,
+) -> tuple[np.ndarray, int]:
+    """The keyframe with every pointer painted out whose hotspot lies on the picture within
+    `reach_px` (at 720p) of a trace point (x, y rows of `trace_xy`), and how many there were."""
+    x, y, w, h = region
+    scale = keyframe_bgr.shape[0] / 720
+    found = [
+        p
+        for p in scan_keyframe(detector, keyframe_bgr)
+        if x <= p.x < x + w
+        and y <= p.y < y + h
+        and len(trace_xy)
+        and np.hypot(trace_xy[:, 0] - p.x, trace_xy[:, 1] - p.y).min() <= reach_px * scale
+    ]
+    if not found:
+        return keyframe_bgr, 0
+    grow = max(2, round(3 * scale))  # the box's rounding and a soft shadow
+    mask = np.zeros(keyframe_bgr.shape[:2], np.uint8)
+    for pointer in found:
+        x1, y1, x2, y2 = pointer.box
+        cv2.rectangle(mask, (int(x1) - grow, int(y1) - grow), (int(x2) + grow, int(y2) + grow), 255, -1)
+    return cv2.inpaint(keyframe_bgr, mask, 5, cv2.INPAINT_TELEA), len(found)
+
+
 def crop(keyframe_bgr: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
     x, y, w, h = region
     return keyframe_bgr[y : y + h, x : x + w]
@@ -196,12 +241,15 @@ def pair_channel(
     stable_chunks: pl.DataFrame,
     narratives: pl.DataFrame,
     boxes: pl.DataFrame,
+    cursor_traces: pl.DataFrame,
     vocabulary: MedicalVocabulary,
     settings: PairSettings,
+    detector: CursorDetector | None,
     log: Callable[[str], None] = print,
 ) -> ChannelPairs:
     """The `aligned_pairs` table of one channel. Crops are written to `pairs_dir`, relative to the data
-    root and rebuilt whole; a failed run leaves the stored crops as they were."""
+    root and rebuilt whole; a failed run leaves the stored crops as they were. Without a detector,
+    pointers left in keyframes stay in the crops."""
     target = data_root / pairs_dir
     by_chunk = {(r["video_id"], r["chunk_index"]): r for r in narratives.iter_rows(named=True)}
     staging = target.with_name(target.name + ".partial")
@@ -222,6 +270,13 @@ def pair_channel(
                 log(f"{key[0]} chunk {key[1]}: {reason}")
                 skipped.append({"video_id": key[0], "chunk_index": key[1], "reason": reason})
                 continue
+            removed = 0
+            if detector is not None:
+                of_chunk = (pl.col("video_id") == key[0]) & (pl.col("chunk_index") == key[1])
+                trace_xy = cursor_traces.filter(of_chunk).select("x_px", "y_px").to_numpy()
+                keyframe, removed = without_pointers(
+                    keyframe, chunk_region(chunk), detector, trace_xy, settings.pointer_reach_px
+                )
             image = crop(keyframe, chunk_region(chunk))
             phash = perceptual_hash(image)
             first = next(
@@ -260,6 +315,7 @@ def pair_channel(
                     ),
                     "n_trace_points": told["n_trace_points"],
                     "n_boxes": chunk_boxes.height,
+                    "n_pointers_removed": removed,
                     "start_s": chunk["start_s"],
                     "end_s": chunk["end_s"],
                 }

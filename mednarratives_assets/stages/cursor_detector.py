@@ -102,6 +102,9 @@ class Detection:
     x: float  # hotspot, in the crop's pixels
     y: float
     confidence: float
+    box: tuple[
+        float, float, float, float
+    ]  # the pointer's visible extent x1, y1, x2, y2, in the crop's pixels
 
 
 class CursorDetector:
@@ -152,8 +155,14 @@ class CursorDetector:
                 out = self.net(torch.from_numpy(np.ascontiguousarray(rgb)).float().div_(255))[0]
             scores, anchors = out[:, 4].max(dim=1)
             for row, (score, anchor) in enumerate(zip(scores.tolist(), anchors.tolist(), strict=True)):
+                if score < threshold:
+                    found.append(None)
+                    continue
+                cx, cy, w, h = out[row, 0:4, anchor].tolist()
                 hotspot = out[row, 5:7, anchor].tolist()
-                found.append(Detection(hotspot[0], hotspot[1], score) if score >= threshold else None)
+                found.append(
+                    Detection(hotspot[0], hotspot[1], score, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+                )
         return found
 
     def save(self, path: Path, settings: DetectorTrainingSettings) -> None:

@@ -176,10 +176,18 @@ def candidate_blobs(
     ]
 
 
+@dataclass(frozen=True)
+class KeyframePointer:
+    x: float  # hotspot, in frame pixels
+    y: float
+    confidence: float
+    box: tuple[float, float, float, float]  # visible extent x1, y1, x2, y2, in frame pixels
+
+
 def scan_keyframe(
     detector: CursorDetector, keyframe_bgr: np.ndarray, changed: np.ndarray | None = None
-) -> list[tuple[float, float, float]]:
-    """Pointers in the keyframe itself (a parked pointer survives the median): (x, y, confidence).
+) -> list[KeyframePointer]:
+    """Pointers in the keyframe itself (a parked pointer survives the median).
 
     The keyframe is cut into overlapping CROP_PX tiles (at 720p scale). With `changed` (a bool
     mask, at any scale, of where some frame differed from the keyframe) only the tiles holding a
@@ -201,16 +209,19 @@ def scan_keyframe(
         (x0, y0) for y0 in ys for x0 in xs if near is None or near[y0 : y0 + side, x0 : x0 + side].any()
     ]
     crops = [_crop_at(keyframe_bgr, x0 + side / 2, y0 + side / 2, side)[0] for x0, y0 in windows]
-    found: list[tuple[float, float, float]] = []
+    found: list[KeyframePointer] = []
+    scale = side / CROP_PX
     for (x0, y0), detection in zip(windows, detector.locate(crops), strict=True):
         if detection is None:
             continue
-        x, y = x0 + detection.x * side / CROP_PX, y0 + detection.y * side / CROP_PX
+        x, y = x0 + detection.x * scale, y0 + detection.y * scale
         inside = 0 <= round(y) < h and 0 <= round(x) < w
         if near is not None and not (inside and near[round(y), round(x)]):
             continue
-        if all(np.hypot(x - fx, y - fy) > side / 4 for fx, fy, _ in found):  # overlapping tiles
-            found.append((x, y, detection.confidence))
+        if all(np.hypot(x - f.x, y - f.y) > side / 4 for f in found):  # overlapping tiles
+            x1, y1, x2, y2 = detection.box
+            box = (x0 + x1 * scale, y0 + y1 * scale, x0 + x2 * scale, y0 + y2 * scale)
+            found.append(KeyframePointer(x, y, detection.confidence, box))
     return found
 
 
@@ -405,7 +416,7 @@ def _prepared(
     for chunk in chunks:
         overlay = overlay_mask(counts[chunk.index], n_samples[chunk.index], settings)
         changed = (counts[chunk.index] > 0) & ~overlay
-        parked = [(x, y) for x, y, _ in scan_keyframe(detector, chunk.background, changed)]
+        parked = [(p.x, p.y) for p in scan_keyframe(detector, chunk.background, changed)]
         prepared.append(replace(chunk, parked=parked, overlay=overlay))
     return prepared
 

@@ -136,7 +136,7 @@ def narrate_channel(
         video_id, index = chunk["video_id"], chunk["chunk_index"]
         points = cursor_traces.filter((pl.col("video_id") == video_id) & (pl.col("chunk_index") == index))
         said = words.filter(pl.col("video_id") == video_id)
-        rows.append(narrative(chunk, said, points, paths.get(video_id, f"{video_id}"), settings))
+        rows.append(narrative(chunk, said, points, paths.get(video_id, video_id), settings))
     return pl.DataFrame(rows, schema=NARRATIVES_SCHEMA)
 
 
