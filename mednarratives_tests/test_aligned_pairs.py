@@ -32,6 +32,7 @@ PINK = np.full((64, 64, 3), (200, 120, 230), np.uint8)  # BGR: an H&E-like purpl
         ("Here is a CT scan of the head with a hypodense focus.", GREY, "CT"),
         ("An axial T2 weighted MRI of the brain.", GREY, "MRI"),
         ("A frontal chest radiograph.", GREY, "X-ray"),
+        ("The x -ray of the chest.", GREY, "X-ray"),  # as Whisper writes it
         ("This fundus photograph shows the optic disc.", PINK, "ophthalmology"),
         ("A biopsy, stained with H&E, then compared with the MRI.", PINK, "histopathology"),
         ("A biopsy, stained with H&E, then compared with the MRI.", GREY, "MRI"),  # the image decides

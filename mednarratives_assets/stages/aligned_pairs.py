@@ -154,8 +154,9 @@ class ChannelPairs:
 
 
 def _tokens(text: str) -> str:
-    """Lower-case words without punctuation, space-separated with spaces at both ends."""
-    return " " + " ".join(strip_punctuation(t).lower() for t in text.split()) + " "
+    """Lower-case words without punctuation, space-separated with spaces at both ends; a word that
+    Whisper split at its hyphen ("x -ray") is joined again."""
+    return " " + " ".join(strip_punctuation(t).lower() for t in text.replace(" -", "-").split()) + " "
 
 
 def domain_votes(text: str) -> dict[str, int]:
