@@ -44,7 +44,7 @@ def test_the_narratives_group_has_its_lineage_and_runs_with_every_channel():
     parents = {
         "narratives": {"videos", "stable_chunks", "cursor_traces", "transcript_words"},
         "boxes": {"stable_chunks", "cursor_traces", "transcript_words"},
-        "aligned_pairs": {"stable_chunks", "narratives", "boxes"},
+        "aligned_pairs": {"stable_chunks", "narratives", "boxes", "cursor_traces", "cursor_detector"},
         "dataset_export": {"aligned_pairs", "narratives", "boxes"},
     }
     for asset, expected in parents.items():
