@@ -90,7 +90,7 @@ def aligned_pairs(
         MedicalVocabulary(),
         settings,
         detector,
-        log=context.log.warning,
+        log=context.log.info,
     )
     pairs = result.pairs
     empty = pairs.filter(pl.col("caption").str.strip_chars().str.len_chars() == 0)

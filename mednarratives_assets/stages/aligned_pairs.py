@@ -103,6 +103,7 @@ DOMAIN_KEYWORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # others were said while the pointer merely rested.
 REFERRING_WORDS = frozenset({"this", "these", "that", "those", "here", "there"})
 _COLOURFUL = 0.15  # mean saturation of the lit pixels above which an image counts as colour
+_PROGRESS_EVERY = 200  # chunks; scanning a 720p keyframe for pointers takes about 0.5 s
 ALIGNED_PAIRS_SCHEMA = {
     "channel": pl.Utf8,
     "pair_id": pl.Utf8,
@@ -258,8 +259,11 @@ def pair_channel(
     staging.mkdir(parents=True)
     rows: list[dict] = []
     skipped: list[dict] = []
+    chunks = medical_chunks(stable_chunks)
     try:
-        for chunk in medical_chunks(stable_chunks).iter_rows(named=True):
+        for done, chunk in enumerate(chunks.iter_rows(named=True)):
+            if done and done % _PROGRESS_EVERY == 0:
+                log(f"{done} of {chunks.height} medical chunks paired")
             key = (chunk["video_id"], chunk["chunk_index"])
             told = by_chunk.get(key)
             if told is None or not told["caption"].strip():
