@@ -17,12 +17,11 @@ MAX_SHEET_PAIRS = 24
 
 class AlignedPairsConfig(dg.Config):
     """duplicate_distance: pHash bits within which two crops of a channel count as one image.
-    remove_pointers: paint out pointers the cursor detector finds on the picture within
-    pointer_reach_px (at 720p) of the chunk's trace."""
+    remove_pointers: paint out pointers the cursor detector finds on the picture where the
+    chunk's trace went."""
 
     duplicate_distance: int = PairSettings.duplicate_distance
     remove_pointers: bool = True
-    pointer_reach_px: float = PairSettings.pointer_reach_px
 
 
 @dg.asset(
@@ -70,7 +69,7 @@ def aligned_pairs(
     """
     layout = paths.layout
     try:
-        settings = PairSettings(config.duplicate_distance, config.pointer_reach_px).validated()
+        settings = PairSettings(config.duplicate_distance).validated()
         detector = CursorDetector.load(layout.cursor_detector_path) if config.remove_pointers else None
     except FileNotFoundError as exc:
         raise dg.Failure(
