@@ -64,8 +64,9 @@ def aligned_pairs(
     """One image-text pair per medical chunk: the keyframe cropped to its medical image, the words,
     corrected and sorted (medical sentences, pointed-at phrases), and a domain of 12.
 
-    Crops under data/pairs/<channel>/; a crop that repeats an earlier one of the channel (pHash)
-    gives no second pair. Table `aligned_pairs`, documented in docs/schema.md.
+    Crops under data/pairs/<channel>/, with any pointer left in the keyframe painted out; a crop
+    that repeats an earlier one of the channel (pHash) gives no second pair. Table
+    `aligned_pairs`, documented in docs/schema.md.
     """
     layout = paths.layout
     try:
