@@ -5,6 +5,7 @@ import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.contact_sheets import contact_sheet_png
+from mednarratives_assets.defs.checks import channel_check, rows_check
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_partitions
@@ -38,17 +39,15 @@ class AlignedPairsConfig(dg.Config):
     kinds={"duckdb", "polars"},
     group_name="narratives",
     check_specs=[
-        dg.AssetCheckSpec(
+        channel_check(
+            "aligned_pairs",
             "every_pair_has_a_caption",
-            asset="aligned_pairs",
-            partitions_def=channel_partitions,
-            description="Every pair has words: a pair without text cannot train a CLIP model.",
+            "Every pair has words: a pair without text cannot train a CLIP model.",
         ),
-        dg.AssetCheckSpec(
+        channel_check(
+            "aligned_pairs",
             "pair_ids_are_unique",
-            asset="aligned_pairs",
-            partitions_def=channel_partitions,
-            description="No pair_id repeats: image files and narratives are named by it.",
+            "No pair_id repeats: image files and narratives are named by it.",
         ),
     ],
 )
@@ -112,19 +111,5 @@ def aligned_pairs(
             "images": png_image(sheet, f"aligned pairs of {channel}"),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="every_pair_has_a_caption",
-        passed=empty.is_empty(),
-        metadata={
-            "n_empty": empty.height,
-            "empty": markdown_preview(empty, ["pair_id", "video_id", "chunk_index"]),
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name="pair_ids_are_unique",
-        passed=repeated.is_empty(),
-        metadata={
-            "n_repeated": repeated.height,
-            "repeated": markdown_preview(repeated, ["pair_id", "video_id"]),
-        },
-    )
+    yield rows_check("every_pair_has_a_caption", empty, ["pair_id", "video_id", "chunk_index"], "empty")
+    yield rows_check("pair_ids_are_unique", repeated, ["pair_id", "video_id"], "repeated")

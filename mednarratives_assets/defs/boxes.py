@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.checks import channel_check, rows_check
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
@@ -35,11 +36,8 @@ class BoxesConfig(dg.Config):
     kinds={"duckdb", "polars"},
     group_name="narratives",
     check_specs=[
-        dg.AssetCheckSpec(
-            "boxes_inside_the_image",
-            asset="boxes",
-            partitions_def=channel_partitions,
-            description="Normalized box corners lie in [0, 1] of the pair's image.",
+        channel_check(
+            "boxes", "boxes_inside_the_image", "Normalized box corners lie in [0, 1] of the pair's image."
         )
     ],
 )
@@ -84,11 +82,4 @@ def boxes(
             **pictures,
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="boxes_inside_the_image",
-        passed=outside.is_empty(),
-        metadata={
-            "n_outside": outside.height,
-            "outside": markdown_preview(outside, ["video_id", "chunk_index", *NORMALIZED]),
-        },
-    )
+    yield rows_check("boxes_inside_the_image", outside, ["video_id", "chunk_index", *NORMALIZED], "outside")

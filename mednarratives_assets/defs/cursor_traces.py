@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.checks import OUTSIDE_COLUMNS, channel_check, outside_their_chunk, rows_check
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_partitions
@@ -29,13 +30,6 @@ class CursorTracesConfig(dg.Config):
     confirm_min_confidence: float = DEFAULTS.confirm_min_confidence
 
 
-def _outside_their_chunk(traces: pl.DataFrame, chunks: pl.DataFrame) -> pl.DataFrame:
-    """Trace points whose time lies outside the span of the chunk they belong to."""
-    spans = chunks.select("video_id", "chunk_index", "start_s", "end_s")
-    joined = traces.join(spans, on=["video_id", "chunk_index"], how="left")
-    return joined.filter(~pl.col("t_s").is_between(pl.col("start_s"), pl.col("end_s")).fill_null(False))
-
-
 @dg.asset(
     partitions_def=channel_partitions,
     ins={"videos": dg.AssetIn(), "stable_chunks": dg.AssetIn()},
@@ -45,10 +39,8 @@ def _outside_their_chunk(traces: pl.DataFrame, chunks: pl.DataFrame) -> pl.DataF
     kinds={"duckdb", "polars"},
     group_name="cursor",
     check_specs=[
-        dg.AssetCheckSpec("all_videos_traced", asset="cursor_traces", partitions_def=channel_partitions),
-        dg.AssetCheckSpec(
-            "points_inside_their_chunk", asset="cursor_traces", partitions_def=channel_partitions
-        ),
+        channel_check("cursor_traces", "all_videos_traced"),
+        channel_check("cursor_traces", "points_inside_their_chunk"),
     ],
 )
 def cursor_traces(
@@ -87,7 +79,7 @@ def cursor_traces(
     )
     traces = result.traces
     errors = result.videos.filter(pl.col("status") == "error")
-    outside = _outside_their_chunk(traces, stable_chunks)
+    outside = outside_their_chunk(traces, stable_chunks)
     overlays = {
         f"trace {video_id} #{chunk_index}": png_image(png, f"cursor trace of {video_id} chunk {chunk_index}")
         for (video_id, chunk_index), png in list(result.overlays.items())[:MAX_OVERLAYS]
@@ -119,17 +111,12 @@ def cursor_traces(
             **overlays,
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="all_videos_traced",
-        passed=errors.is_empty(),
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"n_errors": errors.height, "errors": markdown_preview(errors, ["video_id", "reason"])},
+    yield rows_check(
+        "all_videos_traced", errors, ["video_id", "reason"], "errors", severity=dg.AssetCheckSeverity.WARN
     )
-    yield dg.AssetCheckResult(
-        check_name="points_inside_their_chunk",
-        passed=outside.is_empty(),
-        metadata={
-            "n_outside": outside.height,
-            "outside": markdown_preview(outside, ["video_id", "chunk_index", "t_s", "start_s", "end_s"]),
-        },
+    yield rows_check(
+        "points_inside_their_chunk",
+        outside,
+        OUTSIDE_COLUMNS,
+        "outside",
     )

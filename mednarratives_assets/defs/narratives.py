@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.checks import OUTSIDE_COLUMNS, channel_check, outside_their_chunk, rows_check
 from mednarratives_assets.defs.metadata import markdown_preview
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
@@ -24,12 +25,7 @@ def traces_outside_their_chunk(narratives: pl.DataFrame, chunks: pl.DataFrame) -
         .drop_nulls("traces")
         .with_columns(t_s=pl.col("window_start_s") + pl.col("traces").struct.field("t"))
     )
-    spans = chunks.select("video_id", "chunk_index", "start_s", "end_s")
-    joined = points.join(spans, on=["video_id", "chunk_index"], how="left")
-    # LN times are rounded to the millisecond
-    return joined.filter(
-        ~pl.col("t_s").is_between(pl.col("start_s") - 1e-3, pl.col("end_s") + 1e-3).fill_null(False)
-    )
+    return outside_their_chunk(points, chunks, tolerance_s=1e-3)  # LN times are rounded to the millisecond
 
 
 @dg.asset(
@@ -45,11 +41,10 @@ def traces_outside_their_chunk(narratives: pl.DataFrame, chunks: pl.DataFrame) -
     kinds={"duckdb", "polars"},
     group_name="narratives",
     check_specs=[
-        dg.AssetCheckSpec(
+        channel_check(
+            "narratives",
             "trace_times_inside_their_chunk",
-            asset="narratives",
-            partitions_def=channel_partitions,
-            description="Every trace point's time lies inside its chunk's span.",
+            "Every trace point's time lies inside its chunk's span.",
         )
     ],
 )
@@ -87,11 +82,9 @@ def narratives(
             ),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="trace_times_inside_their_chunk",
-        passed=outside.is_empty(),
-        metadata={
-            "n_outside": outside.height,
-            "outside": markdown_preview(outside, ["video_id", "chunk_index", "t_s", "start_s", "end_s"]),
-        },
+    yield rows_check(
+        "trace_times_inside_their_chunk",
+        outside,
+        OUTSIDE_COLUMNS,
+        "outside",
     )

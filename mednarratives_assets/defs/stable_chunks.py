@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.checks import channel_check, rows_check
 from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_partitions
@@ -32,9 +33,7 @@ class StableChunksConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"duckdb", "polars"},
     group_name="chunks",
-    check_specs=[
-        dg.AssetCheckSpec("all_videos_chunked", asset="stable_chunks", partitions_def=channel_partitions)
-    ],
+    check_specs=[channel_check("stable_chunks", "all_videos_chunked")],
 )
 def stable_chunks(
     context: dg.AssetExecutionContext, config: StableChunksConfig, videos: pl.DataFrame, paths: DataPaths
@@ -93,9 +92,6 @@ def stable_chunks(
             **sheets,
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="all_videos_chunked",
-        passed=errors.is_empty(),
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"n_errors": errors.height, "errors": markdown_preview(errors, ["video_id", "reason"])},
+    yield rows_check(
+        "all_videos_chunked", errors, ["video_id", "reason"], "errors", severity=dg.AssetCheckSeverity.WARN
     )

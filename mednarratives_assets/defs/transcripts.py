@@ -5,6 +5,7 @@ import polars as pl
 
 from mednarratives_assets.asr.engines import AlignmentModelUnavailable, AsrConfigError
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.defs.checks import channel_check, rows_check
 from mednarratives_assets.defs.metadata import markdown_preview
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths, SpeechRecognizer
@@ -30,9 +31,7 @@ def _table(description: str) -> dg.AssetOut:
         "transcript_words": _table("Every recognized word with its start and end time and probability."),
         "transcript_segments": _table("One sentence per row, its text and the medical corrections."),
     },
-    check_specs=[
-        dg.AssetCheckSpec("all_videos_transcribed", asset="transcripts", partitions_def=channel_partitions)
-    ],
+    check_specs=[channel_check("transcripts", "all_videos_transcribed")],
     pool=DUCKDB_POOL,
 )
 def transcripts(
@@ -101,10 +100,11 @@ def transcripts(
             "corrections": markdown_preview(corrected, ["video_id", "start_s", "changes", "corrected_text"]),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="all_videos_transcribed",
-        asset_key="transcripts",
-        passed=errors.is_empty(),
+    yield rows_check(
+        "all_videos_transcribed",
+        errors,
+        ["video_id", "reason"],
+        "errors",
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"n_errors": errors.height, "errors": markdown_preview(errors, ["video_id", "reason"])},
+        asset_key="transcripts",
     )

@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.checks import channel_check, rows_check
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
@@ -19,7 +20,7 @@ from mednarratives_assets.stages.videos import first_frames_sheet, probe_channel
     group_name="ingest",
     # A check per channel, so one channel's pass never hides another's failure (a preview
     # feature in dagster 1.13, which pyproject.toml pins exactly).
-    check_specs=[dg.AssetCheckSpec("all_videos_readable", asset="videos", partitions_def=channel_partitions)],
+    check_specs=[channel_check("videos", "all_videos_readable")],
 )
 def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
     """Every video file of the channel, `data/videos/<channel>/<video_id>.<ext>`, probed with PyAV.
@@ -44,9 +45,6 @@ def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
             "first_frames": png_image(first_frames_sheet(data_root, frame), f"first frames of {channel}"),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="all_videos_readable",
-        passed=errors.is_empty(),
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"n_errors": errors.height, "errors": markdown_preview(errors, ["path", "error"])},
+    yield rows_check(
+        "all_videos_readable", errors, ["path", "error"], "errors", severity=dg.AssetCheckSeverity.WARN
     )
