@@ -32,6 +32,7 @@ from mednarratives_assets.stages.cursor_traces import scan_keyframe
 from mednarratives_assets.stages.narratives import pair_id
 from mednarratives_assets.stages.stable_chunks import (
     chunk_region,
+    grouped,
     hash_distance,
     medical_chunks,
     perceptual_hash,
@@ -252,6 +253,8 @@ def pair_channel(
     rows: list[dict] = []
     skipped: list[dict] = []
     chunks = medical_chunks(stable_chunks)
+    points_of = grouped(cursor_traces, "video_id", "chunk_index")
+    boxes_of = grouped(boxes, "video_id", "chunk_index")
     try:
         for done, chunk in enumerate(chunks.iter_rows(named=True)):
             if done and done % _PROGRESS_EVERY == 0:
@@ -269,8 +272,7 @@ def pair_channel(
                 continue
             removed = 0
             if detector is not None:
-                of_chunk = (pl.col("video_id") == key[0]) & (pl.col("chunk_index") == key[1])
-                trace_xy = cursor_traces.filter(of_chunk).select("x_px", "y_px").to_numpy()
+                trace_xy = points_of(*key).select("x_px", "y_px").to_numpy()
                 keyframe, removed = without_pointers(keyframe, chunk_region(chunk), detector, trace_xy)
             image = crop(keyframe, chunk_region(chunk))
             phash = perceptual_hash(image)
@@ -288,7 +290,7 @@ def pair_channel(
             (staging / f"{identifier}.png").write_bytes(png.tobytes())
             corrected, _ = vocabulary.correct(told["caption"])
             domain, votes = infer_domain(corrected, image)
-            chunk_boxes = boxes.filter((pl.col("video_id") == key[0]) & (pl.col("chunk_index") == key[1]))
+            chunk_boxes = boxes_of(*key)
             rows.append(
                 {
                     "channel": chunk["channel"],

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import polars as pl
 
-from mednarratives_assets.stages.stable_chunks import chunk_region, medical_chunks
+from mednarratives_assets.stages.stable_chunks import chunk_region, grouped, medical_chunks
 
 BOXES_SCHEMA = {
     "channel": pl.Utf8,
@@ -275,22 +275,16 @@ def phrase_during(words: pl.DataFrame, start_s: float, end_s: float, lead_s: flo
 
 
 def boxes_frame(
-    channel: str,
-    video_id: str,
-    chunk_index: int,
-    boxes: list[Box],
-    region: tuple[int, int, int, int],
-    words: pl.DataFrame,
-    settings: BoxSettings,
-    method: str,
+    chunk: dict, boxes: list[Box], words: pl.DataFrame, settings: BoxSettings, method: str
 ) -> pl.DataFrame:
-    """Rows of the `boxes` table for one chunk; normalized corners are relative to the image region."""
-    rx, ry, rw, rh = region
+    """Rows of the `boxes` table for one chunk (a `stable_chunks` row); normalized corners are
+    relative to its image region."""
+    rx, ry, rw, rh = chunk_region(chunk)
     rows = [
         {
-            "channel": channel,
-            "video_id": video_id,
-            "chunk_index": chunk_index,
+            "channel": chunk["channel"],
+            "video_id": chunk["video_id"],
+            "chunk_index": chunk["chunk_index"],
             "box_index": index,
             "x1_px": box.x1,
             "y1_px": box.y1,
@@ -311,6 +305,26 @@ def boxes_frame(
     return pl.DataFrame(rows, schema=BOXES_SCHEMA)
 
 
+def _box_chunks(
+    stable_chunks: pl.DataFrame,
+    cursor_traces: pl.DataFrame,
+    words: pl.DataFrame,
+    settings: BoxSettings,
+    method: str,
+    box_chunk: Callable[[dict, pl.DataFrame], list[Box]],
+) -> pl.DataFrame:
+    """`box_chunk(chunk, points)` over every traced medical chunk, as rows of the `boxes` table."""
+    points_of = grouped(cursor_traces, "video_id", "chunk_index")
+    words_of = grouped(words, "video_id")
+    frames = [pl.DataFrame(schema=BOXES_SCHEMA)]
+    for chunk in medical_chunks(stable_chunks).iter_rows(named=True):
+        points = points_of(chunk["video_id"], chunk["chunk_index"])
+        if not points.is_empty():
+            boxes = box_chunk(chunk, points)
+            frames.append(boxes_frame(chunk, boxes, words_of(chunk["video_id"]), settings, method))
+    return pl.concat(frames)
+
+
 def box_channel(
     data_root: Path,
     stable_chunks: pl.DataFrame,
@@ -320,12 +334,8 @@ def box_channel(
     log: Callable[[str], None] = print,
 ) -> pl.DataFrame:
     """The `boxes` table of one channel: every medical chunk's dwells, with the words said meanwhile."""
-    frames = [pl.DataFrame(schema=BOXES_SCHEMA)]
-    for chunk in medical_chunks(stable_chunks).iter_rows(named=True):
-        key = (pl.col("video_id") == chunk["video_id"]) & (pl.col("chunk_index") == chunk["chunk_index"])
-        points = cursor_traces.filter(key)
-        if points.is_empty():
-            continue
+
+    def box_chunk(chunk: dict, points: pl.DataFrame) -> list[Box]:
         keyframe = None
         if settings.snap_to_image:
             keyframe = cv2.imread(str(data_root / chunk["keyframe_path"]))
@@ -334,15 +344,9 @@ def box_channel(
                     f"{chunk['video_id']} chunk {chunk['chunk_index']}: cannot read keyframe "
                     f"{chunk['keyframe_path']}; boxing the trace alone"
                 )
-        region = chunk_region(chunk)
-        boxes = dwell_boxes(points, region, keyframe, settings)
-        said = words.filter(pl.col("video_id") == chunk["video_id"])
-        frames.append(
-            boxes_frame(
-                chunk["channel"], chunk["video_id"], chunk["chunk_index"], boxes, region, said, settings, OURS
-            )
-        )
-    return pl.concat(frames)
+        return dwell_boxes(points, chunk_region(chunk), keyframe, settings)
+
+    return _box_chunks(stable_chunks, cursor_traces, words, settings, OURS, box_chunk)
 
 
 _PICTURE_WIDTH = 420
@@ -402,22 +406,8 @@ def reference_box_channel(
     stable_chunks: pl.DataFrame, cursor_traces: pl.DataFrame, words: pl.DataFrame
 ) -> pl.DataFrame:
     """The `boxes` table of one channel by the reference recipe, for comparison."""
-    frames = [pl.DataFrame(schema=BOXES_SCHEMA)]
-    for chunk in medical_chunks(stable_chunks).iter_rows(named=True):
-        key = (pl.col("video_id") == chunk["video_id"]) & (pl.col("chunk_index") == chunk["chunk_index"])
-        region = chunk_region(chunk)
-        found = reference_boxes(cursor_traces.filter(key), region)
-        said = words.filter(pl.col("video_id") == chunk["video_id"])
-        frames.append(
-            boxes_frame(
-                chunk["channel"],
-                chunk["video_id"],
-                chunk["chunk_index"],
-                found,
-                region,
-                said,
-                BoxSettings(),
-                REFERENCE,
-            )
-        )
-    return pl.concat(frames)
+
+    def box_chunk(chunk: dict, points: pl.DataFrame) -> list[Box]:
+        return reference_boxes(points, chunk_region(chunk))
+
+    return _box_chunks(stable_chunks, cursor_traces, words, BoxSettings(), REFERENCE, box_chunk)

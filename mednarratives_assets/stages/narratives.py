@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mednarratives_assets.stages.stable_chunks import medical_chunks
+from mednarratives_assets.stages.stable_chunks import grouped, medical_chunks
 
 DATASET_ID = "mednarratives"
 TIMED_UTTERANCE = pl.Struct({"utterance": pl.Utf8, "start_time": pl.Float64, "end_time": pl.Float64})
@@ -131,12 +131,18 @@ def narrate_channel(
 ) -> pl.DataFrame:
     """The `narratives` table of one channel: one row per medical chunk with an image region."""
     paths = dict(videos.select("video_id", "path").iter_rows())
-    rows = []
-    for chunk in medical_chunks(stable_chunks).iter_rows(named=True):
-        video_id, index = chunk["video_id"], chunk["chunk_index"]
-        points = cursor_traces.filter((pl.col("video_id") == video_id) & (pl.col("chunk_index") == index))
-        said = words.filter(pl.col("video_id") == video_id)
-        rows.append(narrative(chunk, said, points, paths.get(video_id, video_id), settings))
+    points_of = grouped(cursor_traces, "video_id", "chunk_index")
+    words_of = grouped(words, "video_id")
+    rows = [
+        narrative(
+            chunk,
+            words_of(chunk["video_id"]),
+            points_of(chunk["video_id"], chunk["chunk_index"]),
+            paths.get(chunk["video_id"], chunk["video_id"]),
+            settings,
+        )
+        for chunk in medical_chunks(stable_chunks).iter_rows(named=True)
+    ]
     return pl.DataFrame(rows, schema=NARRATIVES_SCHEMA)
 
 

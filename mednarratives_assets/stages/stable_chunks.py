@@ -561,3 +561,11 @@ def medical_chunks(stable_chunks: pl.DataFrame) -> pl.DataFrame:
 
 def chunk_region(chunk: dict) -> tuple[int, int, int, int]:
     return chunk["image_x"], chunk["image_y"], chunk["image_w"], chunk["image_h"]
+
+
+def grouped(frame: pl.DataFrame, *keys: str) -> Callable[..., pl.DataFrame]:
+    """The rows of `frame` by the values of `keys`, split once: `grouped(traces, "video_id",
+    "chunk_index")("a", 1)` is chunk 1 of video a (no rows when it has none)."""
+    groups = frame.partition_by(*keys, as_dict=True) if not frame.is_empty() else {}
+    empty = frame.clear()
+    return lambda *values: groups.get(values, empty)
