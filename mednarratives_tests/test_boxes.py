@@ -140,5 +140,8 @@ def test_the_picture_shows_each_box_on_its_image(channel):
     boxes = box(root, tables)
     pictures = boxes_png(root, tables["stable_chunks"], boxes)
     assert list(pictures) == [("a", 1)]
+    assert (
+        boxes_png(root, tables["stable_chunks"], boxes, limit=0) == {}
+    )  # pictures beyond the UI's are not drawn
     picture = cv2.imdecode(np.frombuffer(pictures[("a", 1)], np.uint8), cv2.IMREAD_COLOR)
     assert picture.shape[1] == 420 and picture.shape[0] > 420 * REGION[3] / REGION[2]

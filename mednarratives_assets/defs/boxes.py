@@ -66,9 +66,7 @@ def boxes(
     outside = table.filter(pl.any_horizontal([~pl.col(c).is_between(0.0, 1.0) for c in NORMALIZED]))
     pictures = {
         f"boxes {video_id} #{chunk_index}": png_image(png, f"boxes of {video_id} chunk {chunk_index}")
-        for (video_id, chunk_index), png in list(boxes_png(data_root, stable_chunks, table).items())[
-            :MAX_PICTURES
-        ]
+        for (video_id, chunk_index), png in boxes_png(data_root, stable_chunks, table, MAX_PICTURES).items()
     }
     yield dg.Output(
         table,

@@ -354,14 +354,17 @@ _COLOURS = ((60, 200, 255), (80, 255, 120), (255, 140, 60), (200, 90, 255), (90,
 
 
 def boxes_png(
-    data_root: Path, stable_chunks: pl.DataFrame, boxes: pl.DataFrame
+    data_root: Path, stable_chunks: pl.DataFrame, boxes: pl.DataFrame, limit: int | None = None
 ) -> dict[tuple[str, int], bytes]:
-    """Per chunk with boxes: its image with the numbered boxes drawn, and each box's phrase below."""
+    """Per chunk with boxes, up to `limit` chunks: its image with the numbered boxes drawn, and each
+    box's phrase below."""
     pictures: dict[tuple[str, int], bytes] = {}
     chunks = {
         (c["video_id"], c["chunk_index"]): c for c in medical_chunks(stable_chunks).iter_rows(named=True)
     }
     for (video_id, chunk_index), group in boxes.group_by("video_id", "chunk_index", maintain_order=True):
+        if limit is not None and len(pictures) >= limit:
+            break
         chunk = chunks.get((video_id, chunk_index))
         keyframe = None if chunk is None else cv2.imread(str(data_root / chunk["keyframe_path"]))
         if keyframe is None:
