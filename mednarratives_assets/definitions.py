@@ -3,15 +3,18 @@
 import dagster as dg
 
 from mednarratives_assets.defs.aligned_pairs import aligned_pairs
+from mednarratives_assets.defs.benchmark_scores import benchmark_scores
 from mednarratives_assets.defs.boxes import boxes
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.cursor_traces import cursor_traces
 from mednarratives_assets.defs.dataset_export import dataset_export
 from mednarratives_assets.defs.frame_classifier import frame_classifier
+from mednarratives_assets.defs.genmedclip_model import genmedclip_model, genmedclip_no_dense_model
 from mednarratives_assets.defs.jobs import (
     channel_pipeline_job,
     cursor_detector_job,
     frame_classifier_job,
+    genmedclip_job,
     ingest_job,
 )
 from mednarratives_assets.defs.narratives import narratives
@@ -39,8 +42,11 @@ def build_definitions(layout: DataLayout) -> dg.Definitions:
             boxes,
             aligned_pairs,
             dataset_export,
+            genmedclip_model,
+            genmedclip_no_dense_model,
+            benchmark_scores,
         ],
-        jobs=[ingest_job, channel_pipeline_job, frame_classifier_job, cursor_detector_job],
+        jobs=[ingest_job, channel_pipeline_job, frame_classifier_job, cursor_detector_job, genmedclip_job],
         sensors=[new_video_sensor],
         resources=build_resources(layout),
     )

@@ -57,7 +57,7 @@ class DataLayout:
 
     @property
     def models_dir(self) -> Path:
-        """Trained models: `frame_classifier.pt`, `cursor_detector.pt`."""
+        """Trained models: `frame_classifier.pt`, `cursor_detector.pt`, `genmedclip/`."""
         return self.data_root / "models"
 
     @property
@@ -68,6 +68,11 @@ class DataLayout:
     def cursor_detector_path(self) -> Path:
         """YOLO pose weights; `cursor_detector.json` beside them holds the settings and metrics."""
         return self.models_dir / "cursor_detector.pt"
+
+    @property
+    def genmedclip_dir(self) -> Path:
+        """CLIP models in open_clip's folder format: `genmedclip/<asset>/`."""
+        return self.models_dir / "genmedclip"
 
     @property
     def narratives_dir(self) -> Path:

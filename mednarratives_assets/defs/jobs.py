@@ -13,7 +13,9 @@ ingest_job = dg.define_asset_job(
 
 channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(frame_classifier, cursor_detector),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets(frame_classifier, cursor_detector)
+    - dg.AssetSelection.groups("genmedclip"),
     description="Every channel-partitioned asset, from downloads to the last stage, for one channel.",
 )
 
@@ -27,4 +29,10 @@ cursor_detector_job = dg.define_asset_job(
     "cursor_detector_job",
     selection=dg.AssetSelection.assets(cursor_detector),
     description="Train the cursor detector that cursor_traces uses (not partitioned).",
+)
+
+genmedclip_job = dg.define_asset_job(
+    "genmedclip_job",
+    selection=dg.AssetSelection.groups("genmedclip"),
+    description="Train GenMedCLIP and its no-dense baseline on every channel's pairs, then score them.",
 )

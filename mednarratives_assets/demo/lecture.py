@@ -247,8 +247,7 @@ def plan_lecture(
         case_index = len(cases)
         image, picture = next(loadable)
         cases.append(image)
-        modality = _MODALITY_WORDS.get(image.modality, "image")
-        intro = str(rng.choice(_INTROS)).format(a=_article(modality), modality=modality, region=image.region)
+        intro = case_intro(image, rng)
         named = image.modality if image.modality != "other" else ""
         heading = f"{named[:1].upper()}{named[1:]} · {image.region}" if named else image.region.capitalize()
         if case_index == 1:
@@ -263,17 +262,7 @@ def plan_lecture(
             continue
         notes = [image.modality, image.region.capitalize()] if rng.random() < 0.6 else []
         slide, rect = image_slide(size, theme, heading, picture, notes, reserved=webcam)
-        rois = find_rois(picture, image.modality, int(rng.choice([1, 2, 2, 3])), rng)
-        texts = [
-            (speakable(intro), None, None),
-            (_first_sentences(speakable(image.caption), max_words=22), None, None),
-        ]
-        texts += [
-            (str(rng.choice(_ROI_SENTENCES)).format(phrase=r.phrase, position=r.position), r, None)
-            for r in rois
-        ]
-        if rng.random() < 0.4:
-            texts.append((str(rng.choice(_CLOSINGS)), None, None))
+        texts = [(text, roi, None) for text, roi in case_narration(image, picture, intro, rng)]
         speak(Chunk("image", heading, slide, image=image, image_rect=rect), texts)
 
     topics = list(dict.fromkeys(c.modality for c in cases))
@@ -322,6 +311,28 @@ def _loadable_images(images: list[MedicalImage]) -> Iterator[tuple[MedicalImage,
                 unreadable.add(image.image_id)
                 _LOG.warning("skipping image %s (%s): cannot read it: %s", image.image_id, image.path, error)
     raise ValueError(f"none of the {len(images)} images could be read (first: {images[0].path})")
+
+
+def case_intro(image: MedicalImage, rng: np.random.Generator) -> str:
+    """The sentence that opens a case, e.g. "Here is an MRI of the head." """
+    modality = _MODALITY_WORDS.get(image.modality, "image")
+    return str(rng.choice(_INTROS)).format(a=_article(modality), modality=modality, region=image.region)
+
+
+def case_narration(
+    image: MedicalImage, picture: np.ndarray, intro: str, rng: np.random.Generator
+) -> list[tuple[str, PictureRoi | None]]:
+    """What the lecturer says over a case's image, sentence by sentence: the intro, the caption's
+    first sentences, one sentence for each region pointed at (with its region), maybe a closing."""
+    rois = find_rois(picture, image.modality, int(rng.choice([1, 2, 2, 3])), rng)
+    texts: list[tuple[str, PictureRoi | None]] = [
+        (speakable(intro), None),
+        (_first_sentences(speakable(image.caption), max_words=22), None),
+    ]
+    texts += [(str(rng.choice(_ROI_SENTENCES)).format(phrase=r.phrase, position=r.position), r) for r in rois]
+    if rng.random() < 0.4:
+        texts.append((str(rng.choice(_CLOSINGS)), None))
+    return texts
 
 
 def _first_sentences(text: str, max_words: int) -> str:

@@ -1,0 +1,92 @@
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from mednarratives_assets.defs.checks import rows_check
+from mednarratives_assets.defs.genmedclip_model import genmedclip_model, genmedclip_no_dense_model
+from mednarratives_assets.defs.metadata import markdown_preview
+from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.stages.benchmark_scores import (
+    ClipEncoder,
+    benchmark_rows,
+    held_out_pairs_set,
+    medpix_dev_set,
+)
+from mednarratives_assets.stages.genmedclip_model import TRAINING_FILE, create_model, untrained_model
+
+UNTRAINED_ID = "genmedclip_untrained"
+
+
+class BenchmarkConfig(dg.Config):
+    """medpix_dir: a MedPix folder whose dev split is scored too (skipped when absent)."""
+
+    medpix_dir: str = str(REPO_ROOT.parent / "shared" / "datasets" / "medpix")
+    device: str = "auto"
+
+
+@dg.asset(
+    ins={"aligned_pairs": dg.AssetIn()},
+    deps=[genmedclip_model, genmedclip_no_dense_model],
+    pool=DUCKDB_POOL,
+    kinds={"duckdb", "polars", "pytorch"},
+    group_name="genmedclip",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "held_out_never_trained_on",
+            asset="benchmark_scores",
+            description="No held-out pair was used to train any of the scored models.",
+        )
+    ],
+)
+def benchmark_scores(
+    context: dg.AssetExecutionContext, config: BenchmarkConfig, aligned_pairs: pl.DataFrame, paths: DataPaths
+):
+    """Zero-shot classification (domain; MedPix modality and body region) and image-text retrieval
+    (R@1, R@5, R@10 both ways) of GenMedCLIP and its baselines: the same recipe without the dense
+    loss, and the untrained model. Scored on the held-out lectures' pairs and on MedPix's dev split.
+    Table `benchmark_scores`, documented in docs/schema.md."""
+    import torch
+
+    device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    folders = {name: paths.layout.genmedclip_dir / name for name in ("genmedclip_model", "genmedclip_no_dense_model")}
+    for name, folder in folders.items():
+        if not (folder / TRAINING_FILE).is_file():
+            raise dg.Failure(f"benchmark_scores needs {name}: no trained model in {folder}; materialize {name}")
+    trainings = {
+        name: json.loads((folder / TRAINING_FILE).read_text(encoding="utf-8")) for name, folder in folders.items()
+    }
+    held_out = trainings["genmedclip_model"]["held_out_pair_ids"]
+    encoders = {
+        name: ClipEncoder(*create_model(folder, device), device=device) for name, folder in folders.items()
+    }
+    encoders[UNTRAINED_ID] = ClipEncoder(*untrained_model(folders["genmedclip_model"], device), device=device)
+    eval_sets = [held_out_pairs_set(paths.layout.data_root, aligned_pairs, held_out)]
+    medpix = medpix_dev_set(Path(config.medpix_dir)) if config.medpix_dir else None
+    if medpix is None:
+        context.log.info(f"no MedPix dev split at {config.medpix_dir!r}: scoring the held-out pairs only")
+    else:
+        eval_sets.append(medpix)
+    scores = benchmark_rows(encoders, eval_sets, log=context.log.info)
+    leaked = pl.DataFrame(
+        [
+            {"model": name, "pair_id": pair_id}
+            for name, training in trainings.items()
+            for pair_id in sorted(set(training["train_pair_ids"]) & set(held_out))
+        ],
+        schema={"model": pl.String, "pair_id": pl.String},
+    )
+    headline = scores.filter(pl.col("domain") == "all").pivot(
+        "model_id", index=["benchmark", "task", "metric", "n"], values="value"
+    )
+    yield dg.Output(
+        scores,
+        metadata={
+            "dagster/row_count": scores.height,
+            "n_held_out_pairs": len(held_out),
+            "scores": markdown_preview(headline, list(headline.columns), max_rows=100),
+        },
+    )
+    yield rows_check("held_out_never_trained_on", leaked, ["model", "pair_id"], "leaked")

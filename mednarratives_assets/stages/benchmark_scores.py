@@ -1,0 +1,205 @@
+"""Benchmark scores of CLIP models: zero-shot classification and retrieval on held-out images.
+
+Two held-out sets:
+- `held_out_pairs`: our pairs from the lectures GenMedCLIP never trained on (training.json
+  lists them); labels are the pairs' domains.
+- `medpix_dev`: the dev split of a MedPix folder (metadata.jsonl), with CT or MR and the body
+  region; absent folders are skipped.
+
+Each score is one row of BENCHMARK_COLUMNS. Zero-shot classes are matched by prompt ensembles
+(several phrasings, their text embeddings averaged); retrieval counts a hit when one of the top k
+holds a relevant item (captions can repeat, so every image with the same text is relevant).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from mednarratives_assets.stages.aligned_pairs import DOMAINS
+from mednarratives_assets.stages.genmedclip_model import pair_text
+
+BENCHMARK_SCHEMA = {
+    "model_id": pl.String,
+    "benchmark": pl.String,
+    "task": pl.String,
+    "domain": pl.String,
+    "metric": pl.String,
+    "value": pl.Float64,
+    "n": pl.Int64,
+    "created_at": pl.Datetime("us", "UTC"),
+}
+RECALL_AT = (1, 5, 10)
+TEMPLATES = ("a {} image", "a medical {} image", "{}")
+MODALITY_WORDS = {"CT": ("CT", "computed tomography"), "MRI": ("MRI", "magnetic resonance")}
+MEDPIX_MODALITIES = {"CT": "CT", "MR": "MRI"}
+BODY_REGION_WORDS = {
+    "Head": ("head", "brain"),
+    "Spine and Muscles": ("spine", "musculoskeletal"),
+    "Thorax": ("chest", "thorax"),
+    "Abdomen": ("abdomen",),
+    "Reproductive and Urinary System": ("pelvis", "kidney"),
+}
+
+
+@dataclass
+class EvalSet:
+    """Images with their text and, per zero-shot task, a label (None where unknown)."""
+
+    benchmark: str
+    image_paths: list[Path]
+    texts: list[str]
+    domains: list[str]  # each image's domain, for per-domain rows
+    labels: dict[str, list[str | None]]  # task -> label per image
+    classes: dict[str, dict[str, tuple[str, ...]]]  # task -> class -> words its prompts use
+
+
+@dataclass
+class ClipEncoder:
+    """A CLIP model with its preprocessing and tokenizer, encoding to unit vectors."""
+
+    model: torch.nn.Module
+    preprocess: Callable
+    tokenizer: Callable
+    device: str
+    batch_size: int = 64
+
+    @torch.no_grad()
+    def images(self, paths: list[Path]) -> torch.Tensor:
+        self.model.eval()
+        out = []
+        for start in range(0, len(paths), self.batch_size):
+            batch = []
+            for path in paths[start : start + self.batch_size]:
+                try:
+                    with Image.open(path) as image:
+                        batch.append(self.preprocess(image.convert("RGB")))
+                except OSError as exc:
+                    raise ValueError(f"benchmark image {path} cannot be read: {exc}") from exc
+            out.append(self.model.encode_image(torch.stack(batch).to(self.device), normalize=True).cpu())
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def texts(self, texts: list[str]) -> torch.Tensor:
+        self.model.eval()
+        out = [
+            self.model.encode_text(self.tokenizer(texts[i : i + self.batch_size]).to(self.device), normalize=True)
+            for i in range(0, len(texts), self.batch_size)
+        ]
+        return torch.cat(out).cpu()
+
+
+def held_out_pairs_set(data_root: Path, pairs: pl.DataFrame, held_out_pair_ids: list[str]) -> EvalSet:
+    held_out = pairs.filter(pl.col("pair_id").is_in(held_out_pair_ids)).sort("pair_id")
+    held_out = held_out.with_columns(pair_text(held_out))
+    domains = held_out["domain"].to_list()
+    return EvalSet(
+        benchmark="held_out_pairs",
+        image_paths=[data_root / p for p in held_out["image_path"]],
+        texts=held_out["text"].to_list(),
+        domains=domains,
+        labels={"zero_shot_domain": [d if d != "other" else None for d in domains]},
+        classes={"zero_shot_domain": {d: (d,) for d in DOMAINS if d != "other"}},
+    )
+
+
+def medpix_dev_set(folder: Path) -> EvalSet | None:
+    """MedPix's dev split: its images, captions, modality (CT or MR) and body region; None when absent."""
+    metadata = folder / "metadata.jsonl"
+    if not metadata.is_file():
+        return None
+    records = [json.loads(line) for line in metadata.read_text(encoding="utf-8").splitlines() if line.strip()]
+    dev = [r for r in records if r.get("split") == "dev" and (folder / r["image"]).is_file()]
+    if not dev:
+        return None
+    modalities = [MEDPIX_MODALITIES.get(r.get("modality")) for r in dev]
+    return EvalSet(
+        benchmark="medpix_dev",
+        image_paths=[folder / r["image"] for r in dev],
+        texts=[str(r["caption"]).strip() for r in dev],
+        domains=[m or "other" for m in modalities],
+        labels={
+            "zero_shot_modality": modalities,
+            "zero_shot_body_region": [
+                r.get("location_category") if r.get("location_category") in BODY_REGION_WORDS else None
+                for r in dev
+            ],
+        },
+        classes={"zero_shot_modality": MODALITY_WORDS, "zero_shot_body_region": BODY_REGION_WORDS},
+    )
+
+
+def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, ks=RECALL_AT) -> dict[int, float]:
+    """Share of queries (rows) with a relevant item (`relevant`, same shape) among their top k."""
+    order = similarity.argsort(dim=1, descending=True)
+    hits = relevant.gather(1, order)
+    return {k: hits[:, :k].any(dim=1).float().mean().item() for k in ks}
+
+
+def zero_shot_predictions(
+    encoder: ClipEncoder, image_features: torch.Tensor, classes: dict[str, tuple[str, ...]]
+) -> list[str]:
+    """The class whose averaged prompt embedding lies closest to each image."""
+    names = list(classes)
+    prompts = [
+        F.normalize(encoder.texts([t.format(w) for w in classes[n] for t in TEMPLATES]).mean(0), dim=0)
+        for n in names
+    ]
+    best = (image_features @ torch.stack(prompts).T).argmax(dim=1)
+    return [names[i] for i in best.tolist()]
+
+
+def score_model(model_id: str, encoder: ClipEncoder, eval_set: EvalSet, created_at: datetime) -> pl.DataFrame:
+    """Every score of one model on one set, as rows of BENCHMARK_SCHEMA."""
+    rows = []
+
+    def add(task: str, domain: str, metric: str, value: float, n: int) -> None:
+        rows.append((model_id, eval_set.benchmark, task, domain, metric, float(value), n, created_at))
+
+    if not eval_set.image_paths:
+        return pl.DataFrame(schema=BENCHMARK_SCHEMA)
+    image_features = encoder.images(eval_set.image_paths)
+    domains = np.array(eval_set.domains)
+    for task, labels in eval_set.labels.items():
+        known = np.array([label is not None for label in labels])
+        if not known.any():
+            continue
+        predicted = np.array(zero_shot_predictions(encoder, image_features[torch.from_numpy(known)], eval_set.classes[task]))
+        correct = predicted == np.array([label for label in labels if label is not None])
+        add(task, "all", "accuracy", correct.mean(), int(known.sum()))
+        for domain in sorted(set(domains[known])):
+            in_domain = domains[known] == domain
+            add(task, domain, "accuracy", correct[in_domain].mean(), int(in_domain.sum()))
+    unique_texts = sorted(set(eval_set.texts))
+    text_features = encoder.texts(unique_texts)
+    relevant = torch.tensor([[text == other for other in unique_texts] for text in eval_set.texts])
+    similarity = image_features @ text_features.T
+    for task, sims, rel in (
+        ("image_to_text", similarity, relevant),
+        ("text_to_image", similarity.T, relevant.T),
+    ):
+        for k, value in recall_at_k(sims, rel).items():
+            add(task, "all", f"R@{k}", value, sims.shape[0])
+    return pl.DataFrame(rows, schema=BENCHMARK_SCHEMA, orient="row")
+
+
+def benchmark_rows(
+    models: dict[str, ClipEncoder], eval_sets: list[EvalSet], log: Callable[[str], None] = print
+) -> pl.DataFrame:
+    """All models on all sets, stamped with one time."""
+    created_at = datetime.now(UTC)
+    frames = []
+    for model_id, encoder in models.items():
+        for eval_set in eval_sets:
+            log(f"scoring {model_id} on {eval_set.benchmark} ({len(eval_set.image_paths)} images)")
+            frames.append(score_model(model_id, encoder, eval_set, created_at))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=BENCHMARK_SCHEMA)
