@@ -37,7 +37,9 @@ def synthetic_pairs(
         if shape == "circle":
             cv2.circle(picture, (cx, cy), radius, (250, 250, 250), -1)
         else:
-            cv2.rectangle(picture, (cx - radius, cy - radius), (cx + radius, cy + radius), (250, 250, 250), -1)
+            cv2.rectangle(
+                picture, (cx - radius, cy - radius), (cx + radius, cy + radius), (250, 250, 250), -1
+            )
         pair_id = hashlib.sha1(f"{channel}/{index}".encode()).hexdigest()[:16]
         relative = f"pairs/{channel}/{pair_id}.png"
         Image.fromarray(picture).save(data_root / relative)

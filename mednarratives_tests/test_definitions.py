@@ -55,6 +55,25 @@ def test_the_narratives_group_has_its_lineage_and_runs_with_every_channel():
     assert set(parents) <= {key.to_user_string() for key in pipeline.asset_layer.executable_asset_keys}
 
 
+def test_the_genmedclip_group_reads_every_channel_and_stays_out_of_the_channel_pipeline():
+    from mednarratives_assets.definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    parents = {
+        "genmedclip_model": {"aligned_pairs", "boxes"},
+        "genmedclip_no_dense_model": {"aligned_pairs", "boxes"},
+        "benchmark_scores": {"aligned_pairs", "genmedclip_model", "genmedclip_no_dense_model"},
+    }
+    for asset, expected in parents.items():
+        node = graph.get(dg.AssetKey(asset))
+        assert {key.to_user_string() for key in node.parent_keys} == expected
+        assert node.partitions_def is None and node.group_name == "genmedclip"
+    clip_job = defs.resolve_job_def("genmedclip_job")
+    assert {key.to_user_string() for key in clip_job.asset_layer.executable_asset_keys} == set(parents)
+    pipeline = defs.resolve_job_def("channel_pipeline_job")
+    assert set(parents).isdisjoint(key.to_user_string() for key in pipeline.asset_layer.executable_asset_keys)
+
+
 def test_data_root_setting_moves_the_database(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(tmp_path / "elsewhere"))
     monkeypatch.delenv("MEDNARRATIVES_DUCKDB", raising=False)

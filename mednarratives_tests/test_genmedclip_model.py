@@ -61,7 +61,9 @@ def test_the_split_keeps_lectures_whole_and_drops_held_out_repeats_of_training_i
     assert set(train_part["video_id"]).isdisjoint(held_out["video_id"])
     assert train_part.height + held_out.height == pairs.height
     # The first held-out image shown again in a training lecture: the held-out copy would leak.
-    repeat = held_out.head(1).with_columns(pl.lit("lecture-99").alias("video_id"), pl.lit("copy").alias("pair_id"))
+    repeat = held_out.head(1).with_columns(
+        pl.lit("lecture-99").alias("video_id"), pl.lit("copy").alias("pair_id")
+    )
     train_videos = set(train_part["video_id"])
     shown_in_training = repeat.with_columns(pl.lit(sorted(train_videos)[0]).alias("video_id"))
     _, held_out_again, dropped = lecture_split(
@@ -74,7 +76,9 @@ def test_the_split_keeps_lectures_whole_and_drops_held_out_repeats_of_training_i
 def test_box_masks_average_the_patches_inside_each_box():
     masks = box_masks(torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.6, 0.6, 0.62, 0.62]]), 4, 4)
     assert torch.allclose(masks.flatten(1).sum(1), torch.ones(2))
-    assert torch.equal(masks[0] > 0, torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]).bool())
+    assert torch.equal(
+        masks[0] > 0, torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]).bool()
+    )
     # A box smaller than a patch, between patch centres: the patch under its centre.
     assert masks[1].nonzero().tolist() == [[2, 2]]
 

@@ -51,12 +51,17 @@ def benchmark_scores(
     import torch
 
     device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    folders = {name: paths.layout.genmedclip_dir / name for name in ("genmedclip_model", "genmedclip_no_dense_model")}
+    folders = {
+        name: paths.layout.genmedclip_dir / name for name in ("genmedclip_model", "genmedclip_no_dense_model")
+    }
     for name, folder in folders.items():
         if not (folder / TRAINING_FILE).is_file():
-            raise dg.Failure(f"benchmark_scores needs {name}: no trained model in {folder}; materialize {name}")
+            raise dg.Failure(
+                f"benchmark_scores needs {name}: no trained model in {folder}; materialize {name}"
+            )
     trainings = {
-        name: json.loads((folder / TRAINING_FILE).read_text(encoding="utf-8")) for name, folder in folders.items()
+        name: json.loads((folder / TRAINING_FILE).read_text(encoding="utf-8"))
+        for name, folder in folders.items()
     }
     held_out = trainings["genmedclip_model"]["held_out_pair_ids"]
     encoders = {

@@ -92,7 +92,9 @@ class ClipEncoder:
     def texts(self, texts: list[str]) -> torch.Tensor:
         self.model.eval()
         out = [
-            self.model.encode_text(self.tokenizer(texts[i : i + self.batch_size]).to(self.device), normalize=True)
+            self.model.encode_text(
+                self.tokenizer(texts[i : i + self.batch_size]).to(self.device), normalize=True
+            )
             for i in range(0, len(texts), self.batch_size)
         ]
         return torch.cat(out).cpu()
@@ -173,7 +175,9 @@ def score_model(model_id: str, encoder: ClipEncoder, eval_set: EvalSet, created_
         known = np.array([label is not None for label in labels])
         if not known.any():
             continue
-        predicted = np.array(zero_shot_predictions(encoder, image_features[torch.from_numpy(known)], eval_set.classes[task]))
+        predicted = np.array(
+            zero_shot_predictions(encoder, image_features[torch.from_numpy(known)], eval_set.classes[task])
+        )
         correct = predicted == np.array([label for label in labels if label is not None])
         add(task, "all", "accuracy", correct.mean(), int(known.sum()))
         for domain in sorted(set(domains[known])):

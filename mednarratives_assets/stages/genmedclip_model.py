@@ -255,7 +255,9 @@ def box_masks(boxes: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:
     return inside / inside.flatten(1).sum(1)[:, None, None]
 
 
-def region_features(model, patch_grid: torch.Tensor, boxes: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+def region_features(
+    model, patch_grid: torch.Tensor, boxes: torch.Tensor, owner: torch.Tensor
+) -> torch.Tensor:
     """Box embeddings: patch tokens (B x C x H x W) averaged inside each box, through the image projection."""
     masks = box_masks(boxes.cpu(), patch_grid.shape[2], patch_grid.shape[3]).to(patch_grid.device)
     pooled = torch.einsum("mhw,mchw->mc", masks, patch_grid[owner])
@@ -373,7 +375,8 @@ def train_genmedclip(
         model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
     log(
         f"training GenMedCLIP ({settings.model_size}, {settings.text_tower} text, dense loss "
-        f"{'on' if settings.dense_loss else 'off'}) on {train.height} pairs, {held_out.height} held out, on {device}"
+        f"{'on' if settings.dense_loss else 'off'}) on {train.height} pairs, {held_out.height} held out, "
+        f"on {device}"
     )
     data = training_tensors(data_root, train, boxes, preprocess, tokenizer, log)
     steps_per_epoch = len(_batches(train.height, settings.batch_size, settings.seed, 0))

@@ -1,0 +1,211 @@
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mednarratives_assets.defs.benchmark_scores import benchmark_scores
+from mednarratives_assets.defs.genmedclip_model import genmedclip_model, genmedclip_no_dense_model
+from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.stages.benchmark_scores import (
+    BENCHMARK_SCHEMA,
+    EvalSet,
+    medpix_dev_set,
+    recall_at_k,
+    score_model,
+)
+from mednarratives_tests.clip_fixtures import synthetic_pairs
+from mednarratives_tests.test_dataset_export import ASSETS
+
+MEDPIX = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
+CLIP_ASSETS = [genmedclip_model, genmedclip_no_dense_model, benchmark_scores]
+
+
+def test_recall_at_k_counts_a_hit_among_the_top_k_relevant_items():
+    similarity = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.1, 0.5], [0.0, 0.2, 0.1]])
+    relevant = torch.eye(3, dtype=torch.bool)
+    # Query 0 ranks its item first, query 1 third, query 2 second.
+    assert recall_at_k(similarity, relevant, (1, 2, 3)) == pytest.approx({1: 1 / 3, 2: 2 / 3, 3: 1.0})
+    # A repeated caption: query 1's text equals query 0's, so item 0 is relevant to it too.
+    relevant[1, 0] = True
+    assert recall_at_k(similarity, relevant, (1,))[1] == pytest.approx(2 / 3)
+
+
+class KeywordEncoder:
+    """An encoder whose embeddings are keyword indicators: an image "shows" its file's stem."""
+
+    WORDS = ("CT", "histopathology", "head", "chest")
+
+    def _embed(self, texts):
+        rows = [[float(word.lower() in text.lower()) for word in self.WORDS] + [0.1] for text in texts]
+        return F.normalize(torch.tensor(rows), dim=-1)
+
+    def images(self, paths):
+        return self._embed([Path(p).stem.replace("_", " ") for p in paths])
+
+    def texts(self, texts):
+        return self._embed(texts)
+
+
+def test_scores_hold_overall_and_per_domain_rows_with_counts():
+    eval_set = EvalSet(
+        benchmark="toy",
+        image_paths=[Path("CT_head.png"), Path("CT_chest.png"), Path("histopathology_x.png")],
+        texts=["a CT of the head", "a CT of the chest", "histopathology"],
+        domains=["CT", "CT", "histopathology"],
+        labels={"zero_shot_domain": ["CT", "CT", None]},
+        classes={"zero_shot_domain": {"CT": ("CT",), "histopathology": ("histopathology",)}},
+    )
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    scores = score_model("toy-model", KeywordEncoder(), eval_set, stamp)
+    assert scores.schema == pl.Schema(BENCHMARK_SCHEMA)
+    rows = {(r["task"], r["domain"], r["metric"]): (r["value"], r["n"]) for r in scores.iter_rows(named=True)}
+    assert rows[("zero_shot_domain", "all", "accuracy")] == (1.0, 2)  # the unlabelled image is left out
+    assert rows[("zero_shot_domain", "CT", "accuracy")] == (1.0, 2)
+    assert ("zero_shot_domain", "histopathology", "accuracy") not in rows
+    assert rows[("image_to_text", "all", "R@1")] == (1.0, 3)
+    assert rows[("text_to_image", "all", "R@10")] == (1.0, 3)
+    assert set(scores["model_id"]) == {"toy-model"} and set(scores["created_at"]) == {stamp}
+
+
+def fake_medpix(folder: Path, source_png: Path) -> Path:
+    (folder / "images").mkdir(parents=True)
+    records = []
+    for index, (modality, region) in enumerate([("CT", "Head"), ("MR", "Thorax"), ("MR", "Abdomen")]):
+        shutil.copy(source_png, folder / "images" / f"{index}.png")
+        records.append(
+            {
+                "image": f"images/{index}.png",
+                "split": "dev",
+                "modality": modality,
+                "location_category": region,
+                "caption": f"case {index} caption",
+            }
+        )
+    records.append({**records[0], "split": "train"})
+    (folder / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    return folder
+
+
+def test_the_medpix_dev_split_gives_modality_and_body_region_labels(tmp_path):
+    assert medpix_dev_set(tmp_path / "absent") is None
+    pairs, _ = synthetic_pairs(tmp_path, n=1)
+    dev = medpix_dev_set(fake_medpix(tmp_path / "medpix", tmp_path / pairs["image_path"][0]))
+    assert dev.labels == {
+        "zero_shot_modality": ["CT", "MRI", "MRI"],
+        "zero_shot_body_region": ["Head", "Thorax", "Abdomen"],
+    }
+    assert dev.domains == ["CT", "MRI", "MRI"] and len(dev.image_paths) == 3
+
+
+@pytest.mark.skipif(not (MEDPIX / "metadata.jsonl").is_file(), reason="no MedPix beside the checkout")
+def test_the_real_medpix_dev_split():
+    dev = medpix_dev_set(MEDPIX)
+    assert len(dev.image_paths) == 197
+    assert dev.labels["zero_shot_modality"].count("CT") == 84
+    assert None not in dev.labels["zero_shot_body_region"]
+
+
+def seed_pairs(layout, channels: dict[str, int]) -> None:
+    layout.data_root.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(layout.duckdb_path)) as con:
+        for seed, (channel, n) in enumerate(channels.items()):
+            pairs, boxes = synthetic_pairs(layout.data_root, n=n, channel=channel, seed=seed)
+            for name, frame in (("aligned_pairs", pairs), ("boxes", boxes)):
+                con.register("frame", frame.to_arrow())
+                exists = con.sql(
+                    f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{name}'"
+                ).fetchone()[0]
+                con.execute(
+                    f"INSERT INTO {name} BY NAME SELECT * FROM frame"
+                    if exists
+                    else f"CREATE TABLE {name} AS SELECT * FROM frame"
+                )
+                con.unregister("frame")
+
+
+def test_the_genmedclip_group_trains_both_models_and_scores_them_with_the_untrained_one(
+    layout, resources, instance, tmp_path
+):
+    seed_pairs(layout, {"ch": 24, "other": 16})
+    instance.add_dynamic_partitions("channel", ["ch", "other"])
+    medpix = fake_medpix(
+        tmp_path / "medpix",
+        layout.data_root
+        / "pairs"
+        / "ch"
+        / next(p.name for p in (layout.data_root / "pairs" / "ch").iterdir()),
+    )
+    quick = {"epochs": 2, "batch_size": 8, "held_out_fraction": 0.3}
+    run_config = {
+        "ops": {
+            "genmedclip_model": {"config": quick},
+            "genmedclip_no_dense_model": {"config": quick},
+            "benchmark_scores": {"config": {"medpix_dir": str(medpix)}},
+        }
+    }
+    missing = dg.materialize(
+        ASSETS + CLIP_ASSETS,
+        selection=[benchmark_scores],
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    [failure] = [e for e in missing.all_events if e.is_step_failure]
+    assert "benchmark_scores needs genmedclip_model: no trained model in" in str(
+        failure.step_failure_data.error
+    )
+
+    result = dg.materialize(
+        ASSETS + CLIP_ASSETS,
+        selection=CLIP_ASSETS,
+        resources=resources,
+        instance=instance,
+        run_config=run_config,
+    )
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "held_out_never_trained_on" and check.passed
+    [trained] = result.asset_materializations_for_node("genmedclip_model")
+    assert trained.metadata["n_train_pairs"].value + trained.metadata["n_held_out_pairs"].value == 40
+    assert "data:image/png;base64," in trained.metadata["training_curve"].value
+    folder = layout.genmedclip_dir / "genmedclip_model"
+    held_out = json.loads((folder / "training.json").read_text())["held_out_pair_ids"]
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        scores = con.sql("FROM benchmark_scores").pl()
+    assert scores.columns == list(BENCHMARK_SCHEMA)
+    assert set(scores["model_id"]) == {
+        "genmedclip_model",
+        "genmedclip_no_dense_model",
+        "genmedclip_untrained",
+    }
+    assert set(scores["benchmark"]) == {"held_out_pairs", "medpix_dev"}
+    assert set(scores["task"]) == {
+        "zero_shot_domain",
+        "zero_shot_modality",
+        "zero_shot_body_region",
+        "image_to_text",
+        "text_to_image",
+    }
+    retrieval = scores.filter(pl.col("benchmark") == "held_out_pairs", pl.col("task") == "image_to_text")
+    assert set(retrieval["metric"]) == {"R@1", "R@5", "R@10"} and set(retrieval["n"]) == {len(held_out)}
+    assert scores["value"].is_between(0, 1).all()
+
+    bad = dg.materialize(
+        ASSETS + CLIP_ASSETS,
+        selection=[genmedclip_model],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"genmedclip_model": {"config": {"model_size": "huge"}}}},
+        raise_on_error=False,
+    )
+    [failure] = [e for e in bad.all_events if e.is_step_failure]
+    assert "genmedclip_model config: model_size must be one of tiny, ViT-B-16, got 'huge'" in str(
+        failure.step_failure_data.error
+    )
+    assert json.loads((folder / "training.json").read_text())["held_out_pair_ids"] == held_out  # kept
