@@ -23,12 +23,16 @@ from mednarratives_assets.defs.jobs import (
     channel_pipeline_job,
     cursor_detector_job,
     frame_classifier_job,
+    genmedclip_job,
     ingest_job,
 )
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.video_downloads import load_channel_urls
 from mednarratives_assets.tables import table_counts
+
+# GenMedCLIP trains on every channel's pairs; fewer than this teach a CLIP model nothing.
+MIN_PAIRS_FOR_GENMEDCLIP = 8
 
 UI_HINT = "UI: DAGSTER_HOME=$PWD/data/dagster_home dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000"
 
@@ -79,6 +83,17 @@ def train_models_if_missing(layout: DataLayout, instance: dg.DagsterInstance) ->
         if not job_def.execute_in_process(instance=instance, raise_on_error=False).success:
             failed.append(name)
     return failed
+
+
+def train_genmedclip(layout: DataLayout, instance: dg.DagsterInstance) -> bool | None:
+    """Run genmedclip_job (both models, then benchmark_scores); None when too few pairs exist."""
+    n_pairs = table_counts(layout.duckdb_path).get("aligned_pairs", 0)
+    if n_pairs < MIN_PAIRS_FOR_GENMEDCLIP:
+        print(f"genmedclip: skipped, {n_pairs} aligned pairs (at least {MIN_PAIRS_FOR_GENMEDCLIP} needed)")
+        return None
+    print(f"training GenMedCLIP and its baseline on {n_pairs} aligned pairs, then scoring them")
+    job_def = build_definitions(layout).resolve_job_def(genmedclip_job.name)
+    return job_def.execute_in_process(instance=instance, raise_on_error=False).success
 
 
 def ingest(
@@ -164,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             if failed:
                 raise SystemExit(f"training failed: {', '.join(failed)} (see the run log above)")
             outcome = materialize_channels(layout, instance, job_name=channel_pipeline_job.name)
+            if all(outcome.values()) and (trained := train_genmedclip(layout, instance)) is not None:
+                outcome["genmedclip"] = trained
         else:
             outcome = ingest(layout, instance, args.channel)
     _print_summary(layout, outcome)

@@ -6,8 +6,8 @@ Two held-out sets:
 - `medpix_dev`: the dev split of a MedPix folder (metadata.jsonl), with CT or MR and the body
   region; absent folders are skipped.
 
-Each score is one row of BENCHMARK_COLUMNS. Zero-shot classes are matched by prompt ensembles
-(several phrasings, their text embeddings averaged); retrieval counts a hit when one of the top k
+Each score is one row of BENCHMARK_SCHEMA. Zero-shot classes are matched by prompt ensembles
+(several phrasings and names, their text embeddings averaged); retrieval counts a hit when one of the top k
 holds a relevant item (captions can repeat, so every image with the same text is relevant).
 """
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mednarratives_assets.stages.aligned_pairs import DOMAINS
+from mednarratives_assets.stages.aligned_pairs import DOMAIN_KEYWORDS, DOMAINS
 from mednarratives_assets.stages.genmedclip_model import pair_text
 
 BENCHMARK_SCHEMA = {
@@ -39,8 +39,11 @@ BENCHMARK_SCHEMA = {
     "created_at": pl.Datetime("us", "UTC"),
 }
 RECALL_AT = (1, 5, 10)
-TEMPLATES = ("a {} image", "a medical {} image", "{}")
-MODALITY_WORDS = {"CT": ("CT", "computed tomography"), "MRI": ("MRI", "magnetic resonance")}
+# Prompts phrased as lecturers speak, since that is the text the models learn from.
+TEMPLATES = ("{}", "a {} image", "here is a {}", "this is a {} of the patient")
+# A domain's prompts use its first three names in aligned_pairs' keywords ("ct", "computed tomography", ...).
+DOMAIN_WORDS = {domain: names[:3] for domain, (names, _) in DOMAIN_KEYWORDS.items()}
+MODALITY_WORDS = {"CT": DOMAIN_WORDS["CT"], "MRI": DOMAIN_WORDS["MRI"]}
 MEDPIX_MODALITIES = {"CT": "CT", "MR": "MRI"}
 BODY_REGION_WORDS = {
     "Head": ("head", "brain"),
@@ -102,7 +105,7 @@ class ClipEncoder:
 
 def held_out_pairs_set(data_root: Path, pairs: pl.DataFrame, held_out_pair_ids: list[str]) -> EvalSet:
     held_out = pairs.filter(pl.col("pair_id").is_in(held_out_pair_ids)).sort("pair_id")
-    held_out = held_out.with_columns(pair_text(held_out))
+    held_out = held_out.with_columns(pair_text())
     domains = held_out["domain"].to_list()
     return EvalSet(
         benchmark="held_out_pairs",
@@ -110,7 +113,7 @@ def held_out_pairs_set(data_root: Path, pairs: pl.DataFrame, held_out_pair_ids: 
         texts=held_out["text"].to_list(),
         domains=domains,
         labels={"zero_shot_domain": [d if d != "other" else None for d in domains]},
-        classes={"zero_shot_domain": {d: (d,) for d in DOMAINS if d != "other"}},
+        classes={"zero_shot_domain": {d: DOMAIN_WORDS[d] for d in DOMAINS if d != "other"}},
     )
 
 

@@ -25,7 +25,6 @@ from copy import deepcopy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import imagehash
 import numpy as np
 import open_clip
 import polars as pl
@@ -170,16 +169,16 @@ def lecture_split(pairs: pl.DataFrame, held_out_fraction: float, seed: int, dupl
     )
     train = marked.filter(~pl.col("_held_out")).drop("_held_out")
     candidates = marked.filter(pl.col("_held_out")).drop("_held_out")
-    train_hashes = [imagehash.hex_to_hash(h) for h in train["phash"]]
+    train_hashes = np.array([int(h, 16) for h in train["phash"]], dtype=np.uint64)
     leaks = [
         pair_id
         for pair_id, phash in candidates.select("pair_id", "phash").iter_rows()
-        if any(imagehash.hex_to_hash(phash) - known <= duplicate_distance for known in train_hashes)
+        if (np.bitwise_count(train_hashes ^ np.uint64(int(phash, 16))) <= duplicate_distance).any()
     ]
     return train, candidates.filter(~pl.col("pair_id").is_in(leaks)), leaks
 
 
-def pair_text(pairs: pl.DataFrame) -> pl.Series:
+def pair_text() -> pl.Expr:
     """What a pair's image is matched with: its medical sentences, else its corrected caption."""
     return (
         pl.when(pl.col("medical_text").str.strip_chars() != "")
@@ -219,7 +218,7 @@ def training_tensors(
     data_root: Path, train: pl.DataFrame, boxes: pl.DataFrame, preprocess, tokenizer, log=print
 ) -> TrainingTensors:
     """Images, texts and the boxes with a phrase, as tensors; boxes joined to pairs by chunk."""
-    train = train.with_columns(pair_text(train))
+    train = train.with_columns(pair_text())
     boxes_by_chunk = grouped(
         boxes.filter(pl.col("phrase").str.strip_chars() != ""), "channel", "video_id", "chunk_index"
     )

@@ -1,0 +1,148 @@
+"""GenMedCLIP against its baselines: trains the model with and without the dense loss, then prints
+benchmark_scores for both and for the untrained model, with training speed.
+
+Training pairs come from materialized corpora (their aligned_pairs and boxes tables) and, when
+MedPix is beside the checkout, from narrated MedPix train images (demo/narrated_pairs.py: what a
+flawless pipeline run over lectures of those images would give, at a scale that rendering videos
+on 2 cores cannot reach). Held out: the lectures GenMedCLIP never trained on, and MedPix dev.
+
+    python benchmarks/clip.py                                  # data/ plus 1,000 narrated MedPix images
+    python benchmarks/clip.py --corpus /tmp/medpix_data --medpix-narrations 0 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from mednarratives_assets.demo.images import folder_images
+from mednarratives_assets.demo.narrated_pairs import narrated_pairs
+from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.stages.benchmark_scores import (
+    ClipEncoder,
+    benchmark_rows,
+    held_out_pairs_set,
+    medpix_dev_set,
+)
+from mednarratives_assets.stages.genmedclip_model import (
+    ClipTrainingSettings,
+    create_model,
+    train_genmedclip,
+    untrained_model,
+)
+
+MEDPIX = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
+PAIR_COLUMNS = [
+    "channel",
+    "pair_id",
+    "video_id",
+    "chunk_index",
+    "image_path",
+    "image_sha256",
+    "phash",
+    "corrected_caption",
+    "medical_text",
+    "domain",
+]
+BOX_COLUMNS = [
+    "channel",
+    "video_id",
+    "chunk_index",
+    "box_index",
+    "x1_norm",
+    "y1_norm",
+    "x2_norm",
+    "y2_norm",
+    "phrase",
+]
+
+
+def corpus_tables(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A materialized corpus's pairs and boxes, image paths made absolute so corpora can be pooled."""
+    with duckdb.connect(str(root / "mednarratives.duckdb"), read_only=True) as con:
+        pairs = con.sql("FROM aligned_pairs").pl().select(PAIR_COLUMNS)
+        boxes = con.sql("FROM boxes").pl().select(BOX_COLUMNS)
+    tag = pl.lit(f"{root.name}:")
+    return (
+        pairs.with_columns(
+            (tag + pl.col("channel")).alias("channel"),
+            pl.col("image_path").map_elements(lambda p: str(root / p), return_dtype=pl.String),
+        ),
+        boxes.with_columns((tag + pl.col("channel")).alias("channel")),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--corpus", type=Path, action="append", help="materialized data roots (default: data/)"
+    )
+    parser.add_argument("--medpix-narrations", type=int, default=1000, help="narrated MedPix train images")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--model-size", default="tiny")
+    parser.add_argument("--text-tower", default="clip")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="clip-benchmark-"))
+    frames = [corpus_tables(root.resolve()) for root in args.corpus or [REPO_ROOT / "data"]]
+    if args.medpix_narrations and (MEDPIX / "metadata.jsonl").is_file():
+        images = folder_images(MEDPIX)[: args.medpix_narrations]
+        began = time.perf_counter()
+        pairs, boxes = narrated_pairs(images, work, "medpix-narrated", seed=0)
+        print(
+            f"narrated {pairs.height} MedPix train images ({boxes.height} boxes) "
+            f"in {time.perf_counter() - began:.0f} s"
+        )
+        frames.append((pairs.select(PAIR_COLUMNS), boxes.select(BOX_COLUMNS)))
+    pairs = pl.concat([p for p, _ in frames], how="vertical_relaxed")
+    boxes = pl.concat([b for _, b in frames], how="vertical_relaxed")
+    print(f"{pairs.height} pairs, {boxes.height} boxes, {pairs['video_id'].n_unique()} lectures")
+
+    models = {}
+    for name, dense in (("genmedclip_model", True), ("genmedclip_no_dense_model", False)):
+        settings = ClipTrainingSettings(
+            model_size=args.model_size,
+            text_tower=args.text_tower,
+            dense_loss=dense,
+            epochs=args.epochs,
+            device=args.device,
+        )
+        began = time.perf_counter()
+        trained = train_genmedclip(
+            work, pairs, boxes, settings, work / name, work / f"{name}.state.pt", log=print
+        )
+        print(
+            f"{name}: {trained.n_train} training pairs, {len(trained.held_out_pair_ids)} held out, "
+            f"{trained.images_per_s:.0f} images/s on {trained.device}, {time.perf_counter() - began:.0f} s; "
+            f"CLIP loss {trained.curve[0]['clip_loss']:.3f} -> {trained.curve[-1]['clip_loss']:.3f}"
+        )
+        models[name] = trained
+    device = models["genmedclip_model"].device
+    encoders = {
+        name: ClipEncoder(*create_model(t.folder, device), device=device) for name, t in models.items()
+    }
+    encoders["genmedclip_untrained"] = ClipEncoder(
+        *untrained_model(models["genmedclip_model"].folder, device), device=device
+    )
+    eval_sets = [held_out_pairs_set(work, pairs, models["genmedclip_model"].held_out_pair_ids)]
+    medpix = medpix_dev_set(MEDPIX)
+    if medpix is not None:
+        eval_sets.append(medpix)
+    scores = benchmark_rows(encoders, eval_sets, log=lambda message: None)
+    table = scores.pivot("model_id", index=["benchmark", "task", "domain", "metric", "n"], values="value")
+    with pl.Config(
+        tbl_rows=200, tbl_cols=20, fmt_str_lengths=40, float_precision=3, tbl_hide_dataframe_shape=True
+    ):
+        print(table)
+
+
+if __name__ == "__main__":
+    main()
