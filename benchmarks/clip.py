@@ -7,6 +7,7 @@ flawless pipeline run over lectures of those images would give, at a scale that 
 on 2 cores cannot reach). Held out: the lectures GenMedCLIP never trained on, and MedPix dev.
 
     python benchmarks/clip.py                                  # data/ plus 1,000 narrated MedPix images
+    python benchmarks/clip.py --seeds 0 1 2                    # mean and spread over three trainings
     python benchmarks/clip.py --corpus /tmp/medpix_data --medpix-narrations 0 --epochs 10
 """
 
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--model-size", default="tiny")
     parser.add_argument("--text-tower", default="clip")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one training per seed")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="clip-benchmark-"))
@@ -106,6 +108,33 @@ def main() -> None:
     boxes = pl.concat([b for _, b in frames], how="vertical_relaxed")
     print(f"{pairs.height} pairs, {boxes.height} boxes, {pairs['video_id'].n_unique()} lectures")
 
+    frames = [train_and_score(work, pairs, boxes, args, seed) for seed in args.seeds]
+    scores = pl.concat(frames)
+    index = ["benchmark", "task", "domain", "metric"]
+    summary = scores.group_by([*index, "model_id"], maintain_order=True).agg(
+        pl.col("n").mean().round().cast(pl.Int64),
+        pl.col("value").mean().alias("mean"),
+        pl.col("value").std().alias("std"),
+    )
+    with pl.Config(
+        tbl_rows=300,
+        tbl_cols=20,
+        tbl_width_chars=250,
+        fmt_str_lengths=40,
+        float_precision=3,
+        tbl_formatting="ASCII_MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+    ):
+        print(f"\nbenchmark_scores, mean over seeds {args.seeds} (each seed draws its own held-out lectures)")
+        print(summary.pivot("model_id", index=[*index, "n"], values="mean"))
+        if len(args.seeds) > 1:
+            print("\nstandard deviation over the seeds")
+            print(summary.pivot("model_id", index=[*index, "n"], values="std"))
+
+
+def train_and_score(work: Path, pairs: pl.DataFrame, boxes: pl.DataFrame, args, seed: int) -> pl.DataFrame:
+    """Both models trained with one seed, then scored with the untrained one; rows of benchmark_scores."""
     models = {}
     for name, dense in (("genmedclip_model", True), ("genmedclip_no_dense_model", False)):
         settings = ClipTrainingSettings(
@@ -113,14 +142,17 @@ def main() -> None:
             text_tower=args.text_tower,
             dense_loss=dense,
             epochs=args.epochs,
+            seed=seed,
             device=args.device,
         )
         began = time.perf_counter()
+        folder = work / f"{name}-{seed}"
         trained = train_genmedclip(
-            work, pairs, boxes, settings, work / name, work / f"{name}.state.pt", log=print
+            work, pairs, boxes, settings, folder, folder.with_suffix(".state.pt"), log=print
         )
         print(
-            f"{name}: {trained.n_train} training pairs, {len(trained.held_out_pair_ids)} held out, "
+            f"{name}, seed {seed}: {trained.n_train} training pairs, "
+            f"{len(trained.held_out_pair_ids)} held out, "
             f"{trained.images_per_s:.0f} images/s on {trained.device}, {time.perf_counter() - began:.0f} s; "
             f"CLIP loss {trained.curve[0]['clip_loss']:.3f} -> {trained.curve[-1]['clip_loss']:.3f}"
         )
@@ -136,12 +168,7 @@ def main() -> None:
     medpix = medpix_dev_set(MEDPIX)
     if medpix is not None:
         eval_sets.append(medpix)
-    scores = benchmark_rows(encoders, eval_sets, log=lambda message: None)
-    table = scores.pivot("model_id", index=["benchmark", "task", "domain", "metric", "n"], values="value")
-    with pl.Config(
-        tbl_rows=200, tbl_cols=20, fmt_str_lengths=40, float_precision=3, tbl_hide_dataframe_shape=True
-    ):
-        print(table)
+    return benchmark_rows(encoders, eval_sets, log=lambda message: None)
 
 
 if __name__ == "__main__":

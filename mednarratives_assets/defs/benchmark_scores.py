@@ -15,7 +15,12 @@ from mednarratives_assets.stages.benchmark_scores import (
     held_out_pairs_set,
     medpix_dev_set,
 )
-from mednarratives_assets.stages.genmedclip_model import TRAINING_FILE, create_model, untrained_model
+from mednarratives_assets.stages.genmedclip_model import (
+    TRAINING_FILE,
+    create_model,
+    pick_device,
+    untrained_model,
+)
 
 UNTRAINED_ID = "genmedclip_untrained"
 
@@ -48,9 +53,7 @@ def benchmark_scores(
     (R@1, R@5, R@10 both ways) of GenMedCLIP and its baselines: the same recipe without the dense
     loss, and the untrained model. Scored on the held-out lectures' pairs and on MedPix's dev split.
     Table `benchmark_scores`, documented in docs/schema.md."""
-    import torch
-
-    device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(config.device)
     folders = {
         name: paths.layout.genmedclip_dir / name for name in ("genmedclip_model", "genmedclip_no_dense_model")
     }

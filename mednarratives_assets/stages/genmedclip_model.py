@@ -15,6 +15,7 @@ loads; training.json beside them holds the settings, the curve and the held-out 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ import open_clip
 import polars as pl
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from PIL import Image
 from safetensors.torch import save_model
 
@@ -99,9 +101,14 @@ class ClipTrainingSettings:
 
     @property
     def resolved_device(self) -> str:
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        return pick_device(self.device)
+
+
+def pick_device(device: str) -> str:
+    """`auto`: CUDA where torch sees it, else the CPU; anything else as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 @dataclass(frozen=True)
@@ -517,14 +524,8 @@ def _step(
 
 def curve_png(curve: list[dict], title: str) -> bytes:
     """The training losses by epoch, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import io
-
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5, 3), dpi=100)
+    figure = Figure(figsize=(5, 3), dpi=100)
+    axis = figure.subplots()
     epochs = [point["epoch"] for point in curve]
     axis.plot(epochs, [point["clip_loss"] for point in curve], label="CLIP loss")
     if any(point["dense_loss"] is not None for point in curve):
@@ -536,5 +537,4 @@ def curve_png(curve: list[dict], title: str) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    plt.close(figure)
     return buffer.getvalue()
