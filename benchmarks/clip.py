@@ -29,6 +29,7 @@ from mednarratives_assets.stages.benchmark_scores import (
     benchmark_rows,
     held_out_pairs_set,
     medpix_dev_set,
+    scores_png,
 )
 from mednarratives_assets.stages.genmedclip_model import (
     ClipTrainingSettings,
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--text-tower", default="clip")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one training per seed")
+    parser.add_argument("--figure", type=Path, help="write the mean overall scores as a bar chart (PNG)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="clip-benchmark-"))
@@ -131,6 +133,9 @@ def main() -> None:
         if len(args.seeds) > 1:
             print("\nstandard deviation over the seeds")
             print(summary.pivot("model_id", index=[*index, "n"], values="std"))
+    if args.figure:
+        args.figure.write_bytes(scores_png(summary.rename({"mean": "value"})))
+        print(f"wrote {args.figure}")
 
 
 def train_and_score(work: Path, pairs: pl.DataFrame, boxes: pl.DataFrame, args, seed: int) -> pl.DataFrame:

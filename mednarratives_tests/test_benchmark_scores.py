@@ -19,6 +19,7 @@ from mednarratives_assets.stages.benchmark_scores import (
     medpix_dev_set,
     recall_at_k,
     score_model,
+    scores_png,
 )
 from mednarratives_tests.clip_fixtures import synthetic_pairs
 from mednarratives_tests.test_dataset_export import ASSETS
@@ -72,6 +73,7 @@ def test_scores_hold_overall_and_per_domain_rows_with_counts():
     assert rows[("image_to_text", "all", "R@1")] == (1.0, 3)
     assert rows[("text_to_image", "all", "R@10")] == (1.0, 3)
     assert set(scores["model_id"]) == {"toy-model"} and set(scores["created_at"]) == {stamp}
+    assert scores_png(scores).startswith(b"\x89PNG") and scores_png(scores.clear()) is None
 
 
 def fake_medpix(folder: Path, source_png: Path) -> Path:
@@ -171,6 +173,9 @@ def test_the_genmedclip_group_trains_both_models_and_scores_them_with_the_untrai
     )
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "held_out_never_trained_on" and check.passed
+    [scored] = result.asset_materializations_for_node("benchmark_scores")
+    assert "data:image/png;base64," in scored.metadata["scores_chart"].value
+    assert "| untrained |" in scored.metadata["scores"].value
     [trained] = result.asset_materializations_for_node("genmedclip_model")
     assert trained.metadata["n_train_pairs"].value + trained.metadata["n_held_out_pairs"].value == 40
     assert "data:image/png;base64," in trained.metadata["training_curve"].value

@@ -6,7 +6,7 @@ import polars as pl
 
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.genmedclip_model import genmedclip_model, genmedclip_no_dense_model
-from mednarratives_assets.defs.metadata import markdown_preview
+from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
 from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.benchmark_scores import (
@@ -14,6 +14,7 @@ from mednarratives_assets.stages.benchmark_scores import (
     benchmark_rows,
     held_out_pairs_set,
     medpix_dev_set,
+    scores_png,
 )
 from mednarratives_assets.stages.genmedclip_model import (
     TRAINING_FILE,
@@ -23,6 +24,11 @@ from mednarratives_assets.stages.genmedclip_model import (
 )
 
 UNTRAINED_ID = "genmedclip_untrained"
+SHORT_NAMES = {
+    "genmedclip_model": "dense",
+    "genmedclip_no_dense_model": "no dense",
+    UNTRAINED_ID: "untrained",
+}
 
 
 class BenchmarkConfig(dg.Config):
@@ -86,15 +92,25 @@ def benchmark_scores(
         ],
         schema={"model": pl.String, "pair_id": pl.String},
     )
-    headline = scores.filter(pl.col("domain") == "all").pivot(
-        "model_id", index=["benchmark", "task", "metric", "n"], values="value"
+    headline = (
+        scores.filter(pl.col("domain") == "all")
+        .with_columns(
+            pl.concat_str(
+                "benchmark", pl.col("task").str.replace("zero_shot_", ""), "metric", separator=" "
+            ).alias("score"),
+            pl.col("model_id").replace(SHORT_NAMES),
+            pl.col("value").round(3),
+        )
+        .pivot("model_id", index=["score", "n"], values="value")
     )
+    shown = [c for c in ("score", *SHORT_NAMES.values(), "n") if c in headline.columns]  # none without scores
     yield dg.Output(
         scores,
         metadata={
             "dagster/row_count": scores.height,
             "n_held_out_pairs": len(held_out),
-            "scores": markdown_preview(headline, list(headline.columns), max_rows=100),
+            "scores": markdown_preview(headline, shown, max_rows=100),
+            "scores_chart": png_image(scores_png(scores), "overall scores by model"),
         },
     )
     yield rows_check("held_out_never_trained_on", leaked, ["model", "pair_id"], "leaked")

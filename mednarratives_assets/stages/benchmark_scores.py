@@ -13,6 +13,7 @@ holds a relevant item (captions can repeat, so every image with the same text is
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from PIL import Image
 
 from mednarratives_assets.stages.aligned_pairs import DOMAIN_KEYWORDS, DOMAINS
@@ -210,3 +212,37 @@ def benchmark_rows(
             log(f"scoring {model_id} on {eval_set.benchmark} ({len(eval_set.image_paths)} images)")
             frames.append(score_model(model_id, encoder, eval_set, created_at))
     return pl.concat(frames) if frames else pl.DataFrame(schema=BENCHMARK_SCHEMA)
+
+
+def scores_png(scores: pl.DataFrame) -> bytes | None:
+    """The overall scores as grouped bars, one group per benchmark, task and metric; None without rows."""
+    overall = scores.filter(pl.col("domain") == "all")
+    if overall.is_empty():
+        return None
+    labels = overall.select("benchmark", "task", "metric").unique(maintain_order=True).rows()
+    models = overall["model_id"].unique(maintain_order=True).to_list()
+    figure = Figure(figsize=(7, 0.32 * len(labels) * len(models) / 2 + 1.2), dpi=100)
+    axis = figure.subplots()
+    height = 0.8 / len(models)
+    for offset, model in enumerate(models):
+        values = dict(
+            overall.filter(pl.col("model_id") == model)
+            .select(pl.concat_str("benchmark", "task", "metric", separator="|"), "value")
+            .rows()
+        )
+        axis.barh(
+            [i + offset * height for i in range(len(labels))],
+            [values.get("|".join(label), 0.0) for label in labels],
+            height=height,
+            label=model,
+        )
+    axis.set_yticks([i + height * (len(models) - 1) / 2 for i in range(len(labels))])
+    axis.set_yticklabels([f"{b}: {t} {m}" for b, t, m in labels], fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1)
+    axis.set_xlabel("score")
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
