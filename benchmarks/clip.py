@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--medpix-narrations", type=int, default=1000, help="narrated MedPix train images")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--model-size", default="tiny")
-    parser.add_argument("--text-tower", default="clip")
+    parser.add_argument("--text-tower", default="clip", help="clip, or minilm (the pretrained MiniLM)")
+    parser.add_argument("--lock-text", action="store_true", help="freeze the MiniLM text tower")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one training per seed")
     parser.add_argument("--figure", type=Path, help="write the mean overall scores as a bar chart (PNG)")
@@ -145,6 +146,7 @@ def train_and_score(work: Path, pairs: pl.DataFrame, boxes: pl.DataFrame, args, 
         settings = ClipTrainingSettings(
             model_size=args.model_size,
             text_tower=args.text_tower,
+            lock_text=args.lock_text,
             dense_loss=dense,
             epochs=args.epochs,
             seed=seed,

@@ -23,7 +23,7 @@ import shutil
 import time
 from collections.abc import Callable
 from copy import deepcopy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +128,8 @@ class TrainedClip:
     held_out_pair_ids: list[str]
     device: str
     images_per_s: float
-    resumed_from_epoch: int = 0
-    dropped_held_out: list[str] = field(default_factory=list)
+    resumed_from_epoch: int
+    dropped_held_out: list[str]
 
 
 def model_config(model_size: str, text_tower: str) -> dict:
@@ -309,12 +309,15 @@ def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tenso
     return batches
 
 
-def fingerprint(settings: ClipTrainingSettings, train: pl.DataFrame, model_cfg: dict) -> str:
-    """What a resumable state must match: the settings, the model and the training images."""
-    payload = json.dumps(
-        [asdict(settings), model_cfg, sorted(train["image_sha256"].to_list())], sort_keys=True, default=str
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def fingerprint(
+    settings: ClipTrainingSettings, model_cfg: dict, train: pl.DataFrame, data: TrainingTensors
+) -> str:
+    """What a resumable state must match: the settings, the model, the images, texts and boxes."""
+    digest = hashlib.sha256(json.dumps([asdict(settings), model_cfg], sort_keys=True).encode())
+    digest.update("".join(train["image_sha256"]).encode())
+    for tensor in (data.tokens, data.region_boxes, data.region_owner, data.region_tokens):
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def create_model(folder: Path, device: str, load_weights: bool = True):
@@ -389,58 +392,16 @@ def train_genmedclip(
     optimizer = _optimizer(model, settings)
     scheduler = _schedule(optimizer, steps_per_epoch * settings.epochs, settings.warmup_fraction)
     loss_fn = open_clip.ClipLoss()
-    key = fingerprint(settings, train, model_cfg)
-    curve: list[dict] = []
-    start_epoch = 0
-    if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["fingerprint"] == key:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            curve, start_epoch = state["curve"], state["epoch"]
-            log(f"resuming from epoch {start_epoch} of {settings.epochs} ({state_path})")
-        else:
-            log(f"ignoring {state_path}: it was saved for other settings or other pairs")
-
+    key = fingerprint(settings, model_cfg, train, data)
+    curve, start_epoch = _resume(state_path, key, model, optimizer, scheduler, device, log)
     for epoch in range(start_epoch, settings.epochs):
-        model.train()
-        sums = {"clip": 0.0, "dense": 0.0, "dense_steps": 0, "images": 0, "seconds": 0.0}
-        regions = _epoch_regions(data.region_owner, settings.regions_per_image, settings.seed, epoch)
-        for batch in _batches(train.height, settings.batch_size, settings.seed, epoch):
-            began = time.perf_counter()
-            clip_loss, dense_loss = _step(model, loss_fn, data, batch, regions, settings, device)
-            loss = clip_loss if dense_loss is None else clip_loss + settings.dense_weight * dense_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            with torch.no_grad():  # CLIP's cap on the temperature
-                model.logit_scale.clamp_(0, math.log(100))
-            sums["seconds"] += time.perf_counter() - began
-            sums["images"] += len(batch)
-            sums["clip"] += clip_loss.item() * len(batch)
-            if dense_loss is not None:
-                sums["dense"] += dense_loss.item()
-                sums["dense_steps"] += 1
-        report = EpochReport(
-            epoch=epoch + 1,
-            epochs=settings.epochs,
-            clip_loss=sums["clip"] / sums["images"],
-            dense_loss=sums["dense"] / sums["dense_steps"] if sums["dense_steps"] else None,
-            images_per_s=sums["images"] / sums["seconds"],
-        )
+        report = _train_epoch(model, optimizer, scheduler, loss_fn, data, settings, epoch, device)
         curve.append(asdict(report))
         state_path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
         torch.save(
-            {
-                "fingerprint": key,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "curve": curve,
-            },
+            {"fingerprint": key, "epoch": epoch + 1, "curve": curve}
+            | {name: part.state_dict() for name, part in state.items()},
             state_path.with_suffix(".partial"),
         )
         state_path.with_suffix(".partial").replace(state_path)
@@ -473,6 +434,62 @@ def train_genmedclip(
         images_per_s=images_per_s,
         resumed_from_epoch=start_epoch,
         dropped_held_out=dropped,
+    )
+
+
+def _resume(
+    state_path: Path, key: str, model, optimizer, scheduler, device: str, log
+) -> tuple[list[dict], int]:
+    """Load a state saved for the same fingerprint: (its curve, the epochs it finished); else ([], 0)."""
+    if not state_path.exists():
+        return [], 0
+    state = torch.load(state_path, map_location=device, weights_only=False)
+    if state["fingerprint"] != key:
+        log(f"ignoring {state_path}: it was saved for other settings or other pairs")
+        return [], 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    log(f"resuming from epoch {state['epoch']} ({state_path})")
+    return state["curve"], state["epoch"]
+
+
+def _train_epoch(
+    model,
+    optimizer,
+    scheduler,
+    loss_fn,
+    data: TrainingTensors,
+    settings: ClipTrainingSettings,
+    epoch: int,
+    device,
+) -> EpochReport:
+    model.train()
+    clip_sum = dense_sum = seconds = 0.0
+    images = dense_steps = 0
+    regions = _epoch_regions(data.region_owner, settings.regions_per_image, settings.seed, epoch)
+    for batch in _batches(len(data.images), settings.batch_size, settings.seed, epoch):
+        began = time.perf_counter()
+        clip_loss, dense_loss = _step(model, loss_fn, data, batch, regions, settings, device)
+        loss = clip_loss if dense_loss is None else clip_loss + settings.dense_weight * dense_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():  # CLIP's cap on the temperature
+            model.logit_scale.clamp_(0, math.log(100))
+        seconds += time.perf_counter() - began
+        images += len(batch)
+        clip_sum += clip_loss.item() * len(batch)
+        if dense_loss is not None:
+            dense_sum += dense_loss.item()
+            dense_steps += 1
+    return EpochReport(
+        epoch=epoch + 1,
+        epochs=settings.epochs,
+        clip_loss=clip_sum / images,
+        dense_loss=dense_sum / dense_steps if dense_steps else None,
+        images_per_s=images / seconds,
     )
 
 
