@@ -3,14 +3,13 @@ or pink (histopathology) picture, described in words, with a box and phrase on t
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import cv2
-import imagehash
 import numpy as np
 import polars as pl
-from PIL import Image
+
+from mednarratives_assets.demo.narrated_pairs import box_row, pair_row
 
 SIDE = 96
 
@@ -20,7 +19,6 @@ def synthetic_pairs(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(aligned_pairs rows, boxes rows) with their pictures under data_root/pairs/<channel>/."""
     rng = np.random.default_rng(seed)
-    (data_root / "pairs" / channel).mkdir(parents=True, exist_ok=True)
     pairs, boxes = [], []
     for index in range(n):
         shape = ("circle", "square")[index % 2]
@@ -40,37 +38,23 @@ def synthetic_pairs(
             cv2.rectangle(
                 picture, (cx - radius, cy - radius), (cx + radius, cy + radius), (250, 250, 250), -1
             )
-        pair_id = hashlib.sha1(f"{channel}/{index}".encode()).hexdigest()[:16]
-        relative = f"pairs/{channel}/{pair_id}.png"
-        Image.fromarray(picture).save(data_root / relative)
         modality = "a CT scan" if domain == "CT" else "a histology slide"
+        caption = f"Here is {modality} with a bright {shape}."
         video_id = f"lecture-{index // lecture_size}"
         pairs.append(
-            {
-                "channel": channel,
-                "pair_id": pair_id,
-                "video_id": video_id,
-                "chunk_index": index,
-                "image_path": relative,
-                "image_sha256": hashlib.sha256((data_root / relative).read_bytes()).hexdigest(),
-                "phash": str(imagehash.phash(Image.fromarray(picture))),
-                "corrected_caption": f"Here is {modality} with a bright {shape}.",
-                "medical_text": f"Here is {modality} with a bright {shape}." if domain == "CT" else "",
-                "domain": domain,
-            }
+            pair_row(
+                data_root,
+                channel,
+                str(index),
+                video_id,
+                index,
+                picture,
+                corrected_caption=caption,
+                medical_text=caption if domain == "CT" else "",
+                domain=domain,
+            )
         )
         side = (radius + 2) / SIDE
-        boxes.append(
-            {
-                "channel": channel,
-                "video_id": video_id,
-                "chunk_index": index,
-                "box_index": 0,
-                "x1_norm": cx / SIDE - side,
-                "y1_norm": cy / SIDE - side,
-                "x2_norm": cx / SIDE + side,
-                "y2_norm": cy / SIDE + side,
-                "phrase": f"this bright {shape} here",
-            }
-        )
+        box = (cx / SIDE - side, cy / SIDE - side, cx / SIDE + side, cy / SIDE + side)
+        boxes.append(box_row(channel, video_id, index, 0, box, f"this bright {shape} here"))
     return pl.DataFrame(pairs), pl.DataFrame(boxes)

@@ -22,13 +22,39 @@ from mednarratives_assets.demo.lecture import case_intro, case_narration
 LECTURE_SIZE = 6  # images a lecture: the unit the held-out split draws
 
 
+def pair_row(
+    data_root: Path, channel: str, key: str, video_id: str, chunk_index: int, picture: np.ndarray, **texts
+) -> dict:
+    """Save `picture` (RGB) as a pair image and return its aligned_pairs row; `texts` fill
+    corrected_caption, medical_text and domain. The pair id comes from channel and `key`."""
+    pair_id = hashlib.sha1(f"{channel}/{key}".encode()).hexdigest()[:16]
+    relative = f"pairs/{channel}/{pair_id}.png"
+    (data_root / relative).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(picture).save(data_root / relative)
+    return {
+        "channel": channel,
+        "pair_id": pair_id,
+        "video_id": video_id,
+        "chunk_index": chunk_index,
+        "image_path": relative,
+        "image_sha256": hashlib.sha256((data_root / relative).read_bytes()).hexdigest(),
+        "phash": str(imagehash.phash(Image.fromarray(picture))),
+        **texts,
+    }
+
+
+def box_row(channel: str, video_id: str, chunk_index: int, box_index: int, box, phrase: str) -> dict:
+    """A boxes row: `box` is x1, y1, x2, y2 as fractions of the pair image."""
+    corners = dict(zip(("x1_norm", "y1_norm", "x2_norm", "y2_norm"), box, strict=True))
+    chunk = {"channel": channel, "video_id": video_id, "chunk_index": chunk_index, "box_index": box_index}
+    return chunk | corners | {"phrase": phrase}
+
+
 def narrated_pairs(
     images: list[MedicalImage], data_root: Path, channel: str, seed: int, max_side: int = 256
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(aligned_pairs rows, boxes rows) for `images`; pictures go to data_root/pairs/<channel>/."""
     rng = np.random.default_rng(seed)
-    folder = data_root / "pairs" / channel
-    folder.mkdir(parents=True, exist_ok=True)
     pairs, boxes = [], []
     for index, image in enumerate(images):
         picture = image.load()
@@ -39,37 +65,22 @@ def narrated_pairs(
         sentences = case_narration(image, picture, case_intro(image, rng), rng)
         text = " ".join(sentence for sentence, _ in sentences)
         video_id = f"lecture-{index // LECTURE_SIZE:04d}"
-        pair_id = hashlib.sha1(f"{channel}/{image.image_id}".encode()).hexdigest()[:16]
-        relative = f"pairs/{channel}/{pair_id}.png"
-        Image.fromarray(picture).save(data_root / relative)
         pairs.append(
-            {
-                "channel": channel,
-                "pair_id": pair_id,
-                "video_id": video_id,
-                "chunk_index": index,
-                "image_path": relative,
-                "image_sha256": hashlib.sha256((data_root / relative).read_bytes()).hexdigest(),
-                "phash": str(imagehash.phash(Image.fromarray(picture))),
-                "corrected_caption": text,
-                "medical_text": text,
-                "domain": image.modality,
-            }
+            pair_row(
+                data_root,
+                channel,
+                image.image_id,
+                video_id,
+                index,
+                picture,
+                corrected_caption=text,
+                medical_text=text,
+                domain=image.modality,
+            )
         )
         regions = [(sentence, roi) for sentence, roi in sentences if roi is not None]
-        for box_index, (sentence, roi) in enumerate(regions):
-            x1, y1, x2, y2 = roi.box
-            boxes.append(
-                {
-                    "channel": channel,
-                    "video_id": video_id,
-                    "chunk_index": index,
-                    "box_index": box_index,
-                    "x1_norm": x1,
-                    "y1_norm": y1,
-                    "x2_norm": x2,
-                    "y2_norm": y2,
-                    "phrase": sentence,
-                }
-            )
+        boxes += [
+            box_row(channel, video_id, index, box_index, roi.box, sentence)
+            for box_index, (sentence, roi) in enumerate(regions)
+        ]
     return pl.DataFrame(pairs), pl.DataFrame(boxes)
