@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import open_clip
 import polars as pl
 import torch
 import torch.nn.functional as F
@@ -134,6 +133,8 @@ class TrainedClip:
 
 def model_config(model_size: str, text_tower: str) -> dict:
     """The open_clip model config: TINY_CONFIG or open_clip's own, with the MiniLM text tower if asked."""
+    import open_clip  # imported on use: see create_model
+
     config = deepcopy(TINY_CONFIG) if model_size == "tiny" else open_clip.get_model_config(model_size)
     if config is None:
         raise ValueError(f"open_clip has no model config named {model_size!r}")
@@ -322,6 +323,10 @@ def fingerprint(
 
 def create_model(folder: Path, device: str, load_weights: bool = True):
     """(model, preprocess, tokenizer) from a folder holding open_clip_config.json (and weights)."""
+    # open_clip imports transformers (about 3 s): imported on use, so that every Dagster process
+    # that loads the definitions without training starts that much sooner.
+    import open_clip
+
     name = f"local-dir:{folder}"
     root_logger = logging.getLogger()
     level = root_logger.level
@@ -391,7 +396,9 @@ def train_genmedclip(
     steps_per_epoch = len(_batches(train.height, settings.batch_size, settings.seed, 0))
     optimizer = _optimizer(model, settings)
     scheduler = _schedule(optimizer, steps_per_epoch * settings.epochs, settings.warmup_fraction)
-    loss_fn = open_clip.ClipLoss()
+    from open_clip import ClipLoss
+
+    loss_fn = ClipLoss()
     key = fingerprint(settings, model_cfg, train, data)
     curve, start_epoch = _resume(state_path, key, model, optimizer, scheduler, device, log)
     for epoch in range(start_epoch, settings.epochs):
