@@ -181,6 +181,9 @@ def test_the_genmedclip_group_trains_both_models_and_scores_them_with_the_untrai
     assert "data:image/png;base64," in trained.metadata["training_curve"].value
     folder = layout.genmedclip_dir / "genmedclip_model"
     held_out = json.loads((folder / "training.json").read_text())["held_out_pair_ids"]
+    baseline = json.loads((layout.genmedclip_dir / "genmedclip_no_dense_model" / "training.json").read_text())
+    assert baseline["held_out_pair_ids"] == held_out and baseline["settings"]["dense_loss"] is False
+    assert all(point["dense_loss"] is None for point in baseline["curve"])
     with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
         scores = con.sql("FROM benchmark_scores").pl()
     assert scores.columns == list(BENCHMARK_SCHEMA)

