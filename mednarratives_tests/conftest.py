@@ -61,6 +61,12 @@ def make_video(
     return write_mp4(path, frames(), fps=fps, audio=tone, sample_rate=sample_rate, faststart=faststart)
 
 
+def step_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The error of the run's one failed step (a run with none or several fails the unpacking)."""
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    return str(failure.step_failure_data.error)
+
+
 @pytest.fixture
 def layout(tmp_path: Path) -> DataLayout:
     root = tmp_path / "data"

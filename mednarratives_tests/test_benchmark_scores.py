@@ -22,6 +22,7 @@ from mednarratives_assets.stages.benchmark_scores import (
     scores_png,
 )
 from mednarratives_tests.clip_fixtures import synthetic_pairs
+from mednarratives_tests.conftest import step_failure
 from mednarratives_tests.test_dataset_export import ASSETS
 
 MEDPIX = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
@@ -159,10 +160,8 @@ def test_the_genmedclip_group_trains_both_models_and_scores_them_with_the_untrai
         instance=instance,
         raise_on_error=False,
     )
-    [failure] = [e for e in missing.all_events if e.is_step_failure]
-    assert "benchmark_scores needs genmedclip_model: no trained model in" in str(
-        failure.step_failure_data.error
-    )
+    error = step_failure(missing)
+    assert "benchmark_scores needs genmedclip_model: no trained model in" in error
 
     result = dg.materialize(
         ASSETS + CLIP_ASSETS,
@@ -212,8 +211,6 @@ def test_the_genmedclip_group_trains_both_models_and_scores_them_with_the_untrai
         run_config={"ops": {"genmedclip_model": {"config": {"model_size": "huge"}}}},
         raise_on_error=False,
     )
-    [failure] = [e for e in bad.all_events if e.is_step_failure]
-    assert "genmedclip_model config: model_size must be one of tiny, ViT-B-16, got 'huge'" in str(
-        failure.step_failure_data.error
-    )
+    error = step_failure(bad)
+    assert "genmedclip_model config: model_size must be one of tiny, ViT-B-16, got 'huge'" in error
     assert json.loads((folder / "training.json").read_text())["held_out_pair_ids"] == held_out  # kept

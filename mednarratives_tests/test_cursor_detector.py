@@ -21,6 +21,7 @@ from mednarratives_assets.stages.cursor_detector import (
 )
 from mednarratives_assets.training_cursors import CROP_PX, SPRITE_HEIGHTS, cursor_crops
 from mednarratives_assets.training_frames import shrink_picture
+from mednarratives_tests.conftest import step_failure
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +160,8 @@ def test_the_asset_trains_offline_and_records_its_metrics(layout, resources, ins
         run_config={"ops": {"cursor_detector": {"config": {**tiny, "model_yaml": "yolo11n.yaml"}}}},
         raise_on_error=False,
     )
-    [failure] = [event for event in bad.all_events if event.is_step_failure]
-    assert "cursor_detector config: model_yaml" in str(failure.step_failure_data.error)
+    error = step_failure(bad)
+    assert "cursor_detector config: model_yaml" in error
     assert CursorDetector.load(layout.cursor_detector_path).metrics["n_train_crops"] == 64  # kept
 
 

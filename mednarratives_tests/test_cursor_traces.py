@@ -34,6 +34,7 @@ from mednarratives_assets.stages.cursor_traces import (
     trace_video,
 )
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video
+from mednarratives_tests.conftest import step_failure
 
 SIZE = (1280, 720)
 FPS = 20  # sampled every other frame: 10 Hz
@@ -310,8 +311,8 @@ def test_the_asset_needs_the_detector_then_writes_the_table_overlays_and_checks(
         instance=instance,
         raise_on_error=False,
     )
-    [failure] = [e for e in missing.all_events if e.is_step_failure]
-    assert "materialize cursor_detector" in str(failure.step_failure_data.error)
+    error = step_failure(missing)
+    assert "materialize cursor_detector" in error
 
     detector.save(layout.cursor_detector_path, DetectorTrainingSettings())
     result = dg.materialize(

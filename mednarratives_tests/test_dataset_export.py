@@ -19,6 +19,7 @@ from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.transcripts import transcripts
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.stages.dataset_export import export_dataset
+from mednarratives_tests.conftest import step_failure
 from mednarratives_tests.narration_fixtures import REGION, box, narrate, narrated_channel
 
 ASSETS = [videos, transcripts, stable_chunks, cursor_traces, narratives, boxes, aligned_pairs, dataset_export]
@@ -109,10 +110,8 @@ def test_the_narratives_group_materializes_its_tables_files_and_checks(
         instance=instance,
         raise_on_error=False,
     )
-    [failure] = [e for e in no_detector.all_events if e.is_step_failure]
-    assert "aligned_pairs needs the cursor detector to remove pointers" in str(
-        failure.step_failure_data.error
-    )
+    error = step_failure(no_detector)
+    assert "aligned_pairs needs the cursor detector to remove pointers" in error
 
     without_removal = {"ops": {"aligned_pairs": {"config": {"remove_pointers": False}}}}
     for channel in ("ch", "other"):
@@ -151,10 +150,8 @@ def test_the_narratives_group_materializes_its_tables_files_and_checks(
         run_config={"ops": {"narratives": {"config": {"padding_s": -1.0}}}},
         raise_on_error=False,
     )
-    [failure] = [e for e in bad.all_events if e.is_step_failure]
-    assert "narratives: padding_s=-1.0 must be between 0 and 5 seconds" in str(
-        failure.step_failure_data.error
-    )
+    error = step_failure(bad)
+    assert "narratives: padding_s=-1.0 must be between 0 and 5 seconds" in error
     with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
         assert con.sql("SELECT count(*) FROM narratives").fetchone()[0] == 3
     assert len((layout.narratives_dir / "ch.jsonl").read_text().splitlines()) == 2

@@ -30,6 +30,7 @@ from mednarratives_assets.stages.stable_chunks import (
     median_keyframe,
     sample_video,
 )
+from mednarratives_tests.conftest import step_failure
 
 SIZE = (640, 360)
 FPS = 15
@@ -269,8 +270,8 @@ def test_the_assets_train_the_classifier_then_write_the_table_and_contact_sheets
         instance=instance,
         raise_on_error=False,
     )
-    [failure] = [e for e in missing.all_events if e.is_step_failure]
-    assert "materialize frame_classifier" in str(failure.step_failure_data.error)
+    error = step_failure(missing)
+    assert "materialize frame_classifier" in error
 
     tiny = {"frames_per_class": 12, "epochs": 1, "extra_images_dir": ""}
     trained = dg.materialize(

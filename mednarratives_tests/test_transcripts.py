@@ -27,7 +27,7 @@ from mednarratives_assets.stages.transcripts import (
 )
 from mednarratives_assets.stages.videos import probe_channel
 from mednarratives_tests.asr_fixtures import write_narrated_video
-from mednarratives_tests.conftest import make_video
+from mednarratives_tests.conftest import make_video, step_failure
 
 LECTURES = {
     "chest": ["This chest radiograph shows a right lower lobe consolidation."],
@@ -149,8 +149,8 @@ def test_a_wrong_asr_setting_fails_the_run_and_names_it(layout, resources, insta
     write_narrated_video(layout.channel_dir("c") / "a.mp4", narrator, LECTURES["chest"])
     result = materialize(layout, resources, instance, "c", asr=SpeechRecognizer(compute_type="int4"))
     assert not result.success
-    [failure] = [e for e in result.all_events if e.is_step_failure]
-    assert "ASR resource 'asr': compute_type 'int4' is not one of" in str(failure.step_failure_data.error)
+    error = step_failure(result)
+    assert "ASR resource 'asr': compute_type 'int4' is not one of" in error
 
 
 def test_whisperx_without_an_alignment_model_fails_the_run_saying_how_to_fix_it(
@@ -161,8 +161,7 @@ def test_whisperx_without_an_alignment_model_fails_the_run_saying_how_to_fix_it(
     TRANSCRIBED.clear()
     result = materialize(layout, resources, instance, "c", asr=CountingRecognizer(engine="whisperx"))
     assert not result.success and TRANSCRIBED == []
-    [failure] = [e for e in result.all_events if e.is_step_failure]
-    message = str(failure.step_failure_data.error)
+    message = step_failure(result)
     assert "ASR resource 'asr': no alignment model is configured or cached" in message
     assert "set align_model to a local Hugging Face wav2vec2 CTC model folder" in message
 
