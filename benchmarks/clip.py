@@ -24,19 +24,8 @@ import polars as pl
 from mednarratives_assets.demo.images import folder_images
 from mednarratives_assets.demo.narrated_pairs import narrated_pairs
 from mednarratives_assets.settings import REPO_ROOT
-from mednarratives_assets.stages.benchmark_scores import (
-    ClipEncoder,
-    benchmark_rows,
-    held_out_pairs_set,
-    medpix_dev_set,
-    scores_png,
-)
-from mednarratives_assets.stages.genmedclip_model import (
-    ClipTrainingSettings,
-    create_model,
-    train_genmedclip,
-    untrained_model,
-)
+from mednarratives_assets.stages.benchmark_scores import medpix_dev_set, score_models, scores_png
+from mednarratives_assets.stages.genmedclip_model import ClipTrainingSettings, train_genmedclip
 
 MEDPIX = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
 PAIR_COLUMNS = [
@@ -164,18 +153,9 @@ def train_and_score(work: Path, pairs: pl.DataFrame, boxes: pl.DataFrame, args, 
             f"CLIP loss {trained.curve[0]['clip_loss']:.3f} -> {trained.curve[-1]['clip_loss']:.3f}"
         )
         models[name] = trained
+    folders = {name: trained.folder for name, trained in models.items()}
     device = models["genmedclip_model"].device
-    encoders = {
-        name: ClipEncoder(*create_model(t.folder, device), device=device) for name, t in models.items()
-    }
-    encoders["genmedclip_untrained"] = ClipEncoder(
-        *untrained_model(models["genmedclip_model"].folder, device), device=device
-    )
-    eval_sets = [held_out_pairs_set(work, pairs, models["genmedclip_model"].held_out_pair_ids)]
-    medpix = medpix_dev_set(MEDPIX)
-    if medpix is not None:
-        eval_sets.append(medpix)
-    return benchmark_rows(encoders, eval_sets, log=lambda message: None)
+    return score_models(work, pairs, folders, medpix_dev_set(MEDPIX), device, log=lambda message: None)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def train_models_if_missing(layout: DataLayout, instance: dg.DagsterInstance) ->
     return failed
 
 
-def train_genmedclip(layout: DataLayout, instance: dg.DagsterInstance) -> bool | None:
+def run_genmedclip_job(layout: DataLayout, instance: dg.DagsterInstance) -> bool | None:
     """Run genmedclip_job (both models, then benchmark_scores); None when too few pairs exist."""
     n_pairs = table_counts(layout.duckdb_path).get("aligned_pairs", 0)
     if n_pairs < MIN_PAIRS_FOR_GENMEDCLIP:
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             if failed:
                 raise SystemExit(f"training failed: {', '.join(failed)} (see the run log above)")
             outcome = materialize_channels(layout, instance, job_name=channel_pipeline_job.name)
-            if all(outcome.values()) and (trained := train_genmedclip(layout, instance)) is not None:
+            if all(outcome.values()) and (trained := run_genmedclip_job(layout, instance)) is not None:
                 outcome["genmedclip"] = trained
         else:
             outcome = ingest(layout, instance, args.channel)

@@ -1,9 +1,12 @@
-"""Grids of small pictures, for the asset pages of the Dagster UI and the README."""
+"""Grids of small pictures and charts as PNG, for the asset pages of the Dagster UI and the README."""
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def contact_sheet_png(images: list[np.ndarray], tile_width: int = 192, columns: int = 4) -> bytes | None:
@@ -22,3 +25,11 @@ def contact_sheet_png(images: list[np.ndarray], tile_width: int = 192, columns: 
     rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
     ok, png = cv2.imencode(".png", cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
     return png.tobytes() if ok else None
+
+
+def figure_png(figure: Figure) -> bytes:
+    """A matplotlib figure (built without pyplot, so no global backend) as PNG bytes."""
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -10,20 +10,13 @@ from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
 from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.benchmark_scores import (
-    ClipEncoder,
-    benchmark_rows,
-    held_out_pairs_set,
+    UNTRAINED_ID,
     medpix_dev_set,
+    score_models,
     scores_png,
 )
-from mednarratives_assets.stages.genmedclip_model import (
-    TRAINING_FILE,
-    create_model,
-    pick_device,
-    untrained_model,
-)
+from mednarratives_assets.stages.genmedclip_model import TRAINING_FILE, pick_device
 
-UNTRAINED_ID = "genmedclip_untrained"
 SHORT_NAMES = {
     "genmedclip_model": "dense",
     "genmedclip_no_dense_model": "no dense",
@@ -59,7 +52,6 @@ def benchmark_scores(
     (R@1, R@5, R@10 both ways) of GenMedCLIP and its baselines: the same recipe without the dense
     loss, and the untrained model. Scored on the held-out lectures' pairs and on MedPix's dev split.
     Table `benchmark_scores`, documented in docs/schema.md."""
-    device = pick_device(config.device)
     folders = {
         name: paths.layout.genmedclip_dir / name for name in ("genmedclip_model", "genmedclip_no_dense_model")
     }
@@ -73,17 +65,20 @@ def benchmark_scores(
         for name, folder in folders.items()
     }
     held_out = trainings["genmedclip_model"]["held_out_pair_ids"]
-    encoders = {
-        name: ClipEncoder(*create_model(folder, device), device=device) for name, folder in folders.items()
-    }
-    encoders[UNTRAINED_ID] = ClipEncoder(*untrained_model(folders["genmedclip_model"], device), device=device)
-    eval_sets = [held_out_pairs_set(paths.layout.data_root, aligned_pairs, held_out)]
     medpix = medpix_dev_set(Path(config.medpix_dir)) if config.medpix_dir else None
     if medpix is None:
         context.log.info(f"no MedPix dev split at {config.medpix_dir!r}: scoring the held-out pairs only")
-    else:
-        eval_sets.append(medpix)
-    scores = benchmark_rows(encoders, eval_sets, log=context.log.info)
+    try:
+        scores = score_models(
+            paths.layout.data_root,
+            aligned_pairs,
+            folders,
+            medpix,
+            pick_device(config.device),
+            context.log.info,
+        )
+    except ValueError as exc:  # an image that cannot be read, named
+        raise dg.Failure(f"benchmark_scores: {exc}") from exc
     leaked = pl.DataFrame(
         [
             {"model": name, "pair_id": pair_id}

@@ -13,7 +13,6 @@ holds a relevant item (captions can repeat, so every image with the same text is
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +24,16 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from PIL import Image
 
+from mednarratives_assets.contact_sheets import figure_png
 from mednarratives_assets.stages.aligned_pairs import DOMAIN_KEYWORDS, DOMAINS
-from mednarratives_assets.stages.genmedclip_model import pair_text
+from mednarratives_assets.stages.genmedclip_model import (
+    TRAINING_FILE,
+    create_model,
+    pair_text,
+    read_preprocessed,
+    untrained_model,
+)
 
 BENCHMARK_SCHEMA = {
     "model_id": pl.String,
@@ -41,6 +46,7 @@ BENCHMARK_SCHEMA = {
     "created_at": pl.Datetime("us", "UTC"),
 }
 RECALL_AT = (1, 5, 10)
+UNTRAINED_ID = "genmedclip_untrained"  # the first model's config and seed, before training
 # Prompts phrased as lecturers speak, since that is the text the models learn from.
 TEMPLATES = ("{}", "a {} image", "here is a {}", "this is a {} of the patient")
 # A domain's prompts use its first three names in aligned_pairs' keywords ("ct", "computed tomography", ...).
@@ -83,13 +89,10 @@ class ClipEncoder:
         self.model.eval()
         out = []
         for start in range(0, len(paths), self.batch_size):
-            batch = []
-            for path in paths[start : start + self.batch_size]:
-                try:
-                    with Image.open(path) as image:
-                        batch.append(self.preprocess(image.convert("RGB")))
-                except OSError as exc:
-                    raise ValueError(f"benchmark image {path} cannot be read: {exc}") from exc
+            batch = [
+                read_preprocessed(path, self.preprocess, "benchmark image")
+                for path in paths[start : start + self.batch_size]
+            ]
             out.append(self.model.encode_image(torch.stack(batch).to(self.device), normalize=True).cpu())
         return torch.cat(out)
 
@@ -201,6 +204,27 @@ def score_model(model_id: str, encoder: ClipEncoder, eval_set: EvalSet, created_
     return pl.DataFrame(rows, schema=BENCHMARK_SCHEMA, orient="row")
 
 
+def score_models(
+    data_root: Path,
+    pairs: pl.DataFrame,
+    folders: dict[str, Path],
+    medpix: EvalSet | None,
+    device: str,
+    log: Callable[[str], None] = print,
+) -> pl.DataFrame:
+    """The trained models in `folders` (model id -> folder) and the untrained start of the first
+    (UNTRAINED_ID), on the first model's held-out pairs and on `medpix` when given."""
+    first = next(iter(folders.values()))
+    held_out = json.loads((first / TRAINING_FILE).read_text(encoding="utf-8"))["held_out_pair_ids"]
+    encoders = {
+        model_id: ClipEncoder(*create_model(folder, device), device=device)
+        for model_id, folder in folders.items()
+    }
+    encoders[UNTRAINED_ID] = ClipEncoder(*untrained_model(first, device), device=device)
+    eval_sets = [held_out_pairs_set(data_root, pairs, held_out)] + ([medpix] if medpix is not None else [])
+    return benchmark_rows(encoders, eval_sets, log)
+
+
 def benchmark_rows(
     models: dict[str, ClipEncoder], eval_sets: list[EvalSet], log: Callable[[str], None] = print
 ) -> pl.DataFrame:
@@ -242,7 +266,4 @@ def scores_png(scores: pl.DataFrame) -> bytes | None:
     axis.set_xlim(0, 1)
     axis.set_xlabel("score")
     axis.legend(fontsize=8, loc="lower right")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)

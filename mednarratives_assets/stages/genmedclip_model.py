@@ -15,7 +15,6 @@ loads; training.json beside them holds the settings, the curve and the held-out 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import math
@@ -34,6 +33,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from safetensors.torch import save_model
 
+from mednarratives_assets.contact_sheets import figure_png
 from mednarratives_assets.stages.stable_chunks import grouped
 
 CONFIG_FILE = "open_clip_config.json"
@@ -205,18 +205,22 @@ class TrainingTensors:
     region_tokens: torch.Tensor  # M x context, the box's phrase
 
 
+def read_preprocessed(path: Path, preprocess, what: str) -> torch.Tensor:
+    """One image file through the model's preprocessing; an unreadable file is named as `what`."""
+    try:
+        with Image.open(path) as image:
+            return preprocess(image.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{what} {path} cannot be read: {exc}") from exc
+
+
 def load_images(
     data_root: Path, image_paths: list[str], preprocess, log: Callable[[str], None] = print
 ) -> torch.Tensor:
     """Every image, preprocessed once (training reads them each epoch)."""
     tensors = []
     for done, relative in enumerate(image_paths, start=1):
-        path = data_root / relative
-        try:
-            with Image.open(path) as image:
-                tensors.append(preprocess(image.convert("RGB")))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"pair image {path} cannot be read: {exc}") from exc
+        tensors.append(read_preprocessed(data_root / relative, preprocess, "pair image"))
         if done % 1000 == 0:
             log(f"read {done} of {len(image_paths)} pair images")
     return torch.stack(tensors)
@@ -300,9 +304,14 @@ def _schedule(optimizer, total_steps: int, warmup_fraction: float) -> torch.opti
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The epoch's random draws depend on (seed, epoch) alone, so a resumed run makes the same ones."""
+    return torch.Generator().manual_seed(seed * 1000 + epoch)
+
+
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """The epoch's shuffled batches, from (seed, epoch) alone so a resumed run sees the same ones."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+    """The epoch's shuffled batches."""
+    order = torch.randperm(n, generator=_epoch_generator(seed, epoch))
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) < 2:  # a batch of one has no negatives
         batches[-2] = torch.cat(batches[-2:])
@@ -501,10 +510,10 @@ def _train_epoch(
 
 
 def _epoch_regions(owner: torch.Tensor, per_image: int, seed: int, epoch: int) -> torch.Tensor:
-    """Which boxes the epoch uses: up to `per_image` of each image's, drawn from (seed, epoch)."""
+    """Which boxes the epoch uses: up to `per_image` of each image's, drawn at random."""
     if len(owner) == 0:
         return torch.zeros(0, dtype=torch.bool)
-    draw = torch.rand(len(owner), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+    draw = torch.rand(len(owner), generator=_epoch_generator(seed, epoch))
     order = torch.argsort(owner * 2 + draw)  # by image, then by draw
     sorted_owner = owner[order]
     starts = torch.searchsorted(sorted_owner, sorted_owner, side="left")
@@ -540,10 +549,10 @@ def _step(
     position = torch.empty(int(batch.max()) + 1, dtype=torch.long)
     position[batch] = torch.arange(len(batch))
     owner = position[data.region_owner[in_batch]].to(device)
-    regions = region_features(
+    region_embeddings = region_features(
         model, encoded["image_intermediates"][0], data.region_boxes[in_batch].to(device), owner
     )
-    return clip_loss, loss_fn(regions, text_features[len(batch) :], scale)
+    return clip_loss, loss_fn(region_embeddings, text_features[len(batch) :], scale)
 
 
 def curve_png(curve: list[dict], title: str) -> bytes:
@@ -558,7 +567,4 @@ def curve_png(curve: list[dict], title: str) -> bytes:
     axis.set_ylabel("loss")
     axis.set_title(title)
     axis.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
