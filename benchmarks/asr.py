@@ -33,9 +33,9 @@ from mednarratives_assets.asr.engines import (
     WhisperXEngine,
     build_engine,
 )
-from mednarratives_assets.asr.scoring import TimedWord, score_words, total
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.demo.corpus import corpus_lectures
+from mednarratives_assets.evaluation.ground_truth import corpus_lectures
+from mednarratives_assets.evaluation.transcript_scores import TimedWord, score_words, total
 from mednarratives_assets.settings import DataLayout
 
 TARGET_X_REAL_TIME = 10.0

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import cv2
 
-from mednarratives_assets.demo.corpus import corpus_lectures
-from mednarratives_assets.demo.scoring import ChunkScore
+from mednarratives_assets.evaluation.ground_truth import corpus_lectures
+from mednarratives_assets.evaluation.stage_scores import ChunkScore
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video

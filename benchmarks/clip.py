@@ -21,11 +21,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from mednarratives_assets.demo.images import folder_images
 from mednarratives_assets.demo.narrated_pairs import narrated_pairs
 from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.benchmark_scores import medpix_dev_set, score_models, scores_png
 from mednarratives_assets.stages.genmedclip_model import ClipTrainingSettings, train_genmedclip
+from mednarratives_assets.synthetic.medical_images import folder_images
 
 MEDPIX = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
 PAIR_COLUMNS = [

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import cv2
 
-from mednarratives_assets.demo.corpus import corpus_lectures
-from mednarratives_assets.demo.scoring import TraceScore
+from mednarratives_assets.evaluation.ground_truth import corpus_lectures
+from mednarratives_assets.evaluation.stage_scores import TraceScore
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.cursor_traces import TraceSettings, trace_video

@@ -24,12 +24,12 @@ import duckdb
 import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.demo.corpus import corpus_lectures
-from mednarratives_assets.demo.scoring import NarrativeScore
+from mednarratives_assets.evaluation.ground_truth import corpus_lectures
+from mednarratives_assets.evaluation.stage_scores import NarrativeScore
 from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel
 from mednarratives_assets.stages.boxes import BoxSettings, box_channel, reference_box_channel
 from mednarratives_assets.stages.narratives import NarrativeSettings, narrate_channel
-from mednarratives_assets.stages.stable_chunks import medical_chunks
+from mednarratives_assets.tables import medical_chunks
 
 TARGET_IOU_AT_HALF = 0.7
 TARGET_CAPTION_RECALL = 0.8

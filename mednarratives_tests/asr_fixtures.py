@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mednarratives_assets.asr.scoring import TimedWord
 from mednarratives_assets.demo.speech import PiperNarrator
+from mednarratives_assets.evaluation.transcript_scores import TimedWord
 from mednarratives_assets.mp4 import write_mp4
 
 PAUSE_S = 0.4

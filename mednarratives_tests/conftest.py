@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from mednarratives_assets.defs.resources import build_resources
-from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus, load_truth
+from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus
+from mednarratives_assets.evaluation.ground_truth import load_truth
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import (

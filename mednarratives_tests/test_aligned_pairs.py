@@ -8,10 +8,9 @@ import polars as pl
 import pytest
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.demo.cursor import CursorStyle, paste_sprite, render_sprite
+from mednarratives_assets.domains import DOMAINS
 from mednarratives_assets.stages.aligned_pairs import (
     ALIGNED_PAIRS_SCHEMA,
-    DOMAINS,
     PairSettings,
     infer_domain,
     medical_sentences,
@@ -19,7 +18,8 @@ from mednarratives_assets.stages.aligned_pairs import (
     pair_picture,
     roi_text,
 )
-from mednarratives_assets.stages.narratives import pair_id
+from mednarratives_assets.synthetic.pointers import CursorStyle, paste_sprite, render_sprite
+from mednarratives_assets.tables import pair_id
 from mednarratives_tests.narration_fixtures import REGION, box, keyframe, narrate, narrated_channel
 
 GREY = np.dstack([np.linspace(0, 255, 64 * 64, dtype=np.uint8).reshape(64, 64)] * 3)

@@ -21,9 +21,9 @@ from mednarratives_assets.asr.engines import (
     find_alignment_model,
     sentence_segments,
 )
-from mednarratives_assets.asr.scoring import TimedWord, score_words
 from mednarratives_assets.asr.vocabulary import PROMPT, MedicalVocabulary
 from mednarratives_assets.demo.speech import PiperNarrator
+from mednarratives_assets.evaluation.transcript_scores import TimedWord, score_words
 from mednarratives_tests.asr_fixtures import save_tiny_alignment_model, write_narrated_video
 from mednarratives_tests.conftest import make_video
 

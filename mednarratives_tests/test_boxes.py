@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mednarratives_assets.demo.scoring import box_iou
+from mednarratives_assets.evaluation.stage_scores import box_iou
 from mednarratives_assets.stages.boxes import (
     BOXES_SCHEMA,
     BoxSettings,

@@ -12,15 +12,15 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 from mednarratives_assets.defs.cursor_detector import cursor_detector
-from mednarratives_assets.demo.cursor import CURSOR_SHAPES
-from mednarratives_assets.demo.images import packaged_images
 from mednarratives_assets.stages.cursor_detector import (
     CursorDetector,
     DetectorTrainingSettings,
     use_ultralytics_offline,
 )
-from mednarratives_assets.training_cursors import CROP_PX, SPRITE_HEIGHTS, cursor_crops
-from mednarratives_assets.training_frames import shrink_picture
+from mednarratives_assets.synthetic.classifier_frames import shrink_picture
+from mednarratives_assets.synthetic.cursor_crops import CROP_PX, SPRITE_HEIGHTS, cursor_crops
+from mednarratives_assets.synthetic.medical_images import packaged_images
+from mednarratives_assets.synthetic.pointers import CURSOR_SHAPES
 from mednarratives_tests.conftest import step_failure
 
 

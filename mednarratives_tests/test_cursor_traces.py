@@ -14,10 +14,7 @@ import pytest
 from mednarratives_assets.defs.cursor_traces import cursor_traces
 from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.videos import videos
-from mednarratives_assets.demo.cursor import CursorStyle, paste_sprite, render_sprite
-from mednarratives_assets.demo.images import packaged_images
-from mednarratives_assets.demo.scoring import TraceScore
-from mednarratives_assets.demo.slides import THEMES, image_slide
+from mednarratives_assets.evaluation.stage_scores import TraceScore
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.stages.cursor_detector import DetectorTrainingSettings
 from mednarratives_assets.stages.cursor_traces import (
@@ -34,6 +31,9 @@ from mednarratives_assets.stages.cursor_traces import (
     trace_video,
 )
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video
+from mednarratives_assets.synthetic.medical_images import packaged_images
+from mednarratives_assets.synthetic.pointers import CursorStyle, paste_sprite, render_sprite
+from mednarratives_assets.synthetic.slides import THEMES, image_slide
 from mednarratives_tests.conftest import step_failure
 
 SIZE = (1280, 720)

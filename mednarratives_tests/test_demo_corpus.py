@@ -15,11 +15,11 @@ from mednarratives_assets.demo.corpus import (
     DemoCorpusConfig,
     corpus_is_current,
     generate_corpus,
-    load_truth,
     render_lecture,
 )
-from mednarratives_assets.demo.cursor import CursorStyle, render_sprite
+from mednarratives_assets.evaluation.ground_truth import load_truth
 from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.synthetic.pointers import CursorStyle, render_sprite
 
 SMALL = DemoCorpusConfig(seed=7, channels=3, videos_per_channel=1, seconds=20, width=640, height=360, fps=15)
 

@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mednarratives_assets.demo.cursor import (
+from mednarratives_assets.demo.rois import find_rois, position_words
+from mednarratives_assets.synthetic.medical_images import folder_images, packaged_images
+from mednarratives_assets.synthetic.pointers import (
     CURSOR_SHAPES,
     CURSOR_THEMES,
     CursorStyle,
@@ -16,8 +18,6 @@ from mednarratives_assets.demo.cursor import (
     paste_sprite,
     render_sprite,
 )
-from mednarratives_assets.demo.images import folder_images, packaged_images
-from mednarratives_assets.demo.rois import find_rois, position_words
 
 
 @pytest.mark.parametrize("shape", CURSOR_SHAPES)
@@ -154,7 +154,8 @@ def test_position_words(cx, cy, words):
 
 
 def test_an_unreadable_image_is_skipped_and_the_lecture_still_made(tmp_path, caplog):
-    from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus, load_truth
+    from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus
+    from mednarratives_assets.evaluation.ground_truth import load_truth
     from mednarratives_assets.settings import DataLayout
 
     images = tmp_path / "images"

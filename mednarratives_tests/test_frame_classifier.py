@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from mednarratives_assets.demo.images import MedicalImage, packaged_images
 from mednarratives_assets.stages.frame_classifier import (
     ClassifierTrainingSettings,
     FrameClassifier,
     train_frame_classifier,
     training_images,
 )
-from mednarratives_assets.training_frames import NEGATIVE_KINDS, negative_frame, positive_frame
+from mednarratives_assets.synthetic.classifier_frames import NEGATIVE_KINDS, negative_frame, positive_frame
+from mednarratives_assets.synthetic.medical_images import MedicalImage, packaged_images
 
 
 @pytest.mark.parametrize("kind", NEGATIVE_KINDS)

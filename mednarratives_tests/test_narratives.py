@@ -8,7 +8,7 @@ import pytest
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.defs.narratives import traces_outside_their_chunk
-from mednarratives_assets.demo.scoring import NarrativeScore
+from mednarratives_assets.evaluation.stage_scores import NarrativeScore
 from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel
 from mednarratives_assets.stages.boxes import BoxSettings, box_channel, reference_box_channel
 from mednarratives_assets.stages.narratives import (
@@ -17,11 +17,11 @@ from mednarratives_assets.stages.narratives import (
     NarrativeSettings,
     chunk_words,
     narrate_channel,
-    pair_id,
     word_traces,
     write_jsonl,
 )
-from mednarratives_assets.stages.stable_chunks import STABLE_CHUNKS_SCHEMA, medical_chunks
+from mednarratives_assets.stages.stable_chunks import STABLE_CHUNKS_SCHEMA
+from mednarratives_assets.tables import medical_chunks, pair_id
 from mednarratives_tests.narration_fixtures import REGION, narrate, narrated_channel
 
 

@@ -14,11 +14,8 @@ import pytest
 from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.videos import videos
-from mednarratives_assets.demo.corpus import load_truth
-from mednarratives_assets.demo.cursor import CursorStyle, paste_sprite, render_sprite
-from mednarratives_assets.demo.images import packaged_images
-from mednarratives_assets.demo.scoring import ChunkScore
-from mednarratives_assets.demo.slides import THEMES, bullet_slide, image_slide, title_slide
+from mednarratives_assets.evaluation.ground_truth import load_truth
+from mednarratives_assets.evaluation.stage_scores import ChunkScore
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.stages.stable_chunks import (
     STABLE_CHUNKS_SCHEMA,
@@ -28,8 +25,11 @@ from mednarratives_assets.stages.stable_chunks import (
     find_stable_spans,
     locate_image_region,
     median_keyframe,
-    sample_video,
 )
+from mednarratives_assets.synthetic.medical_images import packaged_images
+from mednarratives_assets.synthetic.pointers import CursorStyle, paste_sprite, render_sprite
+from mednarratives_assets.synthetic.slides import THEMES, bullet_slide, image_slide, title_slide
+from mednarratives_assets.video_frames import sample_video
 from mednarratives_tests.conftest import step_failure
 
 SIZE = (640, 360)

@@ -13,13 +13,12 @@ import dataclasses
 import json
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from mednarratives_assets.demo.images import MedicalImage, folder_images, packaged_images
 from mednarratives_assets.demo.lecture import (
     CROSSFADE_S,
     DEMO_CHANNELS,
@@ -30,11 +29,12 @@ from mednarratives_assets.demo.lecture import (
     plan_lecture,
 )
 from mednarratives_assets.demo.speech import PiperNarrator
+from mednarratives_assets.evaluation.ground_truth import TRUTH_FORMAT
+from mednarratives_assets.file_hashing import sha256_of
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.settings import DataLayout
-from mednarratives_assets.stages.videos import sha256_of
+from mednarratives_assets.synthetic.medical_images import MedicalImage, folder_images, packaged_images
 
-TRUTH_FORMAT = "mednarratives-demo-truth/1"
 MANIFEST_NAME = "demo-corpus.json"
 
 
@@ -321,23 +321,3 @@ def _withdraw_manifest(layout: DataLayout) -> list[dict]:
     manifest = _read_manifest(layout)
     _manifest_path(layout).unlink(missing_ok=True)
     return manifest.get("videos", []) if manifest else []
-
-
-def load_truth(path: Path) -> dict:
-    truth = json.loads(Path(path).read_text(encoding="utf-8"))
-    if truth.get("format") != TRUTH_FORMAT:
-        raise ValueError(
-            f"{path}: not a demo ground-truth file (format {truth.get('format')!r}, "
-            f"expected {TRUTH_FORMAT!r})"
-        )
-    return truth
-
-
-def corpus_lectures(data_root: Path) -> Iterator[tuple[dict, Path]]:
-    """Each demo lecture under a data root whose video is present: its ground truth and video path."""
-    layout = DataLayout(data_root, data_root / "unused.duckdb")
-    for truth_file in sorted(layout.ground_truth_dir.glob("*/*.json")):
-        truth = load_truth(truth_file)
-        video = layout.channel_dir(truth["channel"]) / f"{truth['video_id']}.mp4"
-        if video.is_file():
-            yield truth, video

@@ -15,18 +15,18 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from mednarratives_assets.demo.cursor import (
+from mednarratives_assets.demo.rois import PictureRoi, find_rois
+from mednarratives_assets.demo.speech import PiperNarrator, SpokenWord
+from mednarratives_assets.spoken_text import speakable, strip_punctuation
+from mednarratives_assets.synthetic.medical_images import MedicalImage
+from mednarratives_assets.synthetic.pointers import (
     CursorSprite,
     CursorStyle,
     CursorTrack,
     paste_sprite,
     render_sprite,
 )
-from mednarratives_assets.demo.images import MedicalImage
-from mednarratives_assets.demo.rois import PictureRoi, find_rois
-from mednarratives_assets.demo.slides import THEMES, Rect, bullet_slide, image_slide, title_slide
-from mednarratives_assets.demo.speech import PiperNarrator, SpokenWord
-from mednarratives_assets.spoken_text import speakable, strip_punctuation
+from mednarratives_assets.synthetic.slides import THEMES, Rect, bullet_slide, image_slide, title_slide
 
 _LOG = logging.getLogger(__name__)
 CROSSFADE_S = 0.5

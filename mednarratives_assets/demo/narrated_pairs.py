@@ -16,8 +16,8 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from mednarratives_assets.demo.images import MedicalImage
 from mednarratives_assets.demo.lecture import case_intro, case_narration
+from mednarratives_assets.synthetic.medical_images import MedicalImage
 
 LECTURE_SIZE = 6  # images a lecture: the unit the held-out split draws
 

@@ -26,80 +26,17 @@ import numpy as np
 import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
+from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
 from mednarratives_assets.spoken_text import strip_punctuation
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.cursor_traces import scan_keyframe
-from mednarratives_assets.stages.narratives import pair_id
-from mednarratives_assets.stages.stable_chunks import (
-    chunk_region,
-    grouped,
-    hash_distance,
-    medical_chunks,
-    perceptual_hash,
-)
+from mednarratives_assets.tables import chunk_region, grouped, medical_chunks, pair_id
 
-DOMAINS = (
-    "CT",
-    "MRI",
-    "X-ray",
-    "ultrasound",
-    "histopathology",
-    "dermatology",
-    "endoscopy",
-    "ophthalmology",
-    "mammography",
-    "surgery",
-    "dental",
-    "other",
-)
 GREY_DOMAINS = frozenset({"CT", "MRI", "X-ray", "ultrasound", "mammography", "dental"})
 COLOUR_DOMAINS = frozenset(
     {"histopathology", "dermatology", "endoscopy", "ophthalmology", "surgery", "ultrasound"}
 )
-# Keywords per domain; the names of the modality itself count double.
-DOMAIN_KEYWORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "CT": (
-        ("ct", "computed tomography", "cat scan"),
-        ("hypodense", "hyperdense", "attenuation", "hounsfield"),
-    ),
-    "MRI": (
-        ("mri", "mr", "magnetic resonance"),
-        ("hyperintense", "hypointense", "t1", "t2", "flair", "weighted", "diffusion", "gadolinium"),
-    ),
-    "X-ray": (
-        ("x-ray", "xray", "radiograph", "radiography", "plain film"),
-        ("radiopaque", "lucent", "lucency", "radiolucent", "frontal", "lateral view"),
-    ),
-    "ultrasound": (
-        ("ultrasound", "sonography", "sonogram", "echocardiogram"),
-        ("echogenic", "hypoechoic", "hyperechoic", "anechoic", "doppler", "transducer"),
-    ),
-    "histopathology": (
-        ("histology", "histopathology", "histologic", "microscopy", "micrograph", "h&e"),
-        ("stain", "stained", "staining", "biopsy", "nuclei", "cells", "immunohistochemistry", "eosin"),
-    ),
-    "dermatology": (
-        ("dermatology", "dermoscopy", "dermatoscopic", "skin"),
-        ("rash", "macule", "papule", "erythema", "melanoma", "nevus", "pigmented"),
-    ),
-    "endoscopy": (
-        ("endoscopy", "endoscopic", "colonoscopy", "gastroscopy", "bronchoscopy"),
-        ("mucosa", "mucosal", "polyp", "lumen"),
-    ),
-    "ophthalmology": (
-        ("fundus", "ophthalmoscopy", "retina", "retinal", "funduscopic"),
-        ("optic disc", "macula", "microaneurysms", "vessels of the eye"),
-    ),
-    "mammography": (("mammogram", "mammography", "mammographic"), ("breast", "calcifications", "bi-rads")),
-    "surgery": (
-        ("surgery", "surgical", "intraoperative", "operative", "laparoscopic"),
-        ("incision", "resection", "retractor"),
-    ),
-    "dental": (
-        ("dental", "panoramic", "periapical", "orthopantomogram"),
-        ("tooth", "teeth", "molar", "caries", "root canal"),
-    ),
-}
 # A phrase said while pointing that holds one of these refers to the spot ("this lucent focus");
 # others were said while the pointer merely rested.
 REFERRING_WORDS = frozenset({"this", "these", "that", "those", "here", "there"})

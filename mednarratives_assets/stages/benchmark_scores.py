@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from mednarratives_assets.contact_sheets import figure_png
-from mednarratives_assets.stages.aligned_pairs import DOMAIN_KEYWORDS, DOMAINS
+from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
 from mednarratives_assets.stages.genmedclip_model import (
     TRAINING_FILE,
     create_model,

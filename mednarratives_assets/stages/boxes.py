@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import polars as pl
 
-from mednarratives_assets.stages.stable_chunks import chunk_region, grouped, medical_chunks
+from mednarratives_assets.tables import chunk_region, grouped, medical_chunks
 
 BOXES_SCHEMA = {
     "channel": pl.Utf8,

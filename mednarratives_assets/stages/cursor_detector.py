@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from mednarratives_assets.contact_sheets import contact_sheet_png
-from mednarratives_assets.training_cursors import CROP_PX, CursorCrop, cursor_crops
+from mednarratives_assets.synthetic.cursor_crops import CROP_PX, CursorCrop, cursor_crops
 
 FILE_FORMAT = "mednarratives-cursor-detector/1"
 # OKS sigma of the hotspot, for the loss and for matching predictions to pointers in training.

@@ -23,9 +23,8 @@ import cv2
 import numpy as np
 import polars as pl
 
-from mednarratives_assets.stages.cursor_detector import CursorDetector, Detection
-from mednarratives_assets.stages.stable_chunks import Sample, VideoUnreadable, sample_video
-from mednarratives_assets.training_cursors import CROP_PX
+from mednarratives_assets.stages.cursor_detector import CROP_PX, CursorDetector, Detection
+from mednarratives_assets.video_frames import Sample, VideoUnreadable, sample_video
 
 CURSOR_TRACES_SCHEMA = {
     "channel": pl.Utf8,

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mednarratives_assets.demo.images import MedicalImage, folder_images, packaged_images
-from mednarratives_assets.training_frames import (
+from mednarratives_assets.synthetic.classifier_frames import (
     FRAME_SIZE,
     NEGATIVE_KINDS,
     Box,
@@ -29,6 +28,7 @@ from mednarratives_assets.training_frames import (
     positive_frame_with_boxes,
     shrink_picture,
 )
+from mednarratives_assets.synthetic.medical_images import MedicalImage, folder_images, packaged_images
 
 INPUT_SIZE = (128, 224)  # (h, w) the network sees: a 16:9 frame, small enough to train on CPUs
 FILE_FORMAT = "mednarratives-frame-classifier/1"

@@ -34,7 +34,7 @@ from PIL import Image
 from safetensors.torch import save_model
 
 from mednarratives_assets.contact_sheets import figure_png
-from mednarratives_assets.stages.stable_chunks import grouped
+from mednarratives_assets.tables import grouped
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"

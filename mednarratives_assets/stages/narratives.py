@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mednarratives_assets.stages.stable_chunks import grouped, medical_chunks
+from mednarratives_assets.tables import grouped, medical_chunks, pair_id
 
 DATASET_ID = "mednarratives"
 TIMED_UTTERANCE = pl.Struct({"utterance": pl.Utf8, "start_time": pl.Float64, "end_time": pl.Float64})
@@ -59,11 +59,6 @@ class NarrativeSettings:
         if not 0 <= self.padding_s <= 5:
             raise ValueError(f"padding_s={self.padding_s} must be between 0 and 5 seconds")
         return self
-
-
-def pair_id(channel: str, video_id: str, chunk_index: int) -> str:
-    """A stable id of one chunk's image-text pair, also the narrative's image_id."""
-    return hashlib.sha1(f"{channel}/{video_id}/{chunk_index}".encode()).hexdigest()[:16]
 
 
 def annotator_id(channel: str) -> int:

@@ -14,7 +14,6 @@ pointer.
 from __future__ import annotations
 
 import hashlib
-import math
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -22,12 +21,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import cv2
-import imagehash
 import numpy as np
 import polars as pl
-from PIL import Image
 
 from mednarratives_assets.contact_sheets import contact_sheet_png
+from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
+from mednarratives_assets.video_frames import Sample, sample_video
 
 # A span's reference frame follows the picture this long after it opens, so the end of a
 # cross-fade does not count as a change.
@@ -103,17 +102,6 @@ class ChunkingSettings:
         return self
 
 
-class VideoUnreadable(ValueError):
-    """The file cannot be decoded as video."""
-
-
-@dataclass
-class Sample:
-    t: float
-    small: np.ndarray  # grey, analysis_width wide
-    frame: np.ndarray  # BGR, full size
-
-
 @dataclass
 class StableSpan:
     """A still span: its samples' times and the median of its full-size samples (BGR)."""
@@ -122,42 +110,6 @@ class StableSpan:
     end_s: float
     n_samples: int
     keyframe: np.ndarray
-
-
-def sample_video(
-    path: Path, sample_hz: float, analysis_width: int, spans: list[tuple[float, float]] | None = None
-) -> Iterator[Sample]:
-    """Every `fps / sample_hz`-th frame, decoded in one pass: grab() every frame, retrieve() the samples.
-
-    With `spans` ((start_s, end_s) pairs), only samples inside one of them are retrieved and
-    yielded, and decoding stops after the last span ends.
-    """
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise VideoUnreadable(f"{path}: not a readable video")
-    try:
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        if not fps or fps <= 0:
-            raise VideoUnreadable(f"{path}: the video stream has no frame rate")
-        step = max(1, round(fps / sample_hz))
-        last_s = math.inf if spans is None else max((end for _, end in spans), default=-1.0)
-        index = 0
-        while capture.grab():
-            t = index / fps
-            if t > last_s:
-                return
-            if index % step == 0 and (spans is None or any(start <= t <= end for start, end in spans)):
-                ok, frame = capture.retrieve()
-                if ok:
-                    height = round(frame.shape[0] * analysis_width / frame.shape[1])
-                    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                    small = cv2.resize(grey, (analysis_width, height), interpolation=cv2.INTER_AREA)
-                    yield Sample(t, small, frame)
-            index += 1
-        if index == 0:
-            raise VideoUnreadable(f"{path}: no frame could be decoded")
-    finally:
-        capture.release()
 
 
 @dataclass
@@ -297,15 +249,6 @@ def find_stable_spans(
         finished = close(end_s)
         if finished is not None:
             yield finished
-
-
-def perceptual_hash(keyframe_bgr: np.ndarray) -> str:
-    """64-bit DCT pHash as 16 hex digits."""
-    return str(imagehash.phash(Image.fromarray(cv2.cvtColor(keyframe_bgr, cv2.COLOR_BGR2RGB))))
-
-
-def hash_distance(a: str, b: str) -> int:
-    return imagehash.hex_to_hash(a) - imagehash.hex_to_hash(b)
 
 
 def sharpness(keyframe_bgr: np.ndarray, rect: tuple[int, int, int, int] | None = None) -> float:
@@ -550,22 +493,3 @@ def chunk_channel(
         pl.DataFrame(summaries, schema=VIDEO_SUMMARY_SCHEMA),
         sheets,
     )
-
-
-def medical_chunks(stable_chunks: pl.DataFrame) -> pl.DataFrame:
-    """The chunks that show a medical image with a known region, in order."""
-    return stable_chunks.filter(pl.col("is_medical") & pl.col("image_x").is_not_null()).sort(
-        "video_id", "chunk_index"
-    )
-
-
-def chunk_region(chunk: dict) -> tuple[int, int, int, int]:
-    return chunk["image_x"], chunk["image_y"], chunk["image_w"], chunk["image_h"]
-
-
-def grouped(frame: pl.DataFrame, *keys: str) -> Callable[..., pl.DataFrame]:
-    """The rows of `frame` by the values of `keys`, split once: `grouped(traces, "video_id",
-    "chunk_index")("a", 1)` is chunk 1 of video a (no rows when it has none)."""
-    groups = frame.partition_by(*keys, as_dict=True) if not frame.is_empty() else {}
-    empty = frame.clear()
-    return lambda *values: groups.get(values, empty)

@@ -7,7 +7,6 @@ status 'error' and a message naming the problem, so one bad upload never fails t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -19,6 +18,7 @@ import polars as pl
 
 from mednarratives_assets.channels import list_video_files
 from mednarratives_assets.contact_sheets import contact_sheet_png
+from mednarratives_assets.file_hashing import sha256_of
 
 VIDEOS_SCHEMA: dict[str, pl.DataType] = {
     "channel": pl.Utf8(),
@@ -62,11 +62,6 @@ class StreamInfo:
     has_audio: bool | None = None
     audio_codec: str | None = None
     audio_sample_rate: int | None = None
-
-
-def sha256_of(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def probe_streams(path: Path) -> StreamInfo:

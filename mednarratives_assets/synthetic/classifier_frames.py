@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from mednarratives_assets.demo.cursor import (
+from mednarratives_assets.synthetic.medical_images import package_file
+from mednarratives_assets.synthetic.pointers import (
     CURSOR_SHAPES,
     CURSOR_THEMES,
     CursorSprite,
@@ -26,7 +27,6 @@ from mednarratives_assets.demo.cursor import (
     paste_sprite,
     render_sprite,
 )
-from mednarratives_assets.demo.images import package_file
 
 NEGATIVE_KINDS = ("text_slide", "diagram", "chart", "presenter", "desktop", "photo_slide")
 FRAME_SIZE = (640, 360)  # (w, h) training frames are drawn at

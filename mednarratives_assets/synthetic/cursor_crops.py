@@ -18,14 +18,14 @@ from functools import cache
 import cv2
 import numpy as np
 
-from mednarratives_assets.demo.cursor import (
+from mednarratives_assets.synthetic.classifier_frames import NEGATIVE_KINDS, negative_frame, positive_frame
+from mednarratives_assets.synthetic.pointers import (
     CURSOR_SHAPES,
     CURSOR_THEMES,
     CursorSprite,
     CursorStyle,
     render_sprite,
 )
-from mednarratives_assets.training_frames import NEGATIVE_KINDS, negative_frame, positive_frame
 
 CROP_PX = 128  # side of a detector input, in pixels of a 720p frame
 FRAME_720P = (1280, 720)
