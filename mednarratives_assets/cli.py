@@ -27,12 +27,16 @@ from mednarratives_assets.defs.jobs import (
     ingest_job,
 )
 from mednarratives_assets.defs.partitions import channel_partitions
+from mednarratives_assets.defs.resources import ModelStore, build_resources
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.video_downloads import load_channel_urls
 from mednarratives_assets.tables import table_counts
 
 # GenMedCLIP trains on every channel's pairs; fewer than this teach a CLIP model nothing.
 MIN_PAIRS_FOR_GENMEDCLIP = 8
+
+# The terminal shows the stages' progress lines, warnings and errors, not every Dagster event.
+CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 UI_HINT = "UI: DAGSTER_HOME=$PWD/data/dagster_home dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000"
 
@@ -52,35 +56,34 @@ def materialize_channels(
     known = set(instance.get_dynamic_partitions(channel_partitions.name))
     instance.add_dynamic_partitions(channel_partitions.name, [c for c in channels if c not in known])
     job = build_definitions(layout).resolve_job_def(job_name)
-    return {
-        channel: job.execute_in_process(
-            partition_key=channel, instance=instance, raise_on_error=False
+    outcome = {}
+    for number, channel in enumerate(channels, 1):
+        print(f"[{number}/{len(channels)}] {job_name}: channel {channel}", flush=True)
+        outcome[channel] = job.execute_in_process(
+            partition_key=channel, instance=instance, run_config=CONSOLE_AT_INFO, raise_on_error=False
         ).success
-        for channel in channels
-    }
+    return outcome
 
 
 def train_models_if_missing(layout: DataLayout, instance: dg.DagsterInstance) -> list[str]:
     """Materialize each model asset unless a usable model is saved; returns the models that failed."""
-    from mednarratives_assets.stages.cursor_detector import CursorDetector
-    from mednarratives_assets.stages.frame_classifier import FrameClassifier
-
-    models = [
-        ("frame classifier", FrameClassifier.load, layout.frame_classifier_path, frame_classifier_job, "2"),
-        ("cursor detector", CursorDetector.load, layout.cursor_detector_path, cursor_detector_job, "20"),
-    ]
+    models: ModelStore = build_resources(layout)["models"]
     failed = []
-    for name, load, path, job, minutes in models:
-        try:
-            load(path)
+    for model, job, minutes in (
+        ("frame_classifier", frame_classifier_job, "2"),
+        ("cursor_detector", cursor_detector_job, "20"),
+    ):
+        problem = models.problem(model)
+        if problem is None:
             continue
-        except FileNotFoundError:
-            pass
-        except ValueError as exc:  # saved by another version
-            print(f"the saved {name} cannot be used ({str(exc).splitlines()[0]}); training it again")
+        name, path = model.replace("_", " "), models.path(model)
+        if path.exists():  # saved by another version
+            print(f"the saved {name} cannot be used ({problem}); training it again")
         print(f"training the {name} (about {minutes} minutes on 2 cores), saved as {path}")
         job_def = build_definitions(layout).resolve_job_def(job.name)
-        if not job_def.execute_in_process(instance=instance, raise_on_error=False).success:
+        if not job_def.execute_in_process(
+            instance=instance, run_config=CONSOLE_AT_INFO, raise_on_error=False
+        ).success:
             failed.append(name)
     return failed
 
@@ -93,7 +96,9 @@ def run_genmedclip_job(layout: DataLayout, instance: dg.DagsterInstance) -> bool
         return None
     print(f"training GenMedCLIP and its baseline on {n_pairs} aligned pairs, then scoring them")
     job_def = build_definitions(layout).resolve_job_def(genmedclip_job.name)
-    return job_def.execute_in_process(instance=instance, raise_on_error=False).success
+    return job_def.execute_in_process(
+        instance=instance, run_config=CONSOLE_AT_INFO, raise_on_error=False
+    ).success
 
 
 def ingest(

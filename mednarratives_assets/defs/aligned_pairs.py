@@ -5,13 +5,12 @@ import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.contact_sheets import contact_sheet_png
-from mednarratives_assets.defs.checks import channel_check, rows_check
+from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
-from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.defs.partitions import channel_asset
+from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel, pair_picture
-from mednarratives_assets.stages.cursor_detector import CursorDetector
 
 MAX_SHEET_PAIRS = 24
 
@@ -25,31 +24,13 @@ class AlignedPairsConfig(dg.Config):
     remove_pointers: bool = True
 
 
-@dg.asset(
-    partitions_def=channel_partitions,
-    ins={
-        "stable_chunks": dg.AssetIn(),
-        "narratives": dg.AssetIn(),
-        "boxes": dg.AssetIn(),
-        "cursor_traces": dg.AssetIn(),
-    },
+@channel_asset(
+    "narratives",
     deps=[cursor_detector],
-    metadata={"partition_expr": "channel"},
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "polars"},
-    group_name="narratives",
-    check_specs=[
-        channel_check(
-            "aligned_pairs",
-            "every_pair_has_a_caption",
-            "Every pair has words: a pair without text cannot train a CLIP model.",
-        ),
-        channel_check(
-            "aligned_pairs",
-            "pair_ids_are_unique",
-            "No pair_id repeats: image files and narratives are named by it.",
-        ),
-    ],
+    checks={
+        "every_pair_has_a_caption": "Every pair has words: a pair without text cannot train a CLIP model.",
+        "pair_ids_are_unique": "No pair_id repeats: image files and narratives are named by it.",
+    },
 )
 def aligned_pairs(
     context: dg.AssetExecutionContext,
@@ -59,6 +40,7 @@ def aligned_pairs(
     boxes: pl.DataFrame,
     cursor_traces: pl.DataFrame,
     paths: DataPaths,
+    models: ModelStore,
 ) -> Iterator:
     """One image-text pair per medical chunk: the keyframe cropped to its medical image, the words,
     corrected and sorted (medical sentences, pointed-at phrases), and a domain of 12.
@@ -70,14 +52,18 @@ def aligned_pairs(
     layout = paths.layout
     try:
         settings = PairSettings(config.duplicate_distance).validated()
-        detector = CursorDetector.load(layout.cursor_detector_path) if config.remove_pointers else None
-    except FileNotFoundError as exc:
-        raise dg.Failure(
-            f"aligned_pairs needs the cursor detector to remove pointers: materialize cursor_detector "
-            f"or set remove_pointers to false ({exc})"
-        ) from exc
     except ValueError as exc:
         raise dg.Failure(f"aligned_pairs: {exc}") from exc
+    detector = (
+        models.load(
+            "cursor_detector",
+            "aligned_pairs",
+            purpose="the cursor detector to remove pointers",
+            alternative=", or set remove_pointers to false",
+        )
+        if config.remove_pointers
+        else None
+    )
     channel = context.partition_key
     result = pair_channel(
         layout.data_root,

@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 
 import dagster as dg
@@ -7,7 +6,7 @@ import polars as pl
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.genmedclip_model import genmedclip_model, genmedclip_no_dense_model
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths, ModelStore
 from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.benchmark_scores import (
     UNTRAINED_ID,
@@ -15,8 +14,9 @@ from mednarratives_assets.stages.benchmark_scores import (
     score_models,
     scores_png,
 )
-from mednarratives_assets.stages.genmedclip_model import TRAINING_FILE, pick_device
+from mednarratives_assets.stages.genmedclip_model import pick_device
 
+SCORED_MODELS = ("genmedclip_model", "genmedclip_no_dense_model")
 SHORT_NAMES = {
     "genmedclip_model": "dense",
     "genmedclip_no_dense_model": "no dense",
@@ -32,7 +32,6 @@ class BenchmarkConfig(dg.Config):
 
 
 @dg.asset(
-    ins={"aligned_pairs": dg.AssetIn()},
     deps=[genmedclip_model, genmedclip_no_dense_model],
     pool=DUCKDB_POOL,
     kinds={"duckdb", "polars", "pytorch"},
@@ -46,24 +45,22 @@ class BenchmarkConfig(dg.Config):
     ],
 )
 def benchmark_scores(
-    context: dg.AssetExecutionContext, config: BenchmarkConfig, aligned_pairs: pl.DataFrame, paths: DataPaths
+    context: dg.AssetExecutionContext,
+    config: BenchmarkConfig,
+    aligned_pairs: pl.DataFrame,
+    paths: DataPaths,
+    models: ModelStore,
 ):
     """Zero-shot classification (domain; MedPix modality and body region) and image-text retrieval
     (R@1, R@5, R@10 both ways) of GenMedCLIP and its baselines: the same recipe without the dense
     loss, and the untrained model. Scored on the held-out lectures' pairs and on MedPix's dev split.
     Table `benchmark_scores`, documented in docs/schema.md."""
-    folders = {
-        name: paths.layout.genmedclip_dir / name for name in ("genmedclip_model", "genmedclip_no_dense_model")
+    saved = {
+        name: models.load(name, "benchmark_scores")
+        for name in ("genmedclip_model", "genmedclip_no_dense_model")
     }
-    for name, folder in folders.items():
-        if not (folder / TRAINING_FILE).is_file():
-            raise dg.Failure(
-                f"benchmark_scores needs {name}: no trained model in {folder}; materialize {name}"
-            )
-    trainings = {
-        name: json.loads((folder / TRAINING_FILE).read_text(encoding="utf-8"))
-        for name, folder in folders.items()
-    }
+    folders = {name: model.folder for name, model in saved.items()}
+    trainings = {name: model.training for name, model in saved.items()}
     held_out = trainings["genmedclip_model"]["held_out_pair_ids"]
     medpix = medpix_dev_set(Path(config.medpix_dir)) if config.medpix_dir else None
     if medpix is None:

@@ -3,10 +3,10 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from mednarratives_assets.defs.checks import channel_check, rows_check
+from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
-from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.defs.partitions import channel_asset
+from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.boxes import BoxSettings, box_channel, boxes_png
 
 DEFAULTS = BoxSettings()
@@ -28,18 +28,9 @@ class BoxesConfig(dg.Config):
     phrase_lead_s: float = DEFAULTS.phrase_lead_s
 
 
-@dg.asset(
-    partitions_def=channel_partitions,
-    ins={"stable_chunks": dg.AssetIn(), "cursor_traces": dg.AssetIn(), "transcript_words": dg.AssetIn()},
-    metadata={"partition_expr": "channel"},
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "polars"},
-    group_name="narratives",
-    check_specs=[
-        channel_check(
-            "boxes", "boxes_inside_the_image", "Normalized box corners lie in [0, 1] of the pair's image."
-        )
-    ],
+@channel_asset(
+    "narratives",
+    checks={"boxes_inside_the_image": "Normalized box corners lie in [0, 1] of the pair's image."},
 )
 def boxes(
     context: dg.AssetExecutionContext,

@@ -1,4 +1,4 @@
-"""Asset checks on channel partitions: the spec each asset declares and the result it yields."""
+"""Asset check results on channel partitions (each asset declares its checks with `channel_asset`)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ import dagster as dg
 import polars as pl
 
 from mednarratives_assets.defs.metadata import markdown_preview
-from mednarratives_assets.defs.partitions import channel_partitions
 
 OUTSIDE_COLUMNS = ["video_id", "chunk_index", "t_s", "start_s", "end_s"]
-
-
-def channel_check(asset: str, name: str, description: str | None = None) -> dg.AssetCheckSpec:
-    """A check evaluated with each channel's materialization of `asset`."""
-    return dg.AssetCheckSpec(name, asset=asset, partitions_def=channel_partitions, description=description)
 
 
 def rows_check(

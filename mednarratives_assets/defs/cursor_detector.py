@@ -4,7 +4,7 @@ from pathlib import Path
 import dagster as dg
 
 from mednarratives_assets.defs.metadata import png_image
-from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.cursor_detector import (
     DetectorTrainingSettings,
@@ -36,7 +36,7 @@ class CursorDetectorTraining(dg.Config):
 
 @dg.asset(kinds={"pytorch"}, group_name="cursor")
 def cursor_detector(
-    context: dg.AssetExecutionContext, config: CursorDetectorTraining, paths: DataPaths
+    context: dg.AssetExecutionContext, config: CursorDetectorTraining, paths: DataPaths, models: ModelStore
 ) -> dg.MaterializeResult:
     """A YOLO pose model (one keypoint: the hotspot) that finds the mouse pointer in 128 px crops.
 
@@ -56,11 +56,11 @@ def cursor_detector(
     layout.cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cursor-detector-", dir=layout.cache_dir) as work:
         detector, held_out = train_cursor_detector(settings, pictures, Path(work), log=context.log.info)
-        detector.save(layout.cursor_detector_path, settings)
+        detector.save(models.path("cursor_detector"), settings)
         sheet = held_out_sheet(detector, held_out)
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(layout.cursor_detector_path)),
+            "path": dg.MetadataValue.path(str(models.path("cursor_detector"))),
             **detector.metrics,
             "held_out_crops": png_image(sheet, "held-out crops: truth green, detection red"),
         }

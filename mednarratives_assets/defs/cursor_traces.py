@@ -3,12 +3,11 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from mednarratives_assets.defs.checks import OUTSIDE_COLUMNS, channel_check, outside_their_chunk, rows_check
+from mednarratives_assets.defs.checks import OUTSIDE_COLUMNS, outside_their_chunk, rows_check
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
-from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
-from mednarratives_assets.stages.cursor_detector import CursorDetector
+from mednarratives_assets.defs.partitions import channel_asset
+from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.cursor_traces import TraceSettings, trace_channel
 
 DEFAULTS = TraceSettings()
@@ -30,18 +29,10 @@ class CursorTracesConfig(dg.Config):
     confirm_min_confidence: float = DEFAULTS.confirm_min_confidence
 
 
-@dg.asset(
-    partitions_def=channel_partitions,
-    ins={"videos": dg.AssetIn(), "stable_chunks": dg.AssetIn()},
+@channel_asset(
+    "cursor",
     deps=[cursor_detector],
-    metadata={"partition_expr": "channel"},
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "polars"},
-    group_name="cursor",
-    check_specs=[
-        channel_check("cursor_traces", "all_videos_traced"),
-        channel_check("cursor_traces", "points_inside_their_chunk"),
-    ],
+    checks={"all_videos_traced": None, "points_inside_their_chunk": None},
 )
 def cursor_traces(
     context: dg.AssetExecutionContext,
@@ -49,6 +40,7 @@ def cursor_traces(
     videos: pl.DataFrame,
     stable_chunks: pl.DataFrame,
     paths: DataPaths,
+    models: ModelStore,
 ) -> Iterator:
     """The pointer's hotspot through every medical chunk, `sample_hz` times a second, with gaps where
     no pointer shows.
@@ -61,13 +53,9 @@ def cursor_traces(
     layout = paths.layout
     try:
         settings = TraceSettings(**config.model_dump()).validated()
-        detector = CursorDetector.load(layout.cursor_detector_path)
-    except FileNotFoundError as exc:
-        raise dg.Failure(
-            f"cursor_traces needs a trained cursor detector: materialize cursor_detector ({exc})"
-        ) from exc
     except ValueError as exc:
         raise dg.Failure(f"cursor_traces: {exc}") from exc
+    detector = models.load("cursor_detector", "cursor_traces")
     result = trace_channel(
         layout.data_root,
         context.partition_key,

@@ -1,18 +1,13 @@
 import dagster as dg
 import polars as pl
 
-from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.defs.partitions import channel_asset
+from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.dataset_export import export_dataset
 
 
-@dg.asset(
-    partitions_def=channel_partitions,
-    ins={"aligned_pairs": dg.AssetIn(), "narratives": dg.AssetIn(), "boxes": dg.AssetIn()},
-    pool=DUCKDB_POOL,  # it reads its inputs from DuckDB, which a writer in another process would lock
-    kinds={"parquet", "huggingface"},
-    group_name="narratives",
-)
+# In the duckdb pool too: it reads its inputs from DuckDB, which a writer in another process would lock.
+@channel_asset("narratives", kinds=frozenset({"parquet", "huggingface"}))
 def dataset_export(
     context: dg.AssetExecutionContext,
     aligned_pairs: pl.DataFrame,

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.defs.resources import ModelStore
 from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.frame_classifier import (
     ClassifierTrainingSettings,
@@ -23,7 +23,7 @@ class FrameClassifierTraining(dg.Config):
 
 @dg.asset(kinds={"pytorch"}, group_name="chunks")
 def frame_classifier(
-    context: dg.AssetExecutionContext, config: FrameClassifierTraining, paths: DataPaths
+    context: dg.AssetExecutionContext, config: FrameClassifierTraining, models: ModelStore
 ) -> dg.MaterializeResult:
     """A small CNN that tells keyframes showing a medical image from everything else, trained offline.
 
@@ -38,7 +38,7 @@ def frame_classifier(
         raise dg.Failure(f"frame_classifier config: {exc}") from exc
     images = training_images(config.extra_images_dir or None)
     classifier = train_frame_classifier(images, settings, log=context.log.info)
-    path = paths.layout.frame_classifier_path
+    path = models.path("frame_classifier")
     classifier.save(path)
     metrics = classifier.metrics
     return dg.MaterializeResult(

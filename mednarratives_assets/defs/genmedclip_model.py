@@ -2,7 +2,7 @@ import dagster as dg
 import polars as pl
 
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
-from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.genmedclip_model import (
     ClipTrainingSettings,
     EpochReport,
@@ -43,7 +43,6 @@ class GenMedClipTraining(ClipTrainingConfig):
 def _clip_model_asset(name: str, config_class: type[ClipTrainingConfig], description: str):
     @dg.asset(
         name=name,
-        ins={"aligned_pairs": dg.AssetIn(), "boxes": dg.AssetIn()},
         kinds={"pytorch"},
         group_name="genmedclip",
         description=description,
@@ -54,6 +53,7 @@ def _clip_model_asset(name: str, config_class: type[ClipTrainingConfig], descrip
         aligned_pairs: pl.DataFrame,
         boxes: pl.DataFrame,
         paths: DataPaths,
+        models: ModelStore,
     ) -> dg.MaterializeResult:
         try:
             settings = ClipTrainingSettings(**{"dense_loss": False, **config.model_dump()}).validated()
@@ -74,7 +74,7 @@ def _clip_model_asset(name: str, config_class: type[ClipTrainingConfig], descrip
                 aligned_pairs,
                 boxes,
                 settings,
-                layout.genmedclip_dir / name,
+                models.path(name),
                 layout.cache_dir / "genmedclip" / f"{name}.state.pt",
                 progress=progress,
                 log=context.log.info,

@@ -3,10 +3,10 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from mednarratives_assets.defs.checks import OUTSIDE_COLUMNS, channel_check, outside_their_chunk, rows_check
+from mednarratives_assets.defs.checks import OUTSIDE_COLUMNS, outside_their_chunk, rows_check
 from mednarratives_assets.defs.metadata import markdown_preview
-from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.defs.partitions import channel_asset
+from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.narratives import NarrativeSettings, narrate_channel, write_jsonl
 
 
@@ -28,25 +28,9 @@ def traces_outside_their_chunk(narratives: pl.DataFrame, chunks: pl.DataFrame) -
     return outside_their_chunk(points, chunks, tolerance_s=1e-3)  # LN times are rounded to the millisecond
 
 
-@dg.asset(
-    partitions_def=channel_partitions,
-    ins={
-        "videos": dg.AssetIn(),
-        "stable_chunks": dg.AssetIn(),
-        "cursor_traces": dg.AssetIn(),
-        "transcript_words": dg.AssetIn(),
-    },
-    metadata={"partition_expr": "channel"},
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "polars"},
-    group_name="narratives",
-    check_specs=[
-        channel_check(
-            "narratives",
-            "trace_times_inside_their_chunk",
-            "Every trace point's time lies inside its chunk's span.",
-        )
-    ],
+@channel_asset(
+    "narratives",
+    checks={"trace_times_inside_their_chunk": "Every trace point's time lies inside its chunk's span."},
 )
 def narratives(
     context: dg.AssetExecutionContext,

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -9,6 +11,9 @@ from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
 from mednarratives_assets.asr.engines import AsrEngine, AsrSettings, build_engine
 from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.stages.cursor_detector import CursorDetector
+from mednarratives_assets.stages.frame_classifier import FrameClassifier
+from mednarratives_assets.stages.genmedclip_model import SavedClip
 
 # Assets that write to DuckDB share this pool; dagster.yaml limits it to one at a time, because
 # DuckDB admits a single writing process.
@@ -24,6 +29,61 @@ class DataPaths(dg.ConfigurableResource):
     @property
     def layout(self) -> DataLayout:
         return DataLayout(data_root=Path(self.data_root), duckdb_path=Path(self.duckdb_path))
+
+
+# Trained models by the asset that trains them: where the asset saves it, and how to open it.
+SAVED_MODELS: dict[str, tuple[Callable[[DataLayout], Path], Callable[[Path], Any]]] = {
+    "frame_classifier": (lambda layout: layout.frame_classifier_path, FrameClassifier.load),
+    "cursor_detector": (lambda layout: layout.cursor_detector_path, CursorDetector.load),
+    "genmedclip_model": (lambda layout: layout.genmedclip_dir / "genmedclip_model", SavedClip.load),
+    "genmedclip_no_dense_model": (
+        lambda layout: layout.genmedclip_dir / "genmedclip_no_dense_model",
+        SavedClip.load,
+    ),
+}
+
+
+class ModelStore(dg.ConfigurableResource):
+    """Trained models, opened by the name of the asset that trains them (see SAVED_MODELS).
+
+    Assets that use a model take this resource and call `load`; the CLI asks `problem` before it
+    trains what is missing. Both go through the same opening code.
+    """
+
+    paths: DataPaths
+
+    def path(self, model: str) -> Path:
+        if model not in SAVED_MODELS:
+            raise KeyError(f"no model named {model!r}; known: {', '.join(SAVED_MODELS)}")
+        return SAVED_MODELS[model][0](self.paths.layout)
+
+    def open(self, model: str) -> Any:
+        """The model; FileNotFoundError when it was never trained, ValueError when it cannot be used."""
+        return SAVED_MODELS[model][1](self.path(model))
+
+    def problem(self, model: str) -> str | None:
+        """None when the model opens; otherwise why not, in one line."""
+        try:
+            self.open(model)
+        except (FileNotFoundError, ValueError) as exc:
+            return str(exc).splitlines()[0]
+        return None
+
+    def load(self, model: str, needed_by: str, purpose: str | None = None, alternative: str = "") -> Any:
+        """The model for the asset `needed_by`, or a dg.Failure saying to materialize `model` first.
+
+        purpose: what the asset needs it for, when not obvious; alternative: another way out.
+        """
+        try:
+            return self.open(model)
+        except FileNotFoundError as exc:
+            raise dg.Failure(
+                f"{needed_by} needs {purpose or model}: {exc}; materialize {model} first{alternative}"
+            ) from exc
+        except ValueError as exc:  # saved by another version of the code, or damaged
+            raise dg.Failure(
+                f"{needed_by} cannot use the saved {model} ({exc}); materialize {model} again"
+            ) from exc
 
 
 class SpeechRecognizer(dg.ConfigurableResource):
@@ -98,8 +158,10 @@ class DuckDBTablesIOManager(DuckDBPolarsIOManager):
 
 
 def build_resources(layout: DataLayout) -> dict:
+    paths = DataPaths(data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path))
     return {
-        "paths": DataPaths(data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path)),
+        "paths": paths,
+        "models": ModelStore(paths=paths),
         "asr": SpeechRecognizer(),
         # Every table lands in the `main` schema of one DuckDB file. Each write opens a short
         # connection, and the IO manager retries while another process holds the write lock.

@@ -3,12 +3,11 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from mednarratives_assets.defs.checks import channel_check, rows_check
+from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
-from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
-from mednarratives_assets.stages.frame_classifier import FrameClassifier
+from mednarratives_assets.defs.partitions import channel_asset
+from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_channel
 
 DEFAULTS = ChunkingSettings()
@@ -25,18 +24,13 @@ class StableChunksConfig(dg.Config):
     medical_threshold: float = DEFAULTS.medical_threshold
 
 
-@dg.asset(
-    partitions_def=channel_partitions,
-    ins={"videos": dg.AssetIn()},
-    deps=[frame_classifier],
-    metadata={"partition_expr": "channel"},
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "polars"},
-    group_name="chunks",
-    check_specs=[channel_check("stable_chunks", "all_videos_chunked")],
-)
+@channel_asset("chunks", deps=[frame_classifier], checks={"all_videos_chunked": None})
 def stable_chunks(
-    context: dg.AssetExecutionContext, config: StableChunksConfig, videos: pl.DataFrame, paths: DataPaths
+    context: dg.AssetExecutionContext,
+    config: StableChunksConfig,
+    videos: pl.DataFrame,
+    paths: DataPaths,
+    models: ModelStore,
 ) -> Iterator:
     """Spans where the slide stays still for at least `min_duration_s`, with a median keyframe each.
 
@@ -47,13 +41,9 @@ def stable_chunks(
     layout = paths.layout
     try:
         settings = ChunkingSettings(**config.model_dump()).validated()
-        classifier = FrameClassifier.load(layout.frame_classifier_path)
-    except FileNotFoundError as exc:
-        raise dg.Failure(
-            f"stable_chunks needs a trained frame classifier: materialize frame_classifier ({exc})"
-        ) from exc
     except ValueError as exc:
         raise dg.Failure(f"stable_chunks: {exc}") from exc
+    classifier = models.load("frame_classifier", "stable_chunks")
     result = chunk_channel(
         layout.data_root,
         layout.keyframes_dir,

@@ -5,9 +5,9 @@ import polars as pl
 
 from mednarratives_assets.asr.engines import AlignmentModelUnavailable, AsrConfigError
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.defs.checks import channel_check, rows_check
+from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.metadata import markdown_preview
-from mednarratives_assets.defs.partitions import channel_partitions
+from mednarratives_assets.defs.partitions import channel_check, channel_partitions
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths, SpeechRecognizer
 from mednarratives_assets.stages.transcripts import TranscriptCache, transcribe_channel
 
@@ -25,7 +25,6 @@ def _table(description: str) -> dg.AssetOut:
 @dg.multi_asset(
     name="transcripts",
     partitions_def=channel_partitions,
-    ins={"videos": dg.AssetIn()},
     outs={
         "transcripts": _table("One row per video: ASR status, the reason when there are no words, counts."),
         "transcript_words": _table("Every recognized word with its start and end time and probability."),

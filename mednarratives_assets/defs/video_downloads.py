@@ -2,8 +2,8 @@ import dagster as dg
 import polars as pl
 
 from mednarratives_assets.defs.metadata import markdown_preview
-from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.defs.partitions import channel_asset
+from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.video_downloads import (
     VIDEO_DOWNLOADS_SCHEMA,
     ChannelsFileError,
@@ -12,13 +12,7 @@ from mednarratives_assets.stages.video_downloads import (
 )
 
 
-@dg.asset(
-    partitions_def=channel_partitions,
-    metadata={"partition_expr": "channel"},
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "polars"},
-    group_name="ingest",
-)
+@channel_asset("ingest")
 def video_downloads(context: dg.AssetExecutionContext, paths: DataPaths) -> pl.DataFrame:
     """Videos fetched with yt-dlp from the channel's URLs in `data/channels.yaml`.
 

@@ -3,25 +3,15 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from mednarratives_assets.defs.checks import channel_check, rows_check
+from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
-from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.defs.partitions import channel_asset
+from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.stages.videos import first_frames_sheet, probe_channel
 
 
-@dg.asset(
-    partitions_def=channel_partitions,
-    deps=[video_downloads],
-    metadata={"partition_expr": "channel"},
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "polars"},
-    group_name="ingest",
-    # A check per channel, so one channel's pass never hides another's failure (a preview
-    # feature in dagster 1.13, which pyproject.toml pins exactly).
-    check_specs=[channel_check("videos", "all_videos_readable")],
-)
+@channel_asset("ingest", deps=[video_downloads], checks={"all_videos_readable": None})
 def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
     """Every video file of the channel, `data/videos/<channel>/<video_id>.<ext>`, probed with PyAV.
 

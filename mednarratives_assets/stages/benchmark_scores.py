@@ -14,21 +14,22 @@ holds a relevant item (captions can repeat, so every image with the same text is
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from mednarratives_assets.contact_sheets import figure_png
 from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
 from mednarratives_assets.stages.genmedclip_model import (
-    TRAINING_FILE,
+    SavedClip,
     create_model,
     pair_text,
     read_preprocessed,
@@ -158,14 +159,42 @@ def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, ks=RECALL_AT) 
 def zero_shot_predictions(
     encoder: ClipEncoder, image_features: torch.Tensor, classes: dict[str, tuple[str, ...]]
 ) -> list[str]:
-    """The class whose averaged prompt embedding lies closest to each image."""
+    """The class whose prompt embedding, averaged over every template and every name of the class by
+    open_clip's build_zero_shot_classifier, lies closest to each image."""
+    from open_clip import build_zero_shot_classifier  # imports transformers: on use only
+
     names = list(classes)
-    prompts = [
-        F.normalize(encoder.texts([t.format(w) for w in classes[n] for t in TEMPLATES]).mean(0), dim=0)
-        for n in names
-    ]
-    best = (image_features @ torch.stack(prompts).T).argmax(dim=1)
+    # Templates are callables on the class name, one per (name, template). Classes with fewer names
+    # cycle them up to the least common multiple of the counts, so every name weighs the same.
+    repeats = math.lcm(*(len(words) for words in classes.values()))
+    templates = [partial(_prompt, classes, template, i) for i in range(repeats) for template in TEMPLATES]
+    weights = build_zero_shot_classifier(
+        _TextTower(encoder), _Prompts, names, templates, num_classes_per_batch=None
+    )
+    best = (image_features @ weights).argmax(dim=1)
     return [names[i] for i in best.tolist()]
+
+
+def _prompt(classes: dict[str, tuple[str, ...]], template: str, index: int, name: str) -> str:
+    words = classes[name]
+    return template.format(words[index % len(words)])
+
+
+class _Prompts(list):
+    """The prompts as build_zero_shot_classifier's "tokens": the encoder tokenizes them itself."""
+
+    def to(self, device) -> _Prompts:
+        return self
+
+
+@dataclass
+class _TextTower:
+    """Any encoder's `texts` as the `encode_text` that build_zero_shot_classifier calls."""
+
+    encoder: ClipEncoder
+
+    def encode_text(self, prompts: _Prompts, normalize: bool = True) -> torch.Tensor:
+        return self.encoder.texts(list(prompts))  # unit vectors already
 
 
 def score_model(model_id: str, encoder: ClipEncoder, eval_set: EvalSet, created_at: datetime) -> pl.DataFrame:
@@ -215,7 +244,7 @@ def score_models(
     """The trained models in `folders` (model id -> folder) and the untrained start of the first
     (UNTRAINED_ID), on the first model's held-out pairs and on `medpix` when given."""
     first = next(iter(folders.values()))
-    held_out = json.loads((first / TRAINING_FILE).read_text(encoding="utf-8"))["held_out_pair_ids"]
+    held_out = SavedClip.load(first).training["held_out_pair_ids"]
     encoders = {
         model_id: ClipEncoder(*create_model(folder, device), device=device)
         for model_id, folder in folders.items()

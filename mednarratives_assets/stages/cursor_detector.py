@@ -77,6 +77,9 @@ def use_ultralytics_offline() -> None:
     ultralytics asks for. PIL's own Image.open is put back.
     """
     os.environ["YOLO_OFFLINE"] = "1"
+    # No progress bars (terminal escape codes in the CLI and the run logs): training reports each
+    # epoch through `log` instead.
+    os.environ.setdefault("YOLO_VERBOSE", "False")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(ULTRALYTICS_CONFIG_DIR))
     font = Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics" / "Arial.ttf"
     if not font.exists():

@@ -131,6 +131,22 @@ class TrainedClip:
     dropped_held_out: list[str]
 
 
+@dataclass(frozen=True)
+class SavedClip:
+    """A trained model's folder in open_clip's format, with its training record (settings, split)."""
+
+    folder: Path
+    training: dict
+
+    @classmethod
+    def load(cls, folder: Path) -> SavedClip:
+        """The saved model; FileNotFoundError naming the folder when it holds none."""
+        record = Path(folder) / TRAINING_FILE
+        if not record.is_file():
+            raise FileNotFoundError(f"no trained model in {folder}")
+        return cls(Path(folder), json.loads(record.read_text(encoding="utf-8")))
+
+
 def model_config(model_size: str, text_tower: str) -> dict:
     """The open_clip model config: TINY_CONFIG or open_clip's own, with the MiniLM text tower if asked."""
     import open_clip  # imported on use: see create_model
@@ -352,8 +368,7 @@ def create_model(folder: Path, device: str, load_weights: bool = True):
 
 def untrained_model(folder: Path, device: str):
     """The trained model's starting point: its config built with its seed, without its weights."""
-    training = json.loads((folder / TRAINING_FILE).read_text(encoding="utf-8"))
-    torch.manual_seed(training["settings"]["seed"])
+    torch.manual_seed(SavedClip.load(folder).training["settings"]["seed"])
     return create_model(folder, device, load_weights=False)
 
 
