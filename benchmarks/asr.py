@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import multiprocessing
-import resource
 import statistics
 import tempfile
 import time
@@ -34,8 +33,9 @@ from mednarratives_assets.asr.engines import (
     build_engine,
 )
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.evaluation.ground_truth import corpus_lectures
-from mednarratives_assets.evaluation.transcript_scores import TimedWord, score_words, total
+from mednarratives_assets.evaluation.corpus import Lecture, Stopwatch, lectures_of, run_lectures
+from mednarratives_assets.evaluation.report import Check, peak_rss_mb
+from mednarratives_assets.evaluation.transcript_scores import Score, TimedWord, score_words, total
 from mednarratives_assets.settings import DataLayout
 
 TARGET_X_REAL_TIME = 10.0
@@ -43,12 +43,8 @@ TARGET_WER = 0.12
 TARGET_START_ERROR_S = 0.150
 
 
-def lectures(corpus: Path) -> list[tuple[Path, list[TimedWord]]]:
-    """Each demo lecture of a data root whose video is present, with the narrator's words."""
-    return [
-        (video, [TimedWord(w["word"], w["start_s"]) for w in truth["words"]])
-        for truth, video in corpus_lectures(corpus)
-    ]
+def narrator_words(lecture: Lecture) -> list[TimedWord]:
+    return [TimedWord(w["word"], w["start_s"]) for w in lecture.truth["words"]]
 
 
 def run_configuration(corpora: list[str], settings: AsrSettings) -> dict:
@@ -68,11 +64,11 @@ def run_configuration(corpora: list[str], settings: AsrSettings) -> dict:
         engine.transcribe_segments(warm_up, lambda _: None)
     load_s = time.perf_counter() - started
 
-    raw, corrected, audio_s, compute_s = [], [], 0.0, 0.0
-    for corpus in corpora:
-        for video, truth in lectures(Path(corpus)):
-            audio = load_audio(video)
-            started = time.perf_counter()
+    def transcribe_and_score(lecture: Lecture, stopwatch: Stopwatch) -> tuple[Score, Score, float]:
+        """The lecture's words scored as heard and after the correction pass, and its seconds of audio."""
+        truth = narrator_words(lecture)
+        audio = load_audio(lecture.video)
+        with stopwatch.timed():
             if word_times:
                 result = engine.transcribe(audio.samples, lambda _: None)
                 words = [TimedWord(w.word, w.start_s) for w in result.words]
@@ -81,11 +77,14 @@ def run_configuration(corpora: list[str], settings: AsrSettings) -> dict:
                 segments = engine.transcribe_segments(audio.samples, lambda _: None)
                 texts = [s["text"] for s in segments]
                 words = [TimedWord(w, s["start"]) for s in segments for w in s["text"].split()]
-            compute_s += time.perf_counter() - started
-            audio_s += audio.duration_s
-            raw.append(score_words(truth, words))
-            fixed = [w for text in texts for w in vocabulary.correct(text)[0].split()]
-            corrected.append(score_words(truth, [TimedWord(w, 0.0) for w in fixed]))
+        fixed = [w for text in texts for w in vocabulary.correct(text)[0].split()]
+        corrected = score_words(truth, [TimedWord(w, 0.0) for w in fixed])
+        return score_words(truth, words), corrected, audio.duration_s
+
+    run = run_lectures(corpora, transcribe_and_score)
+    raw = [scored for scored, _, _ in run.results]
+    corrected = [scored for _, scored, _ in run.results]
+    audio_s = sum(seconds for _, _, seconds in run.results)
     raw_total, corrected_total = total(raw), total(corrected)
     return {
         "n_lectures": len(raw),
@@ -95,9 +94,9 @@ def run_configuration(corpora: list[str], settings: AsrSettings) -> dict:
         "median_start_error_s": statistics.median(raw_total.start_errors_s) if word_times else None,
         "within_150ms": (float(np.mean(np.array(raw_total.start_errors_s) <= 0.15)) if word_times else None),
         "audio_s": audio_s,
-        "compute_s": compute_s,
+        "x_real_time": run.rate(audio_s),
         "load_s": load_s,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -153,7 +152,7 @@ def draw_words(
 
 def default_corpus(tmp: Path) -> Path:
     root = DataLayout.from_env().data_root
-    if lectures(root):
+    if lectures_of([root]):
         return root
     from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus
 
@@ -178,8 +177,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         corpora = args.corpus or [str(default_corpus(Path(tmp)))]
-        n = sum(len(lectures(Path(c))) for c in corpora)
-        print(f"corpus: {', '.join(corpora)} ({n} lectures)")
+        print(f"corpus: {', '.join(corpora)} ({len(lectures_of(corpora))} lectures)")
         default = AsrSettings(threads=args.threads, align_model=args.align_model)
         configurations = []
         for engine in args.engines.split(","):
@@ -204,7 +202,7 @@ def main() -> None:
             print(
                 f"{settings.engine:<15} {'medical' if settings.vocabulary_prompt else 'none':<7} "
                 f"{r['wer']:>6.2%} {r['wer_corrected']:>14.2%} {start} "
-                f"{r['audio_s'] / r['compute_s']:>11.1f}x {r['load_s']:>7.1f} {r['peak_rss_mb']:>6.0f} MB",
+                f"{r['x_real_time']:>11.1f}x {r['load_s']:>7.1f} {r['peak_rss_mb']:>6.0f} MB",
                 flush=True,
             )
         first = results[0][1]
@@ -213,24 +211,27 @@ def main() -> None:
             print("whisperx: no alignment model, so no word times; pass --align-model (see asr/engines.py)")
         measured = next((r for s, r in results if s == default), None)
         if measured is not None:
-            checks = {
-                f"x real time >= {TARGET_X_REAL_TIME:g}": measured["audio_s"] / measured["compute_s"]
-                >= TARGET_X_REAL_TIME,
-                f"WER with corrections <= {TARGET_WER:.0%}": measured["wer_corrected"] <= TARGET_WER,
-                f"median word-start error <= {TARGET_START_ERROR_S * 1000:.0f} ms": (
-                    measured["median_start_error_s"] <= TARGET_START_ERROR_S
+            checks = [
+                Check("x real time", measured["x_real_time"], TARGET_X_REAL_TIME, "{:g}".format),
+                Check("WER with corrections", measured["wer_corrected"], TARGET_WER, "{:.0%}".format, "<="),
+                Check(
+                    "median word-start error",
+                    measured["median_start_error_s"],
+                    TARGET_START_ERROR_S,
+                    lambda seconds: f"{seconds * 1000:.0f} ms",
+                    "<=",
                 ),
-            }
+            ]
             print("default engine (faster-whisper, medical prompt and corrections):")
-            for name, ok in checks.items():
-                print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+            for check in checks:
+                print(f"  {check.verdict}  {check.name} {check.requirement}")
         if args.figure:
             chosen = [
-                (video, truth)
-                for video, truth in lectures(Path(corpora[0]))
-                if f"{video.parent.name}/{video.stem}".endswith(args.figure_lecture)
+                lecture
+                for lecture in lectures_of(corpora[:1])
+                if f"{lecture.video.parent.name}/{lecture.video.stem}".endswith(args.figure_lecture)
             ]
-            draw_words(*chosen[0], args.figure, args.figure_start)
+            draw_words(chosen[0].video, narrator_words(chosen[0]), args.figure, args.figure_start)
 
 
 if __name__ == "__main__":

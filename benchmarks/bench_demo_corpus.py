@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus
+from mednarratives_assets.evaluation.report import peak_rss_mb
 from mednarratives_assets.settings import DataLayout
 
 
@@ -58,9 +58,8 @@ def main() -> None:
                 f"{sum(c['is_medical'] for c in truth['chunks']):7d} {len(truth['words']):5d} "
                 f"{len(truth['rois']):4d} {shown:12.0%} {style:>16}"
             )
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    peak_children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak RSS: {peak_mb:.0f} MB (this process), {peak_children_mb:.0f} MB (largest worker)")
+    peak_mb, peak_worker_mb = peak_rss_mb(), peak_rss_mb(children=True)
+    print(f"peak RSS: {peak_mb:.0f} MB (this process), {peak_worker_mb:.0f} MB (largest worker)")
 
 
 if __name__ == "__main__":

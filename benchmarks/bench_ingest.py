@@ -4,7 +4,7 @@
 
 Encodes `--distinct` 720p30 H.264+AAC clips, copies them to `--files` files in one channel of a
 temporary data root, then prints the probe's throughput (files/s, ms per file, video hours per
-second) and the scan's time for those files, cold and warm.
+second), the scan's time for those files, cold and warm, and the peak RSS.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mednarratives_assets.channels import scan_channels
+from mednarratives_assets.evaluation.report import peak_rss_mb
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.stages.videos import probe_channel
 
@@ -90,6 +91,7 @@ def main() -> None:
             f" median {1000 * statistics.median(scan_times):.1f} ms,"
             f" max {1000 * max(scan_times):.1f} ms for {args.files} files"
         )
+    print(f"peak RSS: {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ The classifier is data/models/frame_classifier.pt unless --model says otherwise
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 
-from mednarratives_assets.evaluation.ground_truth import corpus_lectures
+from mednarratives_assets.evaluation.corpus import Lecture, Stopwatch, run_lectures
+from mednarratives_assets.evaluation.report import Check, peak_rss_mb, print_checks
 from mednarratives_assets.evaluation.stage_scores import ChunkScore
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
@@ -32,9 +31,8 @@ TARGET_MEDICAL = 0.95
 TARGET_X_REAL_TIME = 20.0
 
 
-def decode_seconds(video: Path) -> float:
-    """Time to grab every frame and retrieve the sampled ones: the floor under the stage's time."""
-    started = time.perf_counter()
+def decode_sampled_frames(video: Path) -> None:
+    """Grab every frame and retrieve the sampled ones: timed, the floor under the stage's time."""
     capture = cv2.VideoCapture(str(video))
     step = max(1, round(capture.get(cv2.CAP_PROP_FPS) / ChunkingSettings().sample_hz))
     index = 0
@@ -43,37 +41,37 @@ def decode_seconds(video: Path) -> float:
             capture.retrieve()
         index += 1
     capture.release()
-    return time.perf_counter() - started
 
 
 def evaluate(corpora: list[Path], classifier: FrameClassifier, figure: Path | None) -> dict:
     settings = ChunkingSettings()
     score = ChunkScore()
-    video_s, stage_s, decode_s, sheets = 0.0, 0.0, 0.0, []
     with tempfile.TemporaryDirectory() as keyframes:
-        for corpus in corpora:
-            for truth, video in corpus_lectures(corpus):
-                started = time.perf_counter()
+
+        def chunk_and_score(lecture: Lecture, stopwatch: Stopwatch) -> bytes | None:
+            truth = lecture.truth
+            with stopwatch.timed():
                 rows, sheet = chunk_video(
-                    video,
+                    lecture.video,
                     Path(keyframes) / truth["channel"] / truth["video_id"],
                     classifier.medical_scores,
                     settings,
                     truth["duration_s"],
                 )
-                stage_s += time.perf_counter() - started
-                decode_s += decode_seconds(video)
-                video_s += truth["duration_s"]
-                score.add(rows, truth)
-                if sheet is not None:
-                    sheets.append(sheet)
+            with stopwatch.timed("decode"):
+                decode_sampled_frames(lecture.video)
+            score.add(rows, truth)
+            return sheet
+
+        run = run_lectures(corpora, chunk_and_score)
+    sheets = [sheet for sheet in run.results if sheet is not None]
     if figure is not None and sheets:
         figure.write_bytes(sheets[0])
     return {
         "score": score,
-        "video_s": video_s,
-        "x_real_time": video_s / max(stage_s, 1e-9),
-        "decode_x_real_time": video_s / max(decode_s, 1e-9),
+        "video_s": run.video_s,
+        "x_real_time": run.x_real_time,
+        "decode_x_real_time": run.rate(run.video_s, "decode"),
     }
 
 
@@ -88,7 +86,7 @@ def main() -> None:
     classifier = FrameClassifier.load(args.model or layout.frame_classifier_path)
     cv2.setNumThreads(2)
     result = evaluate(corpora, classifier, args.figure)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     score: ChunkScore = result["score"]
     print(f"corpora: {', '.join(map(str, corpora))} ({result['video_s']:.0f} s of lectures)")
     print(
@@ -96,14 +94,12 @@ def main() -> None:
         f"{classifier.metrics.get('held_out_accuracy', float('nan')):.3f}"
     )
     checks = [
-        ("boundary F1 (±0.5 s)", score.boundary_f1, TARGET_F1, "{:.3f}"),
-        ("medical precision", score.medical_precision, TARGET_MEDICAL, "{:.3f}"),
-        ("medical recall", score.medical_recall, TARGET_MEDICAL, "{:.3f}"),
-        ("speed (x real time)", result["x_real_time"], TARGET_X_REAL_TIME, "{:.1f}"),
+        Check("boundary F1 (±0.5 s)", score.boundary_f1, TARGET_F1),
+        Check("medical precision", score.medical_precision, TARGET_MEDICAL),
+        Check("medical recall", score.medical_recall, TARGET_MEDICAL),
+        Check("speed (x real time)", result["x_real_time"], TARGET_X_REAL_TIME, "{:.1f}".format),
     ]
-    for name, value, target, fmt in checks:
-        verdict = "PASS" if value >= target else "FAIL"
-        print(f"{name:24s} {fmt.format(value):>7s}   target >= {fmt.format(target)}   {verdict}")
+    print_checks(checks, name_width=24, value_width=7)
     print(
         f"boundaries: precision {score.boundary_precision:.3f}, recall {score.boundary_recall:.3f} "
         f"of {score.boundaries_truth}; medical chunks: {score.medical_called} called, "

@@ -22,6 +22,7 @@ import duckdb
 import polars as pl
 
 from mednarratives_assets.demo.narrated_pairs import narrated_pairs
+from mednarratives_assets.evaluation.report import markdown_table
 from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.benchmark_scores import medpix_dev_set, score_models, scores_png
 from mednarratives_assets.stages.genmedclip_model import ClipTrainingSettings, train_genmedclip
@@ -108,21 +109,11 @@ def main() -> None:
         pl.col("value").mean().alias("mean"),
         pl.col("value").std().alias("std"),
     )
-    with pl.Config(
-        tbl_rows=300,
-        tbl_cols=20,
-        tbl_width_chars=250,
-        fmt_str_lengths=40,
-        float_precision=3,
-        tbl_formatting="ASCII_MARKDOWN",
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-    ):
-        print(f"\nbenchmark_scores, mean over seeds {args.seeds} (each seed draws its own held-out lectures)")
-        print(summary.pivot("model_id", index=[*index, "n"], values="mean"))
-        if len(args.seeds) > 1:
-            print("\nstandard deviation over the seeds")
-            print(summary.pivot("model_id", index=[*index, "n"], values="std"))
+    print(f"\nbenchmark_scores, mean over seeds {args.seeds} (each seed draws its own held-out lectures)")
+    print(markdown_table(summary.pivot("model_id", index=[*index, "n"], values="mean")))
+    if len(args.seeds) > 1:
+        print("\nstandard deviation over the seeds")
+        print(markdown_table(summary.pivot("model_id", index=[*index, "n"], values="std")))
     if args.figure:
         args.figure.write_bytes(scores_png(summary.rename({"mean": "value"})))
         print(f"wrote {args.figure}")

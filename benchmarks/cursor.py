@@ -16,14 +16,13 @@ The models are data/models/frame_classifier.pt and cursor_detector.pt unless tol
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 
-from mednarratives_assets.evaluation.ground_truth import corpus_lectures
+from mednarratives_assets.evaluation.corpus import Lecture, Stopwatch, run_lectures
+from mednarratives_assets.evaluation.report import Check, peak_rss_mb, print_checks
 from mednarratives_assets.evaluation.stage_scores import TraceScore
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import CursorDetector
@@ -39,37 +38,37 @@ TARGET_X_REAL_TIME = 5.0
 def evaluate(corpora: list[Path], classifier: FrameClassifier, detector: CursorDetector, figure: Path | None):
     settings = TraceSettings()
     score = TraceScore()
-    traced_s, trace_s, video_s, n_samples, n_lectures = 0.0, 0.0, 0.0, 0, 0
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        for corpus in corpora:
-            for truth, video in corpus_lectures(corpus):
-                rows, _ = chunk_video(
-                    video,
-                    root / truth["channel"] / truth["video_id"],
-                    classifier.medical_scores,
-                    ChunkingSettings(),
-                    truth["duration_s"],
-                )
-                medical = [row for row in rows if row["is_medical"]]
-                started = time.perf_counter()
-                traced = trace_video(video, medical, root, detector, settings)
-                trace_s += time.perf_counter() - started
-                score.add(traced.points.to_dicts(), traced.sample_times, truth)
-                traced_s += sum(row["end_s"] - row["start_s"] for row in medical)
-                video_s += truth["duration_s"]
-                n_samples += len(traced.sample_times)
-                n_lectures += 1
-                if figure is not None and traced.overlays and not figure.exists():
-                    figure.write_bytes(max(traced.overlays.values(), key=len))
+
+        def trace_and_score(lecture: Lecture, stopwatch: Stopwatch) -> tuple[float, int]:
+            """The lecture's seconds of medical chunks and its samples."""
+            truth = lecture.truth
+            rows, _ = chunk_video(
+                lecture.video,
+                root / truth["channel"] / truth["video_id"],
+                classifier.medical_scores,
+                ChunkingSettings(),
+                truth["duration_s"],
+            )
+            medical = [row for row in rows if row["is_medical"]]
+            with stopwatch.timed():
+                traced = trace_video(lecture.video, medical, root, detector, settings)
+            score.add(traced.points.to_dicts(), traced.sample_times, truth)
+            if figure is not None and traced.overlays and not figure.exists():
+                figure.write_bytes(max(traced.overlays.values(), key=len))
+            return sum(row["end_s"] - row["start_s"] for row in medical), len(traced.sample_times)
+
+        run = run_lectures(corpora, trace_and_score)
+    traced_s = sum(seconds for seconds, _ in run.results)
     return {
         "score": score,
-        "n_lectures": n_lectures,
+        "n_lectures": len(run.lectures),
         "traced_s": traced_s,
-        "video_s": video_s,
-        "fps": n_samples / max(trace_s, 1e-9),
-        "x_real_time": traced_s / max(trace_s, 1e-9),
-        "x_real_time_whole_video": video_s / max(trace_s, 1e-9),
+        "video_s": run.video_s,
+        "fps": run.rate(sum(samples for _, samples in run.results)),
+        "x_real_time": run.rate(traced_s),
+        "x_real_time_whole_video": run.x_real_time,
     }
 
 
@@ -85,7 +84,7 @@ def main() -> None:
     classifier = FrameClassifier.load(layout.frame_classifier_path)
     cv2.setNumThreads(2)
     result = evaluate(corpora, classifier, detector, args.figure)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     score: TraceScore = result["score"]
     print(
         f"corpora: {', '.join(map(str, corpora))}: {result['n_lectures']} lectures, "
@@ -97,14 +96,11 @@ def main() -> None:
         f"{metrics['pose_map50']:.3f}, hotspot within 6 px {metrics['hotspot_within_6px']:.3f}"
     )
     checks = [
-        ("within 6 px at 720p", score.within(6), TARGET_WITHIN_6PX, "{:.3f}", True),
-        ("false-positive rate", score.false_positive_rate, TARGET_FALSE_POSITIVES, "{:.4f}", False),
-        ("speed (x real time)", result["x_real_time"], TARGET_X_REAL_TIME, "{:.1f}", True),
+        Check("within 6 px at 720p", score.within(6), TARGET_WITHIN_6PX),
+        Check("false-positive rate", score.false_positive_rate, TARGET_FALSE_POSITIVES, "{:.4f}".format, "<"),
+        Check("speed (x real time)", result["x_real_time"], TARGET_X_REAL_TIME, "{:.1f}".format),
     ]
-    for name, value, target, fmt, higher in checks:
-        verdict = "PASS" if (value >= target if higher else value < target) else "FAIL"
-        relation = ">=" if higher else "<"
-        print(f"{name:22s} {fmt.format(value):>8s}   target {relation} {fmt.format(target)}   {verdict}")
+    print_checks(checks, name_width=22, value_width=8)
     print(
         f"coverage {score.coverage:.3f} of {score.visible_samples} samples with a visible pointer; "
         f"median hotspot error {score.median_error_px:.2f} px; within 3 px {score.within(3):.3f}"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +23,8 @@ import duckdb
 import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.evaluation.ground_truth import corpus_lectures
+from mednarratives_assets.evaluation.corpus import Lecture, Stopwatch, run_channels
+from mednarratives_assets.evaluation.report import Check
 from mednarratives_assets.evaluation.stage_scores import NarrativeScore
 from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel
 from mednarratives_assets.stages.boxes import BoxSettings, box_channel, reference_box_channel
@@ -36,58 +36,60 @@ TARGET_CAPTION_RECALL = 0.8
 TABLES = ("videos", "stable_chunks", "cursor_traces", "transcript_words")
 
 
+def upstream_tables(corpus: Path) -> dict[str, pl.DataFrame]:
+    """The materialized tables the three stages read, or SystemExit saying to materialize the corpus."""
+    database = corpus / "mednarratives.duckdb"
+    if not database.is_file():
+        raise SystemExit(f"{database} is missing: materialize the corpus first (mednarratives demo)")
+    with duckdb.connect(str(database), read_only=True) as con:
+        present = {t for (t,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if missing := [t for t in TABLES if t not in present]:
+            raise SystemExit(f"{database} lacks tables {missing}: materialize the corpus first")
+        return {t: con.sql(f"FROM {t}").pl() for t in TABLES}
+
+
 def evaluate(corpora: list[Path]) -> tuple[dict[str, NarrativeScore], dict]:
     scores = {name: NarrativeScore() for name in ("ours", "ours, trace only", "reference (Quilt-LLaVA)")}
-    seconds = {name: 0.0 for name in scores}
     vocabulary = MedicalVocabulary()
-    n_lectures = 0
+    tables = {corpus: upstream_tables(corpus) for corpus in corpora}
     with tempfile.TemporaryDirectory() as scratch:
-        for corpus in corpora:
-            database = corpus / "mednarratives.duckdb"
-            if not database.is_file():
-                raise SystemExit(f"{database} is missing: materialize the corpus first (mednarratives demo)")
-            with duckdb.connect(str(database), read_only=True) as con:
-                present = {t for (t,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
-                if missing := [t for t in TABLES if t not in present]:
-                    raise SystemExit(f"{database} lacks tables {missing}: materialize the corpus first")
-                tables = {t: con.sql(f"FROM {t}").pl() for t in TABLES}
-            lectures = list(corpus_lectures(corpus))
-            for channel in sorted({truth["channel"] for truth, _ in lectures}):
-                of = {t: frame.filter(pl.col("channel") == channel) for t, frame in tables.items()}
-                args = (of["stable_chunks"], of["cursor_traces"], of["transcript_words"])
-                methods = {}
-                started = time.perf_counter()
+
+        def box_and_score(lectures: list[Lecture], stopwatch: Stopwatch) -> None:
+            """A channel through the three box methods, narratives and aligned_pairs; each lecture scored."""
+            corpus, channel = lectures[0].corpus, lectures[0].truth["channel"]
+            of = {t: frame.filter(pl.col("channel") == channel) for t, frame in tables[corpus].items()}
+            args = (of["stable_chunks"], of["cursor_traces"], of["transcript_words"])
+            methods = {}
+            with stopwatch.timed("ours"):
                 methods["ours"] = box_channel(corpus, *args, BoxSettings(), log=lambda _: None)
-                seconds["ours"] += time.perf_counter() - started
-                started = time.perf_counter()
+            with stopwatch.timed("ours, trace only"):
                 trace_only = replace(BoxSettings(), snap_to_image=False)
                 methods["ours, trace only"] = box_channel(corpus, *args, trace_only, log=lambda _: None)
-                seconds["ours, trace only"] += time.perf_counter() - started
-                started = time.perf_counter()
+            with stopwatch.timed("reference (Quilt-LLaVA)"):
                 methods["reference (Quilt-LLaVA)"] = reference_box_channel(*args)
-                seconds["reference (Quilt-LLaVA)"] += time.perf_counter() - started
-                narratives = narrate_channel(of["videos"], *args, NarrativeSettings())
-                pairs = pair_channel(
-                    corpus,
-                    Path(scratch) / corpus.name / channel,
-                    of["stable_chunks"],
-                    narratives,
-                    methods["ours"],
-                    of["cursor_traces"],
-                    vocabulary,
-                    PairSettings(),
-                    None,
-                    log=lambda _: None,
-                ).pairs
-                for truth, _ in (entry for entry in lectures if entry[0]["channel"] == channel):
-                    video = pl.col("video_id") == truth["video_id"]
-                    chunks = medical_chunks(of["stable_chunks"]).filter(video).to_dicts()
-                    by_chunk = {p["chunk_index"]: p for p in pairs.filter(video).to_dicts()}
-                    for name, found in methods.items():
-                        boxes = found.filter(video).to_dicts() if found.height else []
-                        scores[name].add(truth, chunks, boxes, by_chunk)
-                    n_lectures += 1
-    return scores, {"n_lectures": n_lectures, "seconds": seconds}
+            narratives = narrate_channel(of["videos"], *args, NarrativeSettings())
+            pairs = pair_channel(
+                corpus,
+                Path(scratch) / corpus.name / channel,
+                of["stable_chunks"],
+                narratives,
+                methods["ours"],
+                of["cursor_traces"],
+                vocabulary,
+                PairSettings(),
+                None,
+                log=lambda _: None,
+            ).pairs
+            for lecture in lectures:
+                video = pl.col("video_id") == lecture.truth["video_id"]
+                chunks = medical_chunks(of["stable_chunks"]).filter(video).to_dicts()
+                by_chunk = {p["chunk_index"]: p for p in pairs.filter(video).to_dicts()}
+                for name, found in methods.items():
+                    boxes = found.filter(video).to_dicts() if found.height else []
+                    scores[name].add(lecture.truth, chunks, boxes, by_chunk)
+
+        run = run_channels(corpora, box_and_score)
+    return scores, {"n_lectures": len(run.lectures), "seconds": run.seconds}
 
 
 def main() -> None:
@@ -117,11 +119,12 @@ def main() -> None:
         f"caption recall {ours.caption_recall:.3f} ({ours.recalled_words}/{ours.truth_words} truth words); "
         f"domain accuracy {ours.domain_accuracy:.3f} ({ours.domains_right}/{ours.domains_total} pairs)"
     )
-    for label, value, target in (
-        ("ROIs at IoU >= 0.5 (ours)", ours.iou_at_least(0.5), TARGET_IOU_AT_HALF),
-        ("caption recall", ours.caption_recall, TARGET_CAPTION_RECALL),
+    for check in (
+        Check("ROIs at IoU >= 0.5 (ours)", ours.iou_at_least(0.5), TARGET_IOU_AT_HALF),
+        Check("caption recall", ours.caption_recall, TARGET_CAPTION_RECALL),
     ):
-        print(f"{label}: {value:.3f} (target >= {target}) {'PASS' if value >= target else 'FAIL'}")
+        value = check.show(check.value)
+        print(f"{check.name}: {value} (target {check.relation} {check.target}) {check.verdict}")
 
 
 if __name__ == "__main__":

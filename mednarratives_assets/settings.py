@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# MedPix 2.0 where the workspace keeps it: real CT and MR images with captions, read when present.
+MEDPIX_DIR = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
 DATA_ROOT_ENV = "MEDNARRATIVES_DATA_ROOT"
 DUCKDB_ENV = "MEDNARRATIVES_DUCKDB"
 

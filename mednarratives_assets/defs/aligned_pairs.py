@@ -6,22 +6,27 @@ import polars as pl
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.contact_sheets import contact_sheet_png
 from mednarratives_assets.defs.checks import rows_check
+from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
+from mednarratives_assets.stage_settings import setting
 from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel, pair_picture
 
 MAX_SHEET_PAIRS = 24
 
 
-class AlignedPairsConfig(dg.Config):
-    """duplicate_distance: pHash bits within which two crops of a channel count as one image.
-    remove_pointers: paint out pointers the cursor detector finds on the picture where the
-    chunk's trace went."""
-
-    duplicate_distance: int = PairSettings.duplicate_distance
-    remove_pointers: bool = True
+AlignedPairsConfig = config_class(
+    PairSettings,
+    "AlignedPairsConfig",
+    "Pairing and de-duplication.",
+    extra={
+        "remove_pointers": setting(
+            True, "Paint out pointers the cursor detector finds on the picture where the chunk's trace went."
+        )
+    },
+)
 
 
 @channel_asset(
@@ -51,7 +56,7 @@ def aligned_pairs(
     """
     layout = paths.layout
     try:
-        settings = PairSettings(config.duplicate_distance).validated()
+        settings = settings_from(config, PairSettings)
     except ValueError as exc:
         raise dg.Failure(f"aligned_pairs: {exc}") from exc
     detector = (

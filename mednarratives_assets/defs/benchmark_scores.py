@@ -7,7 +7,7 @@ from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.genmedclip_model import genmedclip_model, genmedclip_no_dense_model
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths, ModelStore
-from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.settings import MEDPIX_DIR
 from mednarratives_assets.stages.benchmark_scores import (
     UNTRAINED_ID,
     medpix_dev_set,
@@ -27,7 +27,7 @@ SHORT_NAMES = {
 class BenchmarkConfig(dg.Config):
     """medpix_dir: a MedPix folder whose dev split is scored too (skipped when absent)."""
 
-    medpix_dir: str = str(REPO_ROOT.parent / "shared" / "datasets" / "medpix")
+    medpix_dir: str = str(MEDPIX_DIR)
     device: str = "auto"
 
 

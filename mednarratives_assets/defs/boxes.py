@@ -4,28 +4,17 @@ import dagster as dg
 import polars as pl
 
 from mednarratives_assets.defs.checks import rows_check
+from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.boxes import BoxSettings, box_channel, boxes_png
 
-DEFAULTS = BoxSettings()
 MAX_PICTURES = 16  # box pictures shown on one materialization, each a small inline PNG
 NORMALIZED = ["x1_norm", "y1_norm", "x2_norm", "y2_norm"]
 
 
-class BoxesConfig(dg.Config):
-    """Dwell detection and boxing; see BoxSettings in stages/boxes.py for each setting."""
-
-    dwell_radius: float = DEFAULTS.dwell_radius
-    min_dwell_s: float = DEFAULTS.min_dwell_s
-    max_gap_s: float = DEFAULTS.max_gap_s
-    outlier_mads: float = DEFAULTS.outlier_mads
-    min_inside: float = DEFAULTS.min_inside
-    snap_to_image: bool = DEFAULTS.snap_to_image
-    min_side: float = DEFAULTS.min_side
-    max_side: float = DEFAULTS.max_side
-    phrase_lead_s: float = DEFAULTS.phrase_lead_s
+BoxesConfig = config_class(BoxSettings, "BoxesConfig", "Dwell detection and boxing.")
 
 
 @channel_asset(
@@ -47,7 +36,7 @@ def boxes(
     in frame pixels and as fractions of the image region.
     """
     try:
-        settings = BoxSettings(**config.model_dump()).validated()
+        settings = settings_from(config, BoxSettings)
     except ValueError as exc:
         raise dg.Failure(f"boxes: {exc}") from exc
     data_root = paths.layout.data_root

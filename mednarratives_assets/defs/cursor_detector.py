@@ -3,9 +3,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from mednarratives_assets.defs.configs import config_class, settings_from
+from mednarratives_assets.defs.frame_classifier import EXTRA_IMAGES_DIR
 from mednarratives_assets.defs.metadata import png_image
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
-from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.cursor_detector import (
     DetectorTrainingSettings,
     held_out_sheet,
@@ -17,21 +18,12 @@ from mednarratives_assets.stages.frame_classifier import (
     usable_pictures,
 )
 
-DEFAULTS = DetectorTrainingSettings()
-
-
-class CursorDetectorTraining(dg.Config):
-    """How much to train. The defaults take about 20 minutes on 2 cores; CI trains a small model."""
-
-    train_crops: int = DEFAULTS.train_crops
-    val_crops: int = DEFAULTS.val_crops
-    epochs: int = DEFAULTS.epochs
-    batch: int = DEFAULTS.batch
-    model_yaml: str = DEFAULTS.model_yaml
-    min_confidence: float = DEFAULTS.min_confidence
-    seed: int = DEFAULTS.seed
-    threads: int = DEFAULTS.threads
-    extra_images_dir: str = str(REPO_ROOT.parent / "shared" / "datasets" / "medpix")
+CursorDetectorTraining = config_class(
+    DetectorTrainingSettings,
+    "CursorDetectorTraining",
+    "How much to train. The defaults take about 20 minutes on 2 cores; CI trains a small model.",
+    extra=EXTRA_IMAGES_DIR,
+)
 
 
 @dg.asset(kinds={"pytorch"}, group_name="cursor")
@@ -46,7 +38,7 @@ def cursor_detector(
     data/models/cursor_detector.pt, with cursor_detector.json beside it.
     """
     try:
-        settings = DetectorTrainingSettings(**config.model_dump(exclude={"extra_images_dir"})).validated()
+        settings = settings_from(config, DetectorTrainingSettings)
     except ValueError as exc:
         raise dg.Failure(f"cursor_detector config: {exc}") from exc
     layout = paths.layout

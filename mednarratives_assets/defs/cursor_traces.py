@@ -4,29 +4,18 @@ import dagster as dg
 import polars as pl
 
 from mednarratives_assets.defs.checks import OUTSIDE_COLUMNS, outside_their_chunk, rows_check
+from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.cursor_traces import TraceSettings, trace_channel
 
-DEFAULTS = TraceSettings()
 # Trace overlays shown on one materialization; each is an inline PNG of a few tens of kB.
 MAX_OVERLAYS = 16
 
 
-class CursorTracesConfig(dg.Config):
-    """Cursor tracing; see TraceSettings in stages/cursor_traces.py for each setting."""
-
-    sample_hz: float = DEFAULTS.sample_hz
-    diff_threshold: int = DEFAULTS.diff_threshold
-    min_blob_px: int = DEFAULTS.min_blob_px
-    max_blob_side_px: int = DEFAULTS.max_blob_side_px
-    max_candidates: int = DEFAULTS.max_candidates
-    outlier_px: float = DEFAULTS.outlier_px
-    jitter_px: float = DEFAULTS.jitter_px
-    min_lone_confidence: float = DEFAULTS.min_lone_confidence
-    confirm_min_confidence: float = DEFAULTS.confirm_min_confidence
+CursorTracesConfig = config_class(TraceSettings, "CursorTracesConfig", "Cursor tracing.")
 
 
 @channel_asset(
@@ -52,7 +41,7 @@ def cursor_traces(
     """
     layout = paths.layout
     try:
-        settings = TraceSettings(**config.model_dump()).validated()
+        settings = settings_from(config, TraceSettings)
     except ValueError as exc:
         raise dg.Failure(f"cursor_traces: {exc}") from exc
     detector = models.load("cursor_detector", "cursor_traces")

@@ -1,24 +1,28 @@
 import dagster as dg
 
+from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.resources import ModelStore
-from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.settings import MEDPIX_DIR
+from mednarratives_assets.stage_settings import setting
 from mednarratives_assets.stages.frame_classifier import (
     ClassifierTrainingSettings,
     train_frame_classifier,
     training_images,
 )
 
-DEFAULTS = ClassifierTrainingSettings()
-
-
-class FrameClassifierTraining(dg.Config):
-    """How much to train. CI trains a small model; the defaults take about two minutes on 2 cores."""
-
-    frames_per_class: int = DEFAULTS.frames_per_class
-    epochs: int = DEFAULTS.epochs
-    seed: int = DEFAULTS.seed
-    threads: int = DEFAULTS.threads
-    extra_images_dir: str = str(REPO_ROOT.parent / "shared" / "datasets" / "medpix")
+# A folder of the user's own medical images, with metadata.jsonl; its dev split joins the packaged images.
+EXTRA_IMAGES_DIR = {
+    "extra_images_dir": setting(
+        str(MEDPIX_DIR),
+        "A folder with metadata.jsonl, such as MedPix, whose dev split is used too (if present).",
+    )
+}
+FrameClassifierTraining = config_class(
+    ClassifierTrainingSettings,
+    "FrameClassifierTraining",
+    "How much to train. CI trains a small model; the defaults take about two minutes on 2 cores.",
+    extra=EXTRA_IMAGES_DIR,
+)
 
 
 @dg.asset(kinds={"pytorch"}, group_name="chunks")
@@ -33,7 +37,7 @@ def frame_classifier(
     frames it never saw. Saved as data/models/frame_classifier.pt.
     """
     try:
-        settings = ClassifierTrainingSettings(**config.model_dump(exclude={"extra_images_dir"})).validated()
+        settings = settings_from(config, ClassifierTrainingSettings)
     except ValueError as exc:
         raise dg.Failure(f"frame_classifier config: {exc}") from exc
     images = training_images(config.extra_images_dir or None)

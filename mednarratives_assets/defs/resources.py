@@ -43,19 +43,19 @@ SAVED_MODELS: dict[str, tuple[Callable[[DataLayout], Path], Callable[[Path], Any
 }
 
 
-class ModelStore(dg.ConfigurableResource):
-    """Trained models, opened by the name of the asset that trains them (see SAVED_MODELS).
+class ModelStore(DataPaths):
+    """Trained models under the data root, opened by the name of the asset that trains them (see
+    SAVED_MODELS).
 
     Assets that use a model take this resource and call `load`; the CLI asks `problem` before it
-    trains what is missing. Both go through the same opening code.
+    trains what is missing. Both go through the same opening code. (It holds the data root itself
+    rather than a nested DataPaths, whose setup makes dagster 1.13 warn in every run.)
     """
-
-    paths: DataPaths
 
     def path(self, model: str) -> Path:
         if model not in SAVED_MODELS:
             raise KeyError(f"no model named {model!r}; known: {', '.join(SAVED_MODELS)}")
-        return SAVED_MODELS[model][0](self.paths.layout)
+        return SAVED_MODELS[model][0](self.layout)
 
     def open(self, model: str) -> Any:
         """The model; FileNotFoundError when it was never trained, ValueError when it cannot be used."""
@@ -161,7 +161,7 @@ def build_resources(layout: DataLayout) -> dict:
     paths = DataPaths(data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path))
     return {
         "paths": paths,
-        "models": ModelStore(paths=paths),
+        "models": ModelStore(data_root=paths.data_root, duckdb_path=paths.duckdb_path),
         "asr": SpeechRecognizer(),
         # Every table lands in the `main` schema of one DuckDB file. Each write opens a short
         # connection, and the IO manager retries while another process holds the write lock.

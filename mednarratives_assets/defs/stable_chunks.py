@@ -4,24 +4,18 @@ import dagster as dg
 import polars as pl
 
 from mednarratives_assets.defs.checks import rows_check
+from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_channel
 
-DEFAULTS = ChunkingSettings()
 # Contact sheets shown on one materialization; each is an inline PNG of a few tens of kB.
 MAX_SHEETS = 12
 
 
-class StableChunksConfig(dg.Config):
-    """Stable-chunk detection; see ChunkingSettings in stages/stable_chunks.py for each setting."""
-
-    min_duration_s: float = DEFAULTS.min_duration_s
-    sample_hz: float = DEFAULTS.sample_hz
-    max_changed_fraction: float = DEFAULTS.max_changed_fraction
-    medical_threshold: float = DEFAULTS.medical_threshold
+StableChunksConfig = config_class(ChunkingSettings, "StableChunksConfig", "Stable-chunk detection.")
 
 
 @channel_asset("chunks", deps=[frame_classifier], checks={"all_videos_chunked": None})
@@ -40,7 +34,7 @@ def stable_chunks(
     """
     layout = paths.layout
     try:
-        settings = ChunkingSettings(**config.model_dump()).validated()
+        settings = settings_from(config, ChunkingSettings)
     except ValueError as exc:
         raise dg.Failure(f"stable_chunks: {exc}") from exc
     classifier = models.load("frame_classifier", "stable_chunks")

@@ -29,6 +29,7 @@ from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
 from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
 from mednarratives_assets.spoken_text import strip_punctuation
+from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.cursor_traces import scan_keyframe
 from mednarratives_assets.tables import chunk_region, grouped, medical_chunks, pair_id
@@ -69,12 +70,16 @@ SKIPPED_SCHEMA = {"video_id": pl.Utf8, "chunk_index": pl.Int32, "reason": pl.Utf
 
 @dataclass(frozen=True)
 class PairSettings:
-    duplicate_distance: int = 6  # pHash bits; the same picture re-encoded differs by a few
+    duplicate_distance: int = setting(
+        6,
+        "pHash bits within which two crops of a channel are one image (re-encoding flips a few).",
+        ge=0,
+        le=32,
+        unit="bits",
+    )
 
     def validated(self) -> PairSettings:
-        if not 0 <= self.duplicate_distance <= 32:
-            raise ValueError(f"duplicate_distance={self.duplicate_distance} must be between 0 and 32 bits")
-        return self
+        return check_settings(self, "{name}={value!r} must {rule}")
 
 
 @dataclass(frozen=True)

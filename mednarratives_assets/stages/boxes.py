@@ -15,13 +15,14 @@ only with an area of 0.02 to 0.7 of the image.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import polars as pl
 
+from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.tables import chunk_region, grouped, medical_chunks
 
 BOXES_SCHEMA = {
@@ -52,30 +53,26 @@ _SALIENCY_SIDE = 160  # the keyframe's image region is analysed at this size (lo
 class BoxSettings:
     """Dwell detection and boxing. Lengths are fractions of the image region's longer side."""
 
-    dwell_radius: float = 0.12  # a circling pointer stays within about a tenth of the image
-    min_dwell_s: float = 0.6
-    max_gap_s: float = 0.35  # a longer gap in the trace ends a dwell
-    outlier_mads: float = 3.0  # points farther than this many MADs beyond the median distance go
-    min_inside: float = 0.8  # share of a dwell's points on the image; pointing elsewhere is no box
-    snap_to_image: bool = True  # size the box by the structure under the pointer
-    min_side: float = 0.12
-    max_side: float = 0.35
-    phrase_lead_s: float = 0.3  # a pointer arrives just before the words that name the spot
+    dwell_radius: float = setting(0.12, "A circling pointer stays within about a tenth of the image.", gt=0)
+    min_dwell_s: float = setting(0.6, "Seconds the pointer must stay within dwell_radius to dwell.", gt=0)
+    max_gap_s: float = setting(0.35, "Seconds of trace gap that end a dwell.", gt=0)
+    outlier_mads: float = setting(
+        3.0, "Points farther than this many MADs beyond the median distance are dropped.", gt=0
+    )
+    min_inside: float = setting(
+        0.8, "Share of a dwell's points on the image; pointing elsewhere is no box.", gt=0, le=1
+    )
+    snap_to_image: bool = setting(True, "Size the box by the structure under the pointer.")
+    min_side: float = setting(0.12, "The smallest side a box may have.", gt=0)
+    max_side: float = setting(0.35, "The largest side a box may have.", gt=0)
+    phrase_lead_s: float = setting(
+        0.3, "Seconds a pointer arrives before the words that name the spot.", ge=0
+    )
 
     def validated(self) -> BoxSettings:
-        problems = [
-            f"{name}={value} must be positive"
-            for name, value in asdict(self).items()
-            if isinstance(value, float) and name != "phrase_lead_s" and value <= 0
-        ]
-        if self.phrase_lead_s < 0:
-            problems.append(f"phrase_lead_s={self.phrase_lead_s} must be zero or more")
-        if self.min_inside > 1:
-            problems.append(f"min_inside={self.min_inside} must be at most 1")
+        check_settings(self, "{name}={value!r} must {broken}")
         if self.min_side > self.max_side:
-            problems.append(f"min_side={self.min_side} must not exceed max_side={self.max_side}")
-        if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError(f"min_side={self.min_side} must not exceed max_side={self.max_side}")
         return self
 
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from mednarratives_assets.contact_sheets import contact_sheet_png
+from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.synthetic.cursor_crops import CROP_PX, CursorCrop, cursor_crops
 
 FILE_FORMAT = "mednarratives-cursor-detector/1"
@@ -46,24 +47,21 @@ _ULTRALYTICS_SETTINGS_OFF = (
 class DetectorTrainingSettings:
     """How much to train; the defaults take about 25 minutes on 2 cores, CI trains far less."""
 
-    train_crops: int = 3000
-    val_crops: int = 600
-    epochs: int = 20
-    batch: int = 16  # on CPUs a sample costs the same in any batch: smaller batches mean more steps
-    model_yaml: str = "yolo11n-pose.yaml"
-    min_confidence: float = 0.5  # a detection below this is no pointer
-    seed: int = 0
-    threads: int = 2
+    train_crops: int = setting(3000, "Generated crops to train on.", ge=16)
+    val_crops: int = setting(600, "Generated crops to validate on.", ge=8)
+    epochs: int = setting(20, "Passes over the training crops.", ge=1)
+    batch: int = setting(
+        16, "Crops per step; on CPUs a crop costs the same in any batch, so smaller means more steps.", ge=2
+    )
+    model_yaml: str = setting(
+        "yolo11n-pose.yaml", "The ultralytics YOLO pose model yaml to build the net from."
+    )
+    min_confidence: float = setting(0.5, "A detection below this confidence is no pointer.", gt=0, lt=1)
+    seed: int = setting(0, "Seeds the generated crops and the training.")
+    threads: int = setting(2, "CPU threads torch trains with.", ge=1)
 
     def validated(self) -> DetectorTrainingSettings:
-        for name, low in (("train_crops", 16), ("val_crops", 8), ("epochs", 1), ("batch", 2), ("threads", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
-        if not 0 < self.min_confidence < 1:
-            raise ValueError(
-                f"min_confidence must be between 0 and 1 (exclusive), got {self.min_confidence!r}"
-            )
+        check_settings(self, "{name} must {rule}, got {value!r}")
         if not (self.model_yaml.endswith((".yaml", ".yml")) and "pose" in Path(self.model_yaml).name):
             raise ValueError(f"model_yaml must name a YOLO pose model yaml, got {self.model_yaml!r}")
         return self

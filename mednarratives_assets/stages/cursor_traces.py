@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import polars as pl
 
+from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.stages.cursor_detector import CROP_PX, CursorDetector, Detection
 from mednarratives_assets.video_frames import Sample, VideoUnreadable, sample_video
 
@@ -60,33 +61,27 @@ _PROGRESS_EVERY_S = 300.0  # a long video logs how far tracing has got, in secon
 
 @dataclass(frozen=True)
 class TraceSettings:
-    sample_hz: float = 10.0
-    diff_threshold: int = 28  # grey levels a pixel must differ from the background by
-    min_blob_px: int = 6  # changed pixels (at ANALYSIS_WIDTH) a candidate needs
-    max_blob_side_px: int = 140  # at 720p: a bigger blob is no pointer (a webcam inset, a video)
-    max_candidates: int = 3  # per sample, the largest blobs first
-    outlier_px: float = 60.0  # a point this far from both neighbours, which agree, is dropped
-    jitter_px: float = 3.0  # smoothing moves a point by at most this much
-    min_lone_confidence: float = 0.75  # a point with no neighbour within 0.3 s needs this much
+    sample_hz: float = setting(10.0, "Samples traced per second of a medical chunk.", gt=0, le=60)
+    diff_threshold: int = setting(28, "Grey levels a pixel must differ from the background by.", ge=1)
+    min_blob_px: int = setting(6, "Changed pixels (at ANALYSIS_WIDTH) a candidate needs.", ge=1)
+    max_blob_side_px: int = setting(
+        140, "At 720p: a bigger blob is no pointer (a webcam inset, a video).", ge=1
+    )
+    max_candidates: int = setting(3, "Candidates checked per sample, the largest blobs first.", ge=1)
+    outlier_px: float = setting(60.0, "A point this far from both neighbours, which agree, is dropped.", ge=0)
+    jitter_px: float = setting(3.0, "Smoothing moves a point by at most this many pixels.", ge=0)
+    min_lone_confidence: float = setting(
+        0.75, "Detector confidence a point with no neighbour within 0.3 s needs.", ge=0, le=1
+    )
     # A blob that differs from the keyframe is evidence already: the detector need only agree a
     # little. Where the keyframe scan found a pointer, the frame holds no such evidence, so a
     # parked pointer needs the detector's own min_confidence.
-    confirm_min_confidence: float = 0.4
+    confirm_min_confidence: float = setting(
+        0.4, "Detector confidence that confirms a moving blob as the pointer.", ge=0, le=1
+    )
 
     def validated(self) -> TraceSettings:
-        if not 0 < self.sample_hz <= 60:
-            raise ValueError(f"trace setting sample_hz={self.sample_hz!r}: must be in (0, 60]")
-        for name in ("diff_threshold", "min_blob_px", "max_blob_side_px", "max_candidates"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"trace setting {name}={value!r}: must be an integer of at least 1")
-        for name in ("outlier_px", "jitter_px"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"trace setting {name}={getattr(self, name)!r}: must be >= 0")
-        for name in ("min_lone_confidence", "confirm_min_confidence"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"trace setting {name}={getattr(self, name)!r}: must be in [0, 1]")
-        return self
+        return check_settings(self, "trace setting {name}={value!r}: must {rule}")
 
 
 @dataclass(frozen=True)

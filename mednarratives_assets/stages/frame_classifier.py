@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.synthetic.classifier_frames import (
     FRAME_SIZE,
     NEGATIVE_KINDS,
@@ -43,27 +44,21 @@ _MEAN, _STD = 0.45, 0.25  # one normalization for all channels: grayscale stays 
 
 @dataclass(frozen=True)
 class ClassifierTrainingSettings:
-    frames_per_class: int = 600  # generated frames per class (medical, not medical) for training
-    epochs: int = 8
-    held_out_fraction: float = 0.25  # of the medical images (by image) and of the negatives' seeds
-    seed: int = 0
-    threads: int = 2
+    frames_per_class: int = setting(
+        600,
+        "Generated training frames per class (medical, not medical); at least one per negative kind.",
+        ge=len(NEGATIVE_KINDS),
+    )
+    epochs: int = setting(8, "Passes over the training frames.", ge=1)
+    held_out_fraction: float = setting(
+        0.25, "Share of the medical images (by image) and of the negatives' seeds held out.", gt=0, lt=1
+    )
+    seed: int = setting(0, "Seeds the held-out split, the generated frames and the initial weights.", ge=0)
+    threads: int = setting(2, "CPU threads torch trains with.", ge=1)
 
     def validated(self) -> ClassifierTrainingSettings:
-        """The settings themselves, or a ValueError naming the first bad field and its value."""
-        for name, low in (
-            ("frames_per_class", len(NEGATIVE_KINDS)),
-            ("epochs", 1),
-            ("seed", 0),
-            ("threads", 1),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
-        fraction = self.held_out_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
-            raise ValueError(f"held_out_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
-        return self
+        """The settings themselves, or a ValueError naming each bad field and its value."""
+        return check_settings(self, "{name} must {rule}, got {value!r}")
 
 
 def training_images(extra_images_dir: Path | None) -> list[MedicalImage]:

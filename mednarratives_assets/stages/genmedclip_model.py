@@ -34,6 +34,7 @@ from PIL import Image
 from safetensors.torch import save_model
 
 from mednarratives_assets.contact_sheets import figure_png
+from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.tables import grouped
 
 CONFIG_FILE = "open_clip_config.json"
@@ -54,44 +55,38 @@ TEXT_TOWERS = ("clip", "minilm")
 class ClipTrainingSettings:
     """The model and how it trains; `dense_loss` off gives the plain-CLIP baseline."""
 
-    model_size: str = "tiny"  # tiny (CPU, CI) or ViT-B-16 (GPU)
-    text_tower: str = "clip"  # clip: a transformer trained from scratch; minilm: the pretrained MiniLM
-    lock_text: bool = False  # freeze the MiniLM tower (about 40% faster steps)
-    dense_loss: bool = True
-    dense_weight: float = 0.5
-    regions_per_image: int = 1  # boxes a step matches per image, drawn anew each epoch (text costs time)
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_fraction: float = 0.1
-    seed: int = 0
-    held_out_fraction: float = 0.2  # share of lectures never used in training
-    duplicate_distance: int = 6  # pHash bits: a held-out image this close to a training one is dropped
-    device: str = "auto"  # auto: CUDA where present, else CPU
+    model_size: str = setting(
+        "tiny", "The vision tower: tiny (CPU, CI) or ViT-B-16 (GPU).", choices=MODEL_SIZES
+    )
+    text_tower: str = setting(
+        "clip",
+        "clip: a transformer trained from scratch; minilm: the pretrained MiniLM.",
+        choices=TEXT_TOWERS,
+    )
+    lock_text: bool = setting(False, "Freeze the MiniLM text tower (about 40% faster steps).")
+    dense_loss: bool = setting(True, "Add the region-phrase loss on the boxes; off: plain CLIP.")
+    dense_weight: float = setting(0.5, "Weight of the region-phrase loss beside the CLIP loss.", gt=0)
+    regions_per_image: int = setting(
+        1, "Boxes a step matches per image, drawn anew each epoch (text costs time).", ge=1
+    )
+    epochs: int = setting(30, "Passes over the training pairs.", ge=1)
+    batch_size: int = setting(64, "Pairs per step; the contrastive loss needs two at least.", ge=2)
+    learning_rate: float = setting(1e-3, "AdamW's learning rate after warm-up.", gt=0)
+    weight_decay: float = setting(0.1, "AdamW's weight decay (not on gains, biases and embeddings).")
+    warmup_fraction: float = setting(
+        0.1, "Share of the steps over which the learning rate rises.", ge=0, lt=1
+    )
+    seed: int = setting(0, "Seeds the held-out split, the initial weights and the batches.")
+    held_out_fraction: float = setting(0.2, "Share of lectures never used in training.", ge=0, lt=1)
+    duplicate_distance: int = setting(
+        6, "pHash bits: a held-out image this close to a training one is dropped.", ge=0
+    )
+    device: str = setting("auto", "auto: CUDA where present, else the CPU; or cpu, cuda, cuda:N.")
 
     def validated(self) -> ClipTrainingSettings:
-        if self.model_size not in MODEL_SIZES:
-            raise ValueError(f"model_size must be one of {', '.join(MODEL_SIZES)}, got {self.model_size!r}")
-        if self.text_tower not in TEXT_TOWERS:
-            raise ValueError(f"text_tower must be one of {', '.join(TEXT_TOWERS)}, got {self.text_tower!r}")
+        check_settings(self, "{name} must {rule}, got {value!r}")
         if self.lock_text and self.text_tower != "minilm":
             raise ValueError("lock_text freezes the pretrained MiniLM tower: set text_tower to minilm")
-        for name, low in (
-            ("epochs", 1),
-            ("batch_size", 2),
-            ("duplicate_distance", 0),
-            ("regions_per_image", 1),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
-        for name in ("learning_rate", "dense_weight"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be above 0, got {getattr(self, name)!r}")
-        for name in ("held_out_fraction", "warmup_fraction"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():

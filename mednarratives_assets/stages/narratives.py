@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.tables import grouped, medical_chunks, pair_id
 
 DATASET_ID = "mednarratives"
@@ -53,12 +54,12 @@ LN_FIELDS = (
 
 @dataclass(frozen=True)
 class NarrativeSettings:
-    padding_s: float = 0.3
+    padding_s: float = setting(
+        0.3, "Seconds added to each side of a chunk's span when taking its words.", ge=0, le=5, unit="seconds"
+    )
 
     def validated(self) -> NarrativeSettings:
-        if not 0 <= self.padding_s <= 5:
-            raise ValueError(f"padding_s={self.padding_s} must be between 0 and 5 seconds")
-        return self
+        return check_settings(self, "{name}={value!r} must {rule}")
 
 
 def annotator_id(channel: str) -> int:

@@ -17,7 +17,7 @@ import hashlib
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -26,6 +26,7 @@ import polars as pl
 
 from mednarratives_assets.contact_sheets import contact_sheet_png
 from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
+from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.video_frames import Sample, sample_video
 
 # A span's reference frame follows the picture this long after it opens, so the end of a
@@ -77,29 +78,29 @@ VIDEO_SUMMARY_SCHEMA = {
 class ChunkingSettings:
     """How stable chunks are found; `validated()` names a wrong value."""
 
-    min_duration_s: float = 2.0  # shorter still spans are not chunks
-    sample_hz: float = 6.0  # frames compared per second of video
-    analysis_width: int = 160  # the compared frames are shrunk to this width (noise averages out)
-    pixel_change: int = 25  # grey levels a shrunken pixel must change by to count as changed
-    max_changed_fraction: float = 0.004  # of the frame, outside overlays: room for the pointer
-    overlay_activity: float = 0.4  # pixels changing in this share of samples are an overlay...
-    max_overlay_fraction: float = 0.08  # ...when their region covers at most this share of the frame
-    keyframe_samples: int = 15  # at most this many full-size samples make the median keyframe
-    duplicate_distance: int = 6  # keyframes whose 64-bit pHashes differ in at most this many bits are one
-    medical_threshold: float = 0.5  # classifier score from which a chunk is medical
+    min_duration_s: float = setting(2.0, "Seconds a still span must last to be a chunk.", gt=0)
+    sample_hz: float = setting(6.0, "Frames compared per second of video.", gt=0)
+    analysis_width: int = setting(
+        160, "Width in pixels the compared frames are shrunk to (noise averages out).", gt=0
+    )
+    pixel_change: int = setting(25, "Grey levels a shrunken pixel must change by to count as changed.", gt=0)
+    max_changed_fraction: float = setting(
+        0.004, "Share of the frame outside overlays that may change: room for the pointer.", gt=0, lt=1
+    )
+    overlay_activity: float = setting(
+        0.4, "Pixels changing in this share of samples are an overlay (see max_overlay_fraction).", gt=0, lt=1
+    )
+    max_overlay_fraction: float = setting(
+        0.08, "An overlay's region covers at most this share of the frame.", gt=0, lt=1
+    )
+    keyframe_samples: int = setting(15, "At most this many full-size samples make the median keyframe.", gt=0)
+    duplicate_distance: int = setting(
+        6, "Keyframes whose 64-bit pHashes differ in at most this many bits are one.", ge=0
+    )
+    medical_threshold: float = setting(0.5, "Classifier score from which a chunk is medical.", gt=0, lt=1)
 
     def validated(self) -> ChunkingSettings:
-        positive = {f.name for f in fields(self)} - {"duplicate_distance"}
-        for name in positive:
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"chunking setting {name}={value!r}: must be greater than 0")
-        for name in ("max_changed_fraction", "overlay_activity", "max_overlay_fraction", "medical_threshold"):
-            if getattr(self, name) >= 1:
-                raise ValueError(f"chunking setting {name}={getattr(self, name)!r}: must be below 1")
-        if self.duplicate_distance < 0:
-            raise ValueError(f"chunking setting duplicate_distance={self.duplicate_distance!r}: must be >= 0")
-        return self
+        return check_settings(self, "chunking setting {name}={value!r}: must {rule}")
 
 
 @dataclass
