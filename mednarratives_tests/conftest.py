@@ -33,8 +33,9 @@ from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_vi
 
 # CI's cursor detector: about 6 minutes on 2 cores, against about 25 for the default
 CI_DETECTOR_SETTINGS = DetectorTrainingSettings(train_crops=1600, val_crops=320, epochs=10)
-# A test that needs one of these trains a model or renders a corpus (a minute or more on 2 cores):
-# it is `slow`, so that `pytest -m "not slow"` gives feedback in a few minutes.
+# A test that needs one of these trains a model or renders a corpus (a minute or more on 2 cores),
+# and an integration test starts dagster dev and backfills (about 6 minutes): both are `slow`, so
+# that `pytest -m "not slow"` gives feedback in a few minutes.
 SLOW_FIXTURES = frozenset(
     {"default_demo_corpus", "trained_frame_classifier", "trained_cursor_detector", "traced_default_corpus"}
 )
@@ -42,7 +43,7 @@ SLOW_FIXTURES = frozenset(
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.slow)
 
 

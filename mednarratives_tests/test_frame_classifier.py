@@ -103,6 +103,7 @@ def trained() -> tuple[FrameClassifier, list[str]]:
     return train_frame_classifier(packaged_images(), settings, log=lines.append), lines
 
 
+@pytest.mark.slow  # the module's `trained` fixture trains for about two minutes
 def test_a_small_training_run_learns(trained):
     classifier, lines = trained
     metrics = classifier.metrics
@@ -116,6 +117,7 @@ def test_a_small_training_run_learns(trained):
     assert any(line.startswith("epoch 6/6") for line in lines)
 
 
+@pytest.mark.slow  # the module's `trained` fixture trains for about two minutes
 def test_scores_are_probabilities_for_frames_of_any_size(trained):
     classifier, _ = trained
     picture = packaged_images()[0].load()
@@ -131,6 +133,7 @@ def test_scores_are_probabilities_for_frames_of_any_size(trained):
         classifier.medical_scores([frames[0], frames[0].astype(np.float32)])
 
 
+@pytest.mark.slow  # the module's `trained` fixture trains for about two minutes
 def test_save_and_load_give_the_same_scores(trained, tmp_path):
     classifier, _ = trained
     frames = [negative_frame(kind, np.random.default_rng(5)) for kind in NEGATIVE_KINDS]
