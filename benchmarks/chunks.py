@@ -4,7 +4,7 @@
 
 For each lecture it runs the whole stage (decode, still spans, median keyframes, pHash, image
 region, classifier, keyframe PNGs) and compares with the truth:
-- boundary F1 (±0.5 s) and medical precision and recall, as `demo.scoring.ChunkScore` defines them;
+- boundary F1 (±0.5 s) and medical precision and recall, as `evaluation.stage_scores.ChunkScore` defines them;
 - image-region IoU of the medical chunks' located rectangle against the slide's image rect;
 - speed as seconds of video per second of processing, and decode alone for comparison.
 The classifier is data/models/frame_classifier.pt unless --model says otherwise

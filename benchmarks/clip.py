@@ -23,12 +23,11 @@ import polars as pl
 
 from mednarratives_assets.demo.narrated_pairs import narrated_pairs
 from mednarratives_assets.evaluation.report import markdown_table
-from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.settings import MEDPIX_DIR, REPO_ROOT
 from mednarratives_assets.stages.benchmark_scores import medpix_dev_set, score_models, scores_png
 from mednarratives_assets.stages.genmedclip_model import ClipTrainingSettings, train_genmedclip
 from mednarratives_assets.synthetic.medical_images import folder_images
 
-MEDPIX = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
 PAIR_COLUMNS = [
     "channel",
     "pair_id",
@@ -88,8 +87,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="clip-benchmark-"))
     frames = [corpus_tables(root.resolve()) for root in args.corpus or [REPO_ROOT / "data"]]
-    if args.medpix_narrations and (MEDPIX / "metadata.jsonl").is_file():
-        images = folder_images(MEDPIX)[: args.medpix_narrations]
+    if args.medpix_narrations and (MEDPIX_DIR / "metadata.jsonl").is_file():
+        images = folder_images(MEDPIX_DIR)[: args.medpix_narrations]
         began = time.perf_counter()
         pairs, boxes = narrated_pairs(images, work, "medpix-narrated", seed=0)
         print(
@@ -146,7 +145,7 @@ def train_and_score(work: Path, pairs: pl.DataFrame, boxes: pl.DataFrame, args, 
         models[name] = trained
     folders = {name: trained.folder for name, trained in models.items()}
     device = models["genmedclip_model"].device
-    return score_models(work, pairs, folders, medpix_dev_set(MEDPIX), device, log=lambda message: None)
+    return score_models(work, pairs, folders, medpix_dev_set(MEDPIX_DIR), device, log=lambda message: None)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 For each lecture the stable-chunks stage runs first (untimed, keyframes in a temporary folder),
 then the traces stage over its medical chunks, timed. Every sample of those chunks is compared
-with the truth's pointer, as `demo.scoring.TraceScore` defines it:
+with the truth's pointer, as `evaluation.stage_scores.TraceScore` defines it:
 - coverage: samples with a point, of those where the pointer is visible;
 - hotspot error at 720p: median, and the share of points within 6 px;
 - false positives: samples with a point, of those where no pointer is visible;

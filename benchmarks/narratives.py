@@ -8,7 +8,7 @@ narratives, boxes and aligned_pairs stages on them with three box methods:
 - ours: dwells found in time, outliers dropped, each box sized by the image structure under it;
 - ours, trace only: the same dwells boxed by the trace alone (snap_to_image off);
 - reference: the Quilt-LLaVA recipe (time-decayed KMeans, IQR outliers, area 0.02 to 0.7).
-Scores are those of `demo.scoring.NarrativeScore`. Targets: 70% of ROIs at IoU >= 0.5 (ours) and
+Scores are those of `evaluation.stage_scores.NarrativeScore`. Targets: 70% of ROIs at IoU >= 0.5 (ours) and
 caption recall >= 0.8.
 """
 

@@ -1,7 +1,7 @@
 """The cursor detector: an ultralytics YOLO pose model with one keypoint, the pointer's hotspot.
 
 It is built from a model yaml (no pretrained weights) and trained on generated crops
-(training_cursors.py), fully offline. It works on CROP_PX crops at 720p scale, so a 14 to 60 px
+(synthetic/cursor_crops.py), fully offline. It works on CROP_PX crops at 720p scale, so a 14 to 60 px
 pointer keeps its pixels: the traces stage hands it crops around frame-difference candidates and
 tiles of the chunk's background, never whole frames.
 """

@@ -2,7 +2,7 @@
 
 Medical means CT, MRI, X-ray, ultrasound, histology, fundus photos and the like; not medical means
 text slides, diagrams, charts, the presenter on camera, desktop screenshots and slides carrying
-ordinary photos. The training frames come from `training_frames.py`. Evaluation holds out
+ordinary photos. The training frames come from `synthetic/classifier_frames.py`. Evaluation holds out
 whole medical images, so the held-out accuracy measures recognising images never seen in training.
 """
 
