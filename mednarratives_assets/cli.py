@@ -41,6 +41,13 @@ CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 UI_HINT = "UI: DAGSTER_HOME=$PWD/data/dagster_home dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000"
 
 
+def run_job(job: dg.JobDefinition, instance: dg.DagsterInstance, partition_key: str | None = None) -> bool:
+    """Run `job` in-process, logging at INFO to the terminal; True when it succeeded."""
+    return job.execute_in_process(
+        partition_key=partition_key, instance=instance, run_config=CONSOLE_AT_INFO, raise_on_error=False
+    ).success
+
+
 def materialize_channels(
     layout: DataLayout,
     instance: dg.DagsterInstance,
@@ -59,9 +66,7 @@ def materialize_channels(
     outcome = {}
     for number, channel in enumerate(channels, 1):
         print(f"[{number}/{len(channels)}] {job_name}: channel {channel}", flush=True)
-        outcome[channel] = job.execute_in_process(
-            partition_key=channel, instance=instance, run_config=CONSOLE_AT_INFO, raise_on_error=False
-        ).success
+        outcome[channel] = run_job(job, instance, channel)
     return outcome
 
 
@@ -80,10 +85,7 @@ def train_models_if_missing(layout: DataLayout, instance: dg.DagsterInstance) ->
         if path.exists():  # saved by another version
             print(f"the saved {name} cannot be used ({problem}); training it again")
         print(f"training the {name} (about {minutes} minutes on 2 cores), saved as {path}")
-        job_def = build_definitions(layout).resolve_job_def(job.name)
-        if not job_def.execute_in_process(
-            instance=instance, run_config=CONSOLE_AT_INFO, raise_on_error=False
-        ).success:
+        if not run_job(build_definitions(layout).resolve_job_def(job.name), instance):
             failed.append(name)
     return failed
 
@@ -95,10 +97,7 @@ def run_genmedclip_job(layout: DataLayout, instance: dg.DagsterInstance) -> bool
         print(f"genmedclip: skipped, {n_pairs} aligned pairs (at least {MIN_PAIRS_FOR_GENMEDCLIP} needed)")
         return None
     print(f"training GenMedCLIP and its baseline on {n_pairs} aligned pairs, then scoring them")
-    job_def = build_definitions(layout).resolve_job_def(genmedclip_job.name)
-    return job_def.execute_in_process(
-        instance=instance, run_config=CONSOLE_AT_INFO, raise_on_error=False
-    ).success
+    return run_job(build_definitions(layout).resolve_job_def(genmedclip_job.name), instance)
 
 
 def ingest(

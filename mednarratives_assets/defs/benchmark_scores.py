@@ -55,10 +55,7 @@ def benchmark_scores(
     (R@1, R@5, R@10 both ways) of GenMedCLIP and its baselines: the same recipe without the dense
     loss, and the untrained model. Scored on the held-out lectures' pairs and on MedPix's dev split.
     Table `benchmark_scores`, documented in docs/schema.md."""
-    saved = {
-        name: models.load(name, "benchmark_scores")
-        for name in ("genmedclip_model", "genmedclip_no_dense_model")
-    }
+    saved = {name: models.load(name, "benchmark_scores") for name in SCORED_MODELS}
     folders = {name: model.folder for name, model in saved.items()}
     trainings = {name: model.training for name, model in saved.items()}
     held_out = trainings["genmedclip_model"]["held_out_pair_ids"]

@@ -41,18 +41,18 @@ def cursor_detector(
         settings = settings_from(config, DetectorTrainingSettings)
     except ValueError as exc:
         raise dg.Failure(f"cursor_detector config: {exc}") from exc
-    layout = paths.layout
+    layout, path = paths.layout, models.path("cursor_detector")
     pictures = pictures_by_modality(
         usable_pictures(training_images(config.extra_images_dir or None), context.log.warning), settings.seed
     )
     layout.cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cursor-detector-", dir=layout.cache_dir) as work:
         detector, held_out = train_cursor_detector(settings, pictures, Path(work), log=context.log.info)
-        detector.save(models.path("cursor_detector"), settings)
+        detector.save(path, settings)
         sheet = held_out_sheet(detector, held_out)
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(models.path("cursor_detector"))),
+            "path": dg.MetadataValue.path(str(path)),
             **detector.metrics,
             "held_out_crops": png_image(sheet, "held-out crops: truth green, detection red"),
         }
