@@ -17,20 +17,27 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".webm", ".mov"})
 # yt-dlp's intermediate files while it fetches and merges formats: <id>.f137.mp4, <id>.temp.mp4.
 _PARTIAL_DOWNLOAD = re.compile(r"\.(f\d+|temp)$")
 
-# Channels become Dagster partition keys and DuckDB values: keep them to plain, portable names.
-_CHANNEL_NAME = re.compile(r"^[\w][\w.\-]{0,127}$")
+# Channels become Dagster partition keys, folder names and DuckDB values: keep them to plain,
+# portable names that can never step out of a folder.
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+CHANNEL_NAME_RULE = (
+    "a channel name is 1 to 128 characters: ASCII letters, digits, '_', '-' and '.', "
+    "starting with a letter, digit or '_', with no '..'"
+)
 
 
-def is_valid_channel_name(name: str) -> bool:
-    return bool(_CHANNEL_NAME.match(name)) and ".." not in name
+class InvalidChannelName(ValueError):
+    """A name that cannot be a channel; the message quotes it and states the rule."""
 
 
-def check_channel_name(name: str) -> str:
+def is_valid_channel_name(name: object) -> bool:
+    return isinstance(name, str) and bool(_CHANNEL_NAME.fullmatch(name)) and ".." not in name
+
+
+def check_channel_name(name: object) -> str:
     if not is_valid_channel_name(name):
-        raise ValueError(
-            f"invalid channel name {name!r}: use letters, digits, '_', '-' or '.', "
-            "starting with a letter, digit or '_', at most 128 characters"
-        )
+        shown = name if not isinstance(name, str) or len(name) <= 80 else name[:80] + "..."
+        raise InvalidChannelName(f"invalid channel name {shown!r}: {CHANNEL_NAME_RULE}")
     return name
 
 

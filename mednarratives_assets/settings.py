@@ -9,11 +9,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mednarratives_assets.channels import check_channel_name
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # MedPix 2.0 where the workspace keeps it: real CT and MR images with captions, read when present.
 MEDPIX_DIR = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
 DATA_ROOT_ENV = "MEDNARRATIVES_DATA_ROOT"
 DUCKDB_ENV = "MEDNARRATIVES_DUCKDB"
+
+
+class OutsideDataRoot(ValueError):
+    """A path that resolves (through `..` or a symlink) to a place outside the data root."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,11 @@ class DataLayout:
     def cache_dir(self) -> Path:
         """What can be made again: stage caches, model training scratch space."""
         return self.data_root / "cache"
+
+    @property
+    def locks_dir(self) -> Path:
+        """One lock file per stage and channel: `<stage>/<channel>.lock` (see channel_locks.py)."""
+        return self.data_root / "locks"
 
     @property
     def transcripts_cache_dir(self) -> Path:
@@ -92,4 +103,22 @@ class DataLayout:
         return self.data_root / "exports"
 
     def channel_dir(self, channel: str) -> Path:
-        return self.videos_dir / channel
+        """The channel's video folder."""
+        return self.channel_path(self.videos_dir, channel)
+
+    def channel_path(self, folder: Path, channel: str, suffix: str = "") -> Path:
+        """`folder/<channel><suffix>`, once the name passes the channel rule and the path is found to
+        stay inside the data root. Every per-channel file and folder is named through here."""
+        check_channel_name(channel)
+        return self.inside(folder / f"{channel}{suffix}", f"channel {channel!r}")
+
+    def inside(self, path: Path, what: str) -> Path:
+        """`path` unchanged when it resolves, symlinks followed, to a place under the data root;
+        otherwise OutsideDataRoot naming `what` and both paths."""
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.data_root.resolve()):
+            raise OutsideDataRoot(
+                f"{what}: {path} resolves to {resolved}, outside the data root {self.data_root}; "
+                "refusing to read, write or delete it"
+            )
+        return path

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import dagster as dg
 
-from mednarratives_assets.defs.resources import DUCKDB_POOL
+from mednarratives_assets.channel_locks import ChannelBusy, channel_lock
+from mednarratives_assets.channels import InvalidChannelName, check_channel_name
+from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
 
 # One partition per channel (one video source); the new-video sensor adds them as folders appear.
 channel_partitions = dg.DynamicPartitionsDefinition(name="channel")
@@ -24,6 +29,54 @@ def channel_check(asset: str, name: str, description: str | None = None) -> dg.A
         return dg.AssetCheckSpec(
             name, asset=asset, partitions_def=channel_partitions, description=description
         )
+
+
+def checked_channel(partition_key: str) -> str:
+    """The partition key as a channel name, or a dg.Failure that quotes it and states the rule.
+
+    Keys come from the UI or GraphQL as well as from the folder scan, so every step checks its own
+    before any path is built from it."""
+    try:
+        return check_channel_name(partition_key)
+    except InvalidChannelName as exc:
+        raise dg.Failure(f"partition {exc}; delete the partition and add a valid one") from exc
+
+
+def one_writer_per_channel(compute: Callable) -> Callable:
+    """Wrap a channel step: check its partition key, then hold the lock of (step, channel) while it
+    runs, so that two runs of one channel, even from two Dagster instances, take turns.
+
+    The step must take the `paths` resource (DataPaths or a subclass): the lock lives under its data
+    root."""
+    if "paths" not in inspect.signature(compute).parameters:
+        raise TypeError(f"{compute.__name__}: a channel step takes the `paths` resource (its lock lives there)")
+    step = compute.__name__
+
+    @contextmanager
+    def turn(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator[None]:
+        channel = checked_channel(context.partition_key)
+        lock_path = paths.layout.channel_path(paths.layout.locks_dir / step, channel, ".lock")
+        try:
+            with channel_lock(lock_path, f"run {context.run.run_id[:8]} ({step})", log=context.log.info):
+                yield
+        except ChannelBusy as exc:
+            raise dg.Failure(f"{step} of channel {channel!r}: {exc}") from exc
+
+    if inspect.isgeneratorfunction(compute):
+
+        @functools.wraps(compute)
+        def guarded(context: dg.AssetExecutionContext, **inputs):
+            with turn(context, inputs["paths"]):
+                yield from compute(context, **inputs)
+
+    else:
+
+        @functools.wraps(compute)
+        def guarded(context: dg.AssetExecutionContext, **inputs):
+            with turn(context, inputs["paths"]):
+                return compute(context, **inputs)
+
+    return guarded
 
 
 def channel_asset(
@@ -54,6 +107,6 @@ def channel_asset(
                 channel_check(compute.__name__, name, description)
                 for name, description in (checks or {}).items()
             ],
-        )(compute)
+        )(one_writer_per_channel(compute))
 
     return decorate

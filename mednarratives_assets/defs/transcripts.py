@@ -7,7 +7,7 @@ from mednarratives_assets.asr.engines import AlignmentModelUnavailable, AsrConfi
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.metadata import markdown_preview
-from mednarratives_assets.defs.partitions import channel_check, channel_partitions
+from mednarratives_assets.defs.partitions import channel_check, channel_partitions, one_writer_per_channel
 from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths, SpeechRecognizer
 from mednarratives_assets.stages.transcripts import TranscriptCache, transcribe_channel
 
@@ -33,6 +33,7 @@ def _table(description: str) -> dg.AssetOut:
     check_specs=[channel_check("transcripts", "all_videos_transcribed")],
     pool=DUCKDB_POOL,
 )
+@one_writer_per_channel
 def transcripts(
     context: dg.AssetExecutionContext, videos: pl.DataFrame, paths: DataPaths, asr: SpeechRecognizer
 ) -> Iterator:
