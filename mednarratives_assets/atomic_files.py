@@ -23,6 +23,10 @@ def _temporary_prefix(target: Path) -> str:
     return f".{target.name}.{os.getpid()}-"
 
 
+def _temporary_name(target: Path) -> dict:
+    return {"prefix": _temporary_prefix(target), "suffix": _PARTIAL_SUFFIX, "dir": target.parent}
+
+
 def _writer_is_gone(temporary: Path, target: Path) -> bool:
     pid = temporary.name[len(f".{target.name}.") :].split("-", 1)[0]
     if not pid.isdigit():
@@ -58,7 +62,7 @@ def replaced_file(target: Path) -> Iterator[Path]:
     without an error, and is removed when it raises."""
     target.parent.mkdir(parents=True, exist_ok=True)
     clear_abandoned(target)
-    handle, name = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=_PARTIAL_SUFFIX, dir=target.parent)
+    handle, name = tempfile.mkstemp(**_temporary_name(target))
     os.close(handle)
     temporary = Path(name)
     try:
@@ -83,7 +87,7 @@ def replaced_folder(target: Path) -> Iterator[Path]:
     an error, and is removed when it raises, leaving `target` as it was."""
     target.parent.mkdir(parents=True, exist_ok=True)
     clear_abandoned(target)
-    staging = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=_PARTIAL_SUFFIX, dir=target.parent))
+    staging = Path(tempfile.mkdtemp(**_temporary_name(target)))
     try:
         yield staging
     except BaseException:

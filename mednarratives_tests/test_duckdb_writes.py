@@ -1,18 +1,23 @@
-"""Partition writes replace rows, and writers survive another process holding DuckDB's lock."""
+"""Partition writes replace rows in one transaction, and writers wait for, then name, another process
+holding DuckDB's lock."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import dagster as dg
 import duckdb
 import polars as pl
+import pytest
 
+from mednarratives_assets.defs.duckdb_tables import DuckDBTablesIOManager
+from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.tables import table_counts
-from mednarratives_tests.conftest import make_video
+from mednarratives_tests.conftest import make_video, step_failure
 
 
 def video_counts(layout) -> dict[str, int]:
@@ -138,3 +143,82 @@ def test_a_new_column_joins_the_table_and_the_rows_already_stored_keep_theirs(re
     with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
         rows = con.sql("SELECT channel, score, n_items FROM evolving ORDER BY channel").fetchall()
     assert rows == [("new", 2.0, 3), ("old", 1.0, None)]
+
+
+KILLED_BETWEEN_DELETE_AND_INSERT = """
+import os, signal, sys
+from pathlib import Path
+
+import dagster as dg
+import dagster_duckdb_polars
+
+from mednarratives_assets.defs import duckdb_tables
+from mednarratives_assets.defs.resources import build_resources
+from mednarratives_assets.defs.videos import videos
+from mednarratives_assets.settings import DataLayout
+
+root = Path(sys.argv[1])
+resources = build_resources(DataLayout(root, root / "mednarratives.duckdb"))
+if sys.argv[2] == "stock":  # dagster-duckdb-polars as shipped: each statement commits on its own
+    resources["io_manager"] = dagster_duckdb_polars.DuckDBPolarsIOManager(
+        database=str(root / "mednarratives.duckdb"), schema="main"
+    )
+
+
+def killed(*args, **kwargs):  # the rows were deleted; the insert never happens
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+duckdb_tables.DuckDBTablesPolarsTypeHandler.handle_output = killed
+dagster_duckdb_polars.DuckDBPolarsTypeHandler.handle_output = killed
+with dg.DagsterInstance.ephemeral() as instance:
+    instance.add_dynamic_partitions("channel", ["neuro"])
+    dg.materialize([videos], partition_key="neuro", resources=resources, instance=instance)
+"""
+
+
+@pytest.mark.parametrize("io_manager, rows_after_the_kill", [("ours", 2), ("stock", 0)])
+def test_a_writer_killed_between_delete_and_insert_leaves_the_old_rows(
+    layout, resources, instance, io_manager, rows_after_the_kill
+):
+    """Ours commits delete and insert together; the stock client shows what the test would catch."""
+    for name in ("mri", "ct"):
+        make_video(layout.channel_dir("neuro") / f"{name}.mp4", seconds=0.5)
+    instance.add_dynamic_partitions("channel", ["neuro"])
+    assert dg.materialize([videos], partition_key="neuro", resources=resources, instance=instance).success
+    make_video(layout.channel_dir("neuro") / "xray.mp4", seconds=0.5)
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_BETWEEN_DELETE_AND_INSERT, str(layout.data_root), io_manager],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert video_counts(layout).get("neuro", 0) == rows_after_the_kill
+
+
+def test_a_reader_holding_the_file_gets_a_message_naming_it_and_what_to_close(layout, instance, caplog):
+    make_video(layout.channel_dir("neuro") / "mri.mp4", seconds=0.5)
+    instance.add_dynamic_partitions("channel", ["neuro"])
+    resources = build_resources(layout) | {
+        "io_manager": DuckDBTablesIOManager(database=str(layout.duckdb_path), schema="main", lock_wait_s=1.0)
+    }
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(layout.duckdb_path), "60"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        result = dg.materialize(
+            [videos], partition_key="neuro", resources=resources, instance=instance, raise_on_error=False
+        )
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert not result.success
+    message = step_failure(result)
+    assert str(layout.duckdb_path) in message and f"process {holder.pid}" in message
+    assert "Close that connection" in message
+    assert any(
+        f"process {holder.pid}" in r.getMessage() and "waiting" in r.getMessage() for r in caplog.records
+    )

@@ -72,7 +72,7 @@ def aligned_pairs(
     channel = context.partition_key
     result = pair_channel(
         layout.data_root,
-        layout.pairs_dir.relative_to(layout.data_root) / channel,
+        layout.channel_path(layout.pairs_dir, channel).relative_to(layout.data_root),
         stable_chunks,
         narratives,
         boxes,

@@ -22,7 +22,7 @@ def dataset_export(
     try:
         summary = export_dataset(
             layout.data_root,
-            layout.exports_dir / channel,
+            layout.channel_path(layout.exports_dir, channel),
             f"MedNarratives: {channel}",
             aligned_pairs,
             narratives,

@@ -48,7 +48,8 @@ def narratives(
     except ValueError as exc:
         raise dg.Failure(f"narratives: {exc}") from exc
     table = narrate_channel(videos, stable_chunks, cursor_traces, transcript_words, settings)
-    jsonl = write_jsonl(table, paths.layout.narratives_dir / f"{context.partition_key}.jsonl")
+    layout = paths.layout
+    jsonl = write_jsonl(table, layout.channel_path(layout.narratives_dir, context.partition_key, ".jsonl"))
     outside = traces_outside_their_chunk(table, stable_chunks)
     context.log.info(f"{table.height} narratives written to {jsonl}")
     yield dg.Output(

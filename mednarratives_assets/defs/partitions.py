@@ -44,12 +44,14 @@ def checked_channel(partition_key: str) -> str:
 
 def one_writer_per_channel(compute: Callable) -> Callable:
     """Wrap a channel step: check its partition key, then hold the lock of (step, channel) while it
-    runs, so that two runs of one channel, even from two Dagster instances, take turns.
+    runs, so that two runs of one channel, even from two Dagster instances, take turns. An OSError
+    that escapes the stage (no space, permission, I/O) fails the step naming the path, before the IO
+    manager could replace any stored row.
 
     The step must take the `paths` resource (DataPaths or a subclass): the lock lives under its data
     root."""
     if "paths" not in inspect.signature(compute).parameters:
-        raise TypeError(f"{compute.__name__}: a channel step takes the `paths` resource (its lock lives there)")
+        raise TypeError(f"{compute.__name__}: a channel step takes the `paths` resource (for its lock)")
     step = compute.__name__
 
     @contextmanager
@@ -61,6 +63,12 @@ def one_writer_per_channel(compute: Callable) -> Callable:
                 yield
         except ChannelBusy as exc:
             raise dg.Failure(f"{step} of channel {channel!r}: {exc}") from exc
+        except OSError as exc:  # the machine failed (disk full, permissions), not a video: store nothing
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise dg.Failure(
+                f"{step} of channel {channel!r} stopped on a system error, {where}"
+                f"{exc.strerror or exc}; the stored rows and files are unchanged"
+            ) from exc
 
     if inspect.isgeneratorfunction(compute):
 

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import polars as pl
-from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
 from mednarratives_assets.asr.engines import AsrEngine, AsrSettings, build_engine
+from mednarratives_assets.defs.duckdb_tables import DuckDBTablesIOManager
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
@@ -112,51 +111,6 @@ class SpeechRecognizer(dg.ConfigurableResource):
         return build_engine(AsrSettings(**settings))
 
 
-class DuckDBTablesPolarsTypeHandler(DuckDBPolarsTypeHandler):
-    """Writes frames as the stock handler does, with two changes.
-
-    - A frame without rows still creates its table, with its columns: the stock handler skips
-      the write, so a table whose channels all came out empty (no medical chunk yet, say) never
-      exists, and every asset reading it fails to load its input.
-    - A column the table lacks is added (NULL in the rows already stored), and rows are inserted
-      by column name: the stock handler inserts by position, so a table written by an older
-      version of an asset refuses the new version's rows.
-    """
-
-    def handle_output(self, context: dg.OutputContext, table_slice, obj: pl.DataFrame, connection) -> None:
-        frame = obj.to_arrow()  # noqa: F841  DuckDB reads it by its name
-        table = f"{table_slice.schema}.{table_slice.table}"
-        connection.execute(f"create schema if not exists {table_slice.schema};")
-        stored = connection.execute(
-            "select column_name from duckdb_columns() where schema_name = ? and table_name = ?",
-            [table_slice.schema, table_slice.table],
-        ).fetchall()
-        if not stored:
-            connection.execute(f"create table {table} as select * from frame;")
-        else:
-            known = {name for (name,) in stored}
-            for name, column_type, *_ in connection.execute("describe select * from frame").fetchall():
-                if name not in known:
-                    connection.execute(f'alter table {table} add column "{name}" {column_type};')
-            connection.execute(f"insert into {table} by name select * from frame;")
-        context.add_output_metadata(
-            {
-                "row_count": obj.height,
-                "dataframe_columns": dg.TableSchema(
-                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in obj.schema.items()]
-                ),
-            }
-        )
-
-
-class DuckDBTablesIOManager(DuckDBPolarsIOManager):
-    """dagster-duckdb-polars' IO manager; tables exist without rows and take new columns (see above)."""
-
-    @staticmethod
-    def type_handlers() -> list:
-        return [DuckDBTablesPolarsTypeHandler()]
-
-
 def build_resources(layout: DataLayout) -> dict:
     paths = DataPaths(data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path))
     return {
@@ -164,6 +118,7 @@ def build_resources(layout: DataLayout) -> dict:
         "models": ModelStore(data_root=paths.data_root, duckdb_path=paths.duckdb_path),
         "asr": SpeechRecognizer(),
         # Every table lands in the `main` schema of one DuckDB file. Each write opens a short
-        # connection, and the IO manager retries while another process holds the write lock.
+        # connection and commits a channel's rows in one transaction, waiting a while for another
+        # process that holds the file (see defs/duckdb_tables.py).
         "io_manager": DuckDBTablesIOManager(database=str(layout.duckdb_path), schema="main"),
     }

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.atomic_files import replaced_folder
 from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
 from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
 from mednarratives_assets.spoken_text import strip_punctuation
@@ -189,15 +189,12 @@ def pair_channel(
     pointers left in keyframes stay in the crops."""
     target = data_root / pairs_dir
     by_chunk = {(r["video_id"], r["chunk_index"]): r for r in narratives.iter_rows(named=True)}
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     rows: list[dict] = []
     skipped: list[dict] = []
     chunks = medical_chunks(stable_chunks)
     points_of = grouped(cursor_traces, "video_id", "chunk_index")
     boxes_of = grouped(boxes, "video_id", "chunk_index")
-    try:
+    with replaced_folder(target) as staging:  # a failed run leaves the stored crops as they were
         for done, chunk in enumerate(chunks.iter_rows(named=True)):
             if done and done % _PROGRESS_EVERY == 0:
                 log(f"{done} of {chunks.height} medical chunks paired")
@@ -259,11 +256,6 @@ def pair_channel(
                     "end_s": chunk["end_s"],
                 }
             )
-    except BaseException:  # leave no half-written crops behind; the stored ones stay
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
     return ChannelPairs(
         pl.DataFrame(rows, schema=ALIGNED_PAIRS_SCHEMA), pl.DataFrame(skipped, schema=SKIPPED_SCHEMA)
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mednarratives_assets.atomic_files import replaced_file, write_file
 from mednarratives_assets.contact_sheets import contact_sheet_png
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.synthetic.cursor_crops import CROP_PX, CursorCrop, cursor_crops
@@ -168,13 +169,10 @@ class CursorDetector:
 
     def save(self, path: Path, settings: DetectorTrainingSettings) -> None:
         """Copy the weights to `path` and write the sidecar; a failure keeps what was stored."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        shutil.copyfile(self.weights, partial)
+        with replaced_file(path) as partial:
+            shutil.copyfile(self.weights, partial)
         sidecar = {"format": FILE_FORMAT, "settings": asdict(settings), "metrics": self.metrics}
-        path.with_suffix(".json.partial").write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
-        partial.replace(path)
-        path.with_suffix(".json.partial").replace(path.with_suffix(".json"))
+        write_file(path.with_suffix(".json"), json.dumps(sidecar, indent=2))
 
 
 def _write_split(root: Path, split: str, crops: list[CursorCrop]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mednarratives_assets.atomic_files import replaced_folder
 from mednarratives_assets.stages.narratives import write_jsonl
 
 _CARD = """---
@@ -102,10 +103,8 @@ def export_dataset(
     boxes: pl.DataFrame,
 ) -> ExportSummary:
     """Write the dataset folder for `pairs`; narratives and boxes of chunks without a pair are left out."""
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "train").mkdir(parents=True)
-    try:
+    with replaced_folder(folder) as staging:  # a failed export leaves the stored one as it was
+        (staging / "train").mkdir()
         for image_path, identifier in pairs.select("image_path", "pair_id").iter_rows():
             source = data_root / image_path
             if not source.is_file():
@@ -121,9 +120,4 @@ def export_dataset(
         (staging / "README.md").write_text(
             _CARD.format(title=title, n_pairs=pairs.height, n_boxes=n_boxes, n_narratives=told.height)
         )
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
     return ExportSummary(folder, pairs.height, n_boxes, told.height)

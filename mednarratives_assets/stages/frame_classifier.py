@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mednarratives_assets.atomic_files import replaced_file
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.synthetic.classifier_frames import (
     FRAME_SIZE,
@@ -156,19 +157,16 @@ class FrameClassifier:
 
     def save(self, path: Path) -> None:
         """One file: the weights, the input size they expect and the metrics they were trained to."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")  # a failed save keeps the model already there
-        torch.save(
-            {
-                "format": FILE_FORMAT,
-                "input_size": list(INPUT_SIZE),
-                "state_dict": self.net.state_dict(),
-                "metrics": self.metrics,
-            },
-            partial,
-        )
-        partial.replace(path)
+        with replaced_file(Path(path)) as partial:  # a failed save keeps the model already there
+            torch.save(
+                {
+                    "format": FILE_FORMAT,
+                    "input_size": list(INPUT_SIZE),
+                    "state_dict": self.net.state_dict(),
+                    "metrics": self.metrics,
+                },
+                partial,
+            )
 
     @classmethod
     def load(cls, path: Path) -> FrameClassifier:

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable
 from copy import deepcopy
@@ -33,6 +32,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from safetensors.torch import save_model
 
+from mednarratives_assets.atomic_files import replaced_file, replaced_folder
 from mednarratives_assets.contact_sheets import figure_png
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.tables import grouped
@@ -394,62 +394,59 @@ def train_genmedclip(
             f"({pairs.height} pairs, {held_out.height} held out): materialize aligned_pairs for more channels"
         )
     model_cfg = model_config(settings.model_size, settings.text_tower)
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (staging / CONFIG_FILE).write_text(json.dumps(open_clip_config(model_cfg), indent=2), encoding="utf-8")
-    if "hf_tokenizer_name" in model_cfg["text_cfg"]:  # open_clip reads a local-dir model's tokenizer there
-        from transformers import AutoTokenizer
-
-        AutoTokenizer.from_pretrained(model_cfg["text_cfg"]["hf_tokenizer_name"]).save_pretrained(staging)
-    torch.manual_seed(settings.seed)
-    model, preprocess, tokenizer = create_model(staging, device, load_weights=False)
-    if settings.lock_text:
-        model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
-    log(
-        f"training GenMedCLIP ({settings.model_size}, {settings.text_tower} text, dense loss "
-        f"{'on' if settings.dense_loss else 'off'}) on {train.height} pairs, {held_out.height} held out, "
-        f"on {device}"
-    )
-    data = training_tensors(data_root, train, boxes, preprocess, tokenizer, log)
-    steps_per_epoch = len(_batches(train.height, settings.batch_size, settings.seed, 0))
-    optimizer = _optimizer(model, settings)
-    scheduler = _schedule(optimizer, steps_per_epoch * settings.epochs, settings.warmup_fraction)
-    from open_clip import ClipLoss
-
-    loss_fn = ClipLoss()
-    key = fingerprint(settings, model_cfg, train, data)
-    curve, start_epoch = _resume(state_path, key, model, optimizer, scheduler, device, log)
-    for epoch in range(start_epoch, settings.epochs):
-        report = _train_epoch(model, optimizer, scheduler, loss_fn, data, settings, epoch, device)
-        curve.append(asdict(report))
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
-        torch.save(
-            {"fingerprint": key, "epoch": epoch + 1, "curve": curve}
-            | {name: part.state_dict() for name, part in state.items()},
-            state_path.with_suffix(".partial"),
+    with replaced_folder(out_dir) as staging:  # a failed training keeps the model already saved
+        (staging / CONFIG_FILE).write_text(
+            json.dumps(open_clip_config(model_cfg), indent=2), encoding="utf-8"
         )
-        state_path.with_suffix(".partial").replace(state_path)
-        progress(report)
+        # open_clip reads a local-dir model's tokenizer from the model folder
+        if "hf_tokenizer_name" in model_cfg["text_cfg"]:
+            from transformers import AutoTokenizer
 
-    save_model(model.cpu(), str(staging / WEIGHTS_FILE))
-    images_per_s = float(np.median([point["images_per_s"] for point in curve]))
-    training = {
-        "settings": asdict(settings),
-        "device": device,
-        "curve": curve,
-        "images_per_s": images_per_s,
-        "n_train": train.height,
-        "n_regions": len(data.region_owner),
-        "train_pair_ids": train["pair_id"].to_list(),
-        "held_out_pair_ids": held_out["pair_id"].to_list(),
-        "held_out_dropped_as_duplicates": dropped,
-    }
-    (staging / TRAINING_FILE).write_text(json.dumps(training, indent=2), encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.replace(out_dir)
+            AutoTokenizer.from_pretrained(model_cfg["text_cfg"]["hf_tokenizer_name"]).save_pretrained(staging)
+        torch.manual_seed(settings.seed)
+        model, preprocess, tokenizer = create_model(staging, device, load_weights=False)
+        if settings.lock_text:
+            model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
+        log(
+            f"training GenMedCLIP ({settings.model_size}, {settings.text_tower} text, dense loss "
+            f"{'on' if settings.dense_loss else 'off'}) on {train.height} pairs, {held_out.height} held out, "
+            f"on {device}"
+        )
+        data = training_tensors(data_root, train, boxes, preprocess, tokenizer, log)
+        steps_per_epoch = len(_batches(train.height, settings.batch_size, settings.seed, 0))
+        optimizer = _optimizer(model, settings)
+        scheduler = _schedule(optimizer, steps_per_epoch * settings.epochs, settings.warmup_fraction)
+        from open_clip import ClipLoss
+
+        loss_fn = ClipLoss()
+        key = fingerprint(settings, model_cfg, train, data)
+        curve, start_epoch = _resume(state_path, key, model, optimizer, scheduler, device, log)
+        for epoch in range(start_epoch, settings.epochs):
+            report = _train_epoch(model, optimizer, scheduler, loss_fn, data, settings, epoch, device)
+            curve.append(asdict(report))
+            state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+            with replaced_file(state_path) as partial:
+                torch.save(
+                    {"fingerprint": key, "epoch": epoch + 1, "curve": curve}
+                    | {name: part.state_dict() for name, part in state.items()},
+                    partial,
+                )
+            progress(report)
+
+        save_model(model.cpu(), str(staging / WEIGHTS_FILE))
+        images_per_s = float(np.median([point["images_per_s"] for point in curve]))
+        training = {
+            "settings": asdict(settings),
+            "device": device,
+            "curve": curve,
+            "images_per_s": images_per_s,
+            "n_train": train.height,
+            "n_regions": len(data.region_owner),
+            "train_pair_ids": train["pair_id"].to_list(),
+            "held_out_pair_ids": held_out["pair_id"].to_list(),
+            "held_out_dropped_as_duplicates": dropped,
+        }
+        (staging / TRAINING_FILE).write_text(json.dumps(training, indent=2), encoding="utf-8")
     state_path.unlink(missing_ok=True)
     return TrainedClip(
         folder=out_dir,

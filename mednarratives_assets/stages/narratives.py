@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mednarratives_assets.atomic_files import replaced_file
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.tables import grouped, medical_chunks, pair_id
 
@@ -144,10 +145,7 @@ def narrate_channel(
 
 def write_jsonl(narratives: pl.DataFrame, path: Path) -> Path:
     """The narratives as Localized Narratives JSONL, one object per line, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    with partial.open("w") as out:
+    with replaced_file(path) as partial, partial.open("w") as out:
         for row in narratives.select(LN_FIELDS).iter_rows(named=True):
             out.write(json.dumps(row) + "\n")
-    partial.replace(path)
     return path
