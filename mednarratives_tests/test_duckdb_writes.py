@@ -198,7 +198,7 @@ def test_a_writer_killed_between_delete_and_insert_leaves_the_old_rows(
     assert video_counts(layout).get("neuro", 0) == rows_after_the_kill
 
 
-def test_a_reader_holding_the_file_gets_a_message_naming_it_and_what_to_close(layout, instance, caplog):
+def test_a_reader_holding_the_file_gets_a_message_naming_it_and_what_to_close(layout, instance):
     make_video(layout.channel_dir("neuro") / "mri.mp4", seconds=0.5)
     instance.add_dynamic_partitions("channel", ["neuro"])
     resources = build_resources(layout) | {
@@ -219,6 +219,5 @@ def test_a_reader_holding_the_file_gets_a_message_naming_it_and_what_to_close(la
     message = step_failure(result)
     assert str(layout.duckdb_path) in message and f"process {holder.pid}" in message
     assert "Close that connection" in message
-    assert any(
-        f"process {holder.pid}" in r.getMessage() and "waiting" in r.getMessage() for r in caplog.records
-    )
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(f"process {holder.pid}" in line and "waiting" in line for line in logged)
