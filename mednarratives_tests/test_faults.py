@@ -5,6 +5,7 @@ of it, and that two Dagster instances working on one channel never interleave a 
 """
 
 import errno
+import hashlib
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
@@ -20,6 +22,8 @@ from mednarratives_assets.atomic_files import replaced_folder, write_file
 from mednarratives_assets.channel_locks import ChannelBusy, channel_lock
 from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.mp4 import write_mp4
+from mednarratives_assets.stages.frame_classifier import FrameClassifier, _FrameNet
 from mednarratives_tests.conftest import step_failure
 
 DISK_FULL = {"on": False}
@@ -171,3 +175,76 @@ def test_the_lock_is_per_stage_and_channel(layout):
             with channel_lock(other, "run 2", wait_s=0.5):  # ChannelBusy if it had to wait
                 pass
     assert Path(first).read_text() == ""  # released: no holder named
+
+
+CHUNK_CHANNEL = """
+import sys, time
+from pathlib import Path
+
+import dagster as dg
+
+from mednarratives_assets.defs.resources import build_resources
+from mednarratives_assets.defs.stable_chunks import stable_chunks
+from mednarratives_assets.defs.videos import videos
+from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.stages import stable_chunks as stage
+
+hash_now = stage.perceptual_hash
+
+
+def slow_hash(*args):  # widens the time each keyframe folder is being written, as large videos do
+    time.sleep(0.3)
+    return hash_now(*args)
+
+
+stage.perceptual_hash = slow_hash
+root = Path(sys.argv[1])
+with dg.DagsterInstance.ephemeral() as instance:  # each process its own instance, as CLI and UI are
+    instance.add_dynamic_partitions("channel", ["neuro"])
+    resources = build_resources(DataLayout(root, root / "mednarratives.duckdb"))
+    run = dg.materialize(
+        [videos, stable_chunks], partition_key="neuro", resources=resources, instance=instance
+    )
+    sys.exit(0 if run.success else 1)
+"""
+
+
+def slide_video(path: Path, shades: list[int], seconds_each: float = 2.5, fps: int = 10) -> Path:
+    """Grey slides with a bright panel, each held still long enough to be a stable chunk."""
+
+    def frames():
+        for shade in shades:
+            for _ in range(round(seconds_each * fps)):
+                frame = np.full((96, 160, 3), shade, np.uint8)
+                frame[24:72, 40:120] = 255 - shade
+                yield frame
+
+    return write_mp4(path, frames(), fps=fps)
+
+
+def test_two_instances_chunking_one_channel_at_once_lose_no_video(layout):
+    """Both once shared a `<video>.partial` keyframe folder, and one whole video vanished."""
+    names = [f"lecture_{i}" for i in range(4)]
+    for i, name in enumerate(names):
+        slide_video(layout.channel_dir("neuro") / f"{name}.mp4", [40 + 30 * i, 200 - 30 * i])
+    FrameClassifier(_FrameNet().eval()).save(layout.frame_classifier_path)  # untrained: scores don't matter
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHUNK_CHANNEL, str(layout.data_root)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        rows = con.sql("select video_id, keyframe_path, keyframe_sha256 from stable_chunks").fetchall()
+    assert sorted({video_id for video_id, _, _ in rows}) == names
+    for _, keyframe, digest in rows:
+        assert hashlib.sha256((layout.data_root / keyframe).read_bytes()).hexdigest() == digest
+    leftovers = [p for p in layout.keyframes_dir.rglob("*") if p.name.endswith(".partial")]
+    assert leftovers == []
