@@ -41,6 +41,21 @@ def check_channel_name(name: object) -> str:
     return name
 
 
+# Video ids name keyframe folders and pair files: no hidden names (`.`, `..`), no control characters.
+_MAX_VIDEO_ID = 200
+
+
+def video_id_problem(video_id: str) -> str | None:
+    """Why a file name's stem cannot be a video id, or None when it can."""
+    if video_id.startswith("."):
+        return "starts with '.' (hidden, or a folder reference such as '..')"
+    if any(ord(c) < 32 or c in "/\\" for c in video_id):
+        return "holds a control character or a path separator"
+    if len(video_id) > _MAX_VIDEO_ID:
+        return f"longer than {_MAX_VIDEO_ID} characters"
+    return None
+
+
 def list_video_files(channel_dir: Path) -> list[Path]:
     """The channel's video files, sorted by name; other files (info JSON, partial downloads) are skipped."""
     if not channel_dir.is_dir():
@@ -55,7 +70,16 @@ def list_video_files(channel_dir: Path) -> list[Path]:
 @dataclass(frozen=True)
 class ChannelScan:
     valid: dict[str, str]  # channel -> fingerprint
-    invalid: list[str]  # folder names that cannot be channels
+    invalid: list[str]  # folder names that cannot be channels (hidden folders are not listed)
+
+
+def skipped_folder_message(folder: Path) -> str:
+    """Why a folder under the videos folder is no channel: its name and the rule it breaks."""
+    shown = folder.name if len(folder.name) <= 80 else folder.name[:80] + "..."
+    return (
+        f"skipping the folder {folder.parent / shown}: {shown!r} is not a channel name "
+        f"({CHANNEL_NAME_RULE}); rename it to ingest its videos"
+    )
 
 
 def channel_fingerprint(channel_dir: Path, urls: list[str] | tuple[str, ...] = ()) -> str:
@@ -66,7 +90,10 @@ def channel_fingerprint(channel_dir: Path, urls: list[str] | tuple[str, ...] = (
     """
     digest = hashlib.sha256()
     for path in list_video_files(channel_dir):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed since it was listed: the next scan sees the change
+            continue
         digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     for url in urls:
         digest.update(f"url\0{url}\n".encode())

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from mednarratives_assets import channels
 from mednarratives_assets.channels import (
+    CHANNEL_NAME_RULE,
     channel_fingerprint,
     check_channel_name,
     is_valid_channel_name,
     list_video_files,
     scan_channels,
+    skipped_folder_message,
 )
 
 
@@ -51,3 +54,23 @@ def test_scan_without_a_videos_folder(tmp_path):
     scan = scan_channels(tmp_path / "videos", {"web": ["http://127.0.0.1/x.mp4"]})
     assert list(scan.valid) == ["web"] and scan.invalid == []
     assert scan_channels(tmp_path / "videos").valid == {}
+
+
+def test_scan_lists_bad_folder_names_but_not_hidden_folders(tmp_path):
+    for name in ("neuro", "bad name!", ".hidden", "x..y"):
+        (tmp_path / name).mkdir()
+    scan = scan_channels(tmp_path)
+    assert list(scan.valid) == ["neuro"] and scan.invalid == ["bad name!", "x..y"]
+    message = skipped_folder_message(tmp_path / "bad name!")
+    assert message.startswith(
+        f"skipping the folder {tmp_path / 'bad name!'}: 'bad name!' is not a channel name"
+    )
+    assert CHANNEL_NAME_RULE in message
+    assert len(skipped_folder_message(tmp_path / ("x" * 300))) < 500
+
+
+def test_fingerprint_skips_a_file_removed_while_scanning(tmp_path, monkeypatch):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    base = channel_fingerprint(tmp_path)
+    monkeypatch.setattr(channels, "list_video_files", lambda folder: [folder / "a.mp4", folder / "gone.mp4"])
+    assert channel_fingerprint(tmp_path) == base

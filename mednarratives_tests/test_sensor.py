@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import dagster as dg
 
+from mednarratives_assets.channels import CHANNEL_NAME_RULE
 from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.defs.sensors import new_video_sensor
 from mednarratives_tests.conftest import make_video
 
 
-def evaluate(instance, layout, cursor=None) -> dg.SensorResult:
+def evaluate(instance, layout, cursor=None, log: logging.Handler | None = None) -> dg.SensorResult:
     paths = DataPaths(data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path))
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"paths": paths})
+    if log is not None:  # the sensor's logger propagates to no parent: listen on it directly
+        context.log.addHandler(log)
     result = new_video_sensor(context)
     # Apply the partition requests as the daemon would before launching the runs.
     for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        if isinstance(request, dg.DeleteDynamicPartitionsRequest):
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+        else:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result
 
 
@@ -77,8 +85,49 @@ def test_channels_yaml_entries_become_partitions_and_bad_folders_are_skipped(ins
     assert instance.get_dynamic_partitions("channel") == ["web_lectures"]
 
 
-def test_malformed_channels_yaml_does_not_stop_the_folder_scan(instance, layout):
-    layout.channels_file.write_text("web_lectures: 42\n")
+def test_each_problem_is_logged_with_its_rule_and_the_rest_goes_on(instance, layout, caplog):
+    layout.channels_file.write_text(
+        "web_lectures:\n  - http://127.0.0.1:9/lecture.mp4\n"
+        "broken: 42\n"
+        "'bad name!':\n  - http://127.0.0.1:9/other.mp4\n"
+    )
     make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
-    result = evaluate(instance, layout)
+    (layout.videos_dir / "my lectures").mkdir()
+    (layout.videos_dir / ".hidden").mkdir()
+    with caplog.at_level(logging.INFO):
+        result = evaluate(instance, layout, log=caplog.handler)
+
+    # The malformed entry is still a channel: its run's video_downloads fails, naming the entry.
+    assert sorted(r.partition_key for r in result.run_requests) == ["broken", "neuro_rounds", "web_lectures"]
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 3, problems
+    [bad_name] = [m for m in problems if "'bad name!'" in m]
+    assert str(layout.channels_file) in bad_name and CHANNEL_NAME_RULE in bad_name
+    [bad_value] = [m for m in problems if "'broken'" in m]
+    assert bad_value == f"{layout.channels_file}: channel 'broken' must map to a list of URL strings, got 42"
+    [folder] = [m for m in problems if "my lectures" in m]
+    assert str(layout.videos_dir / "my lectures") in folder and CHANNEL_NAME_RULE in folder
+    assert not any(".hidden" in m for m in problems)
+
+
+def test_an_unreadable_channels_yaml_does_not_stop_the_folder_scan(instance, layout, caplog):
+    layout.channels_file.write_text("web_lectures: [http://127.0.0.1:9/lecture.mp4\n")
+    make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
+    with caplog.at_level(logging.INFO):
+        result = evaluate(instance, layout, log=caplog.handler)
     assert [r.partition_key for r in result.run_requests] == ["neuro_rounds"]
+    [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "not valid YAML" in error and error.endswith("scanning the video folders only")
+
+
+def test_partitions_added_through_the_ui_that_are_no_channel_names_are_removed(instance, layout):
+    make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
+    instance.add_dynamic_partitions("channel", ["..", "../../etc", "neuro_rounds"])
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    result = evaluate(instance, layout, log=handler)
+    assert instance.get_dynamic_partitions("channel") == ["neuro_rounds"]
+    assert [run.partition_key for run in result.run_requests] == ["neuro_rounds"]
+    removed = [r.getMessage() for r in records if r.getMessage().startswith("removing partition")]
+    assert len(removed) == 2 and all(CHANNEL_NAME_RULE in message for message in removed)

@@ -2,11 +2,16 @@ import json
 
 import dagster as dg
 
-from mednarratives_assets.channels import scan_channels
+from mednarratives_assets.channels import (
+    CHANNEL_NAME_RULE,
+    is_valid_channel_name,
+    scan_channels,
+    skipped_folder_message,
+)
 from mednarratives_assets.defs.jobs import channel_pipeline_job
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import DataPaths
-from mednarratives_assets.stages.video_downloads import ChannelsFileError, load_channel_urls
+from mednarratives_assets.stages.video_downloads import read_channels_file
 
 
 @dg.sensor(
@@ -22,19 +27,27 @@ def new_video_sensor(context: dg.SensorEvaluationContext, paths: DataPaths) -> d
 
     The cursor maps each channel to a fingerprint of its files (names, sizes, mtimes) and URLs.
     The run key names the change (`<channel>:<old>-><new>`), so an unchanged channel launches nothing.
+
+    Every problem is logged and skipped on its own: each malformed channels.yaml entry (a channel
+    whose entry has a bad value still gets its run, whose video_downloads fails naming the entry),
+    each folder whose name is no channel name, and a channels.yaml that cannot be read at all (the
+    video folders are scanned still).
     """
     layout = paths.layout
-    try:
-        channel_urls = load_channel_urls(layout.channels_file)
-    except ChannelsFileError as exc:
-        context.log.error(f"{exc}; scanning the video folders only")
-        channel_urls = {}
-    scan = scan_channels(layout.videos_dir, channel_urls)
+    channels_file = read_channels_file(layout.channels_file)
+    if channels_file.error:
+        context.log.error(f"{channels_file.error}; scanning the video folders only")
+    for problem in channels_file.skipped + list(channels_file.bad_entries.values()):
+        context.log.error(problem)
+    scan = scan_channels(layout.videos_dir, channels_file.channels)
     for name in scan.invalid:
-        context.log.warning(f"skipping {layout.videos_dir / name}: not a valid channel name")
+        context.log.warning(skipped_folder_message(layout.videos_dir / name))
 
     previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(channel_partitions.name))
+    hostile = sorted(key for key in known if not is_valid_channel_name(key))
+    for key in hostile:  # added through the UI or GraphQL; every step refuses it anyway
+        context.log.error(f"removing partition {key!r}: {CHANNEL_NAME_RULE}")
     new_channels = [c for c in scan.valid if c not in known]
     run_requests = [
         dg.RunRequest(
@@ -50,7 +63,8 @@ def new_video_sensor(context: dg.SensorEvaluationContext, paths: DataPaths) -> d
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=(
-            [channel_partitions.build_add_request(new_channels)] if new_channels else []
+            ([channel_partitions.build_add_request(new_channels)] if new_channels else [])
+            + ([channel_partitions.build_delete_request(hostile)] if hostile else [])
         ),
         cursor=json.dumps(scan.valid, sort_keys=True),
     )

@@ -1,24 +1,33 @@
 """Stage `videos`: probe every video file of a channel with PyAV into one row each.
 
-A file that cannot be used (empty, truncated, not a video) still gets its row, with
-status 'error' and a message naming the problem, so one bad upload never fails the channel.
+A file that cannot be used (empty, truncated, not a video, a link leading out of the data root)
+still gets its row, with status 'error' and a message naming the problem, so one bad upload never
+fails the channel. A failing machine (permission denied, I/O error, no space) is no property of a
+video: its OSError propagates and fails the step, naming the path.
+
+`remove_files_of_deleted_videos` clears what the later stages kept of videos whose files are gone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import av
 import numpy as np
 import polars as pl
 
-from mednarratives_assets.channels import list_video_files
+from mednarratives_assets.atomic_files import clear_abandoned
+from mednarratives_assets.channels import is_valid_channel_name, list_video_files, video_id_problem
 from mednarratives_assets.contact_sheets import contact_sheet_png
 from mednarratives_assets.file_hashing import sha256_of
+from mednarratives_assets.settings import DataLayout, OutsideDataRoot
+from mednarratives_assets.stages.video_downloads import stored_rows
 
 VIDEOS_SCHEMA: dict[str, pl.DataType] = {
     "channel": pl.Utf8(),
@@ -73,6 +82,8 @@ def probe_streams(path: Path) -> StreamInfo:
         raise VideoProbeError("empty file (0 bytes)")
     try:
         container = av.open(str(path))
+    except FileNotFoundError:  # gone since it was listed
+        raise
     except av.FFmpegError as exc:
         raise VideoProbeError(
             f"not a readable video container (truncated, or not a video at all): {exc.strerror}"
@@ -121,14 +132,46 @@ def probe_streams(path: Path) -> StreamInfo:
         )
 
 
-def read_info_json(video_path: Path) -> dict:
-    """Source metadata that yt-dlp wrote beside a downloaded video, or {} for local files."""
+def _outside(path: Path, data_root: Path) -> Path | None:
+    """Where `path` leads when that is outside the data root (through a symlink), else None."""
+    resolved = path.resolve()
+    return None if resolved.is_relative_to(data_root.resolve()) else resolved
+
+
+def _refusal(path: Path, data_root: Path) -> str | None:
+    """Why the file is not opened at all, or None: a symlink that leads out of the data root."""
+    try:
+        target = _outside(path, data_root)
+    except RuntimeError:  # Python 3.11's error for a symlink loop
+        return "a symlink loop; refused"
+    return None if target is None else f"resolves to {target}, outside the data root; refused"
+
+
+def _utc(timestamp: float) -> dt.datetime | None:
+    """A file time as naive UTC; None for one no datetime holds (a file dated year 300000, say)."""
+    try:
+        return dt.datetime.fromtimestamp(timestamp, dt.UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def read_info_json(video_path: Path, data_root: Path | None = None) -> dict:
+    """Source metadata that yt-dlp wrote beside a downloaded video, or {} for local files.
+
+    A damaged file, one that is no JSON object, or (given `data_root`) one that leads out of the
+    data root gives {} too; an unreadable one (permissions, I/O) raises its OSError."""
     info_path = video_path.with_suffix(".info.json")
-    if not info_path.is_file():
+    if not info_path.is_file() or (data_root is not None and _outside(info_path, data_root)):
         return {}
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return {}
+    if not isinstance(info, dict):
         return {}
     upload_date = info.get("upload_date")
     try:
@@ -136,15 +179,19 @@ def read_info_json(video_path: Path) -> dict:
     except (TypeError, ValueError):
         upload_date = None
     return {
-        "title": info.get("title"),
-        "uploader": info.get("uploader"),
+        "title": _text(info.get("title")),
+        "uploader": _text(info.get("uploader")),
         "upload_date": upload_date,
-        "webpage_url": info.get("webpage_url"),
+        "webpage_url": _text(info.get("webpage_url")),
     }
 
 
 def probe_video(path: Path, channel: str, data_root: Path) -> dict:
-    """One `videos` row for one file; problems become status 'error' with a message."""
+    """One `videos` row for one file; problems of the file become status 'error' with a message.
+
+    A file that leads (through a symlink) out of the data root is refused before it is opened. A
+    file gone before it is read gets an error row; any other OSError (permission denied, I/O error)
+    is the machine's and propagates."""
     row = dict.fromkeys(VIDEOS_SCHEMA) | {
         "channel": channel,
         "video_id": path.stem,
@@ -153,36 +200,52 @@ def probe_video(path: Path, channel: str, data_root: Path) -> dict:
         "probed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
     }
     info = StreamInfo()
-    try:
-        stat = path.stat()
-        row.update(
-            size_bytes=stat.st_size,
-            mtime=dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC).replace(tzinfo=None),
-            sha256=sha256_of(path),
-            **read_info_json(path),
-        )
-        info = probe_streams(path)
-        row.update(status="ok", error=None)
-    except VideoProbeError as exc:
-        row.update(status="error", error=str(exc))
-    except OSError as exc:  # removed or unreadable while the channel was being probed
-        row.update(status="error", error=f"cannot read the file: {exc.strerror or exc}")
+    refusal = _refusal(path, data_root)
+    if refusal is not None:
+        row.update(status="error", error=refusal)
+    else:
+        try:
+            stat = path.stat()
+            row.update(
+                size_bytes=stat.st_size,
+                mtime=_utc(stat.st_mtime),
+                sha256=sha256_of(path),
+                **read_info_json(path, data_root),
+            )
+            info = probe_streams(path)
+            row.update(status="ok", error=None)
+        except VideoProbeError as exc:
+            row.update(status="error", error=str(exc))
+        except FileNotFoundError:  # PyAV's own (an FFmpegError too) included
+            row.update(status="error", error="the file disappeared while the channel was probed")
+        except av.FFmpegError as exc:  # some are OSErrors too, but a decoder's complaint is the video's
+            row.update(status="error", error=f"cannot decode the video: {exc}")
     row.update({f.name: getattr(info, f.name) for f in fields(StreamInfo)})
     return row
 
 
+def _layout_of(data_root: Path | DataLayout) -> DataLayout:
+    if isinstance(data_root, DataLayout):
+        return data_root
+    return DataLayout(data_root=Path(data_root), duckdb_path=Path(data_root) / "mednarratives.duckdb")
+
+
 def probe_channel(
-    data_root: Path,
+    data_root: Path | DataLayout,
     channel: str,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> pl.DataFrame:
-    """The `videos` rows of one channel: `<data_root>/videos/<channel>/*.{mp4,mkv,webm,mov}`."""
-    files = list_video_files(data_root / "videos" / channel)
+    """The `videos` rows of one channel: `<data_root>/videos/<channel>/*.{mp4,mkv,webm,mov}`.
+
+    InvalidChannelName or OutsideDataRoot (both ValueError) when the channel's folder cannot be
+    used: a bad name, or a folder (or symlink) that leads out of the data root."""
+    layout = _layout_of(data_root)
+    files = list_video_files(layout.channel_dir(channel))
     log(f"channel {channel!r}: probing {len(files)} video files")
     rows = []
     first_file_of: dict[str, Path] = {}
     for i, path in enumerate(files, 1):
-        row = probe_video(path, channel, data_root)
+        row = probe_video(path, channel, layout.data_root)
         if path.stem in first_file_of:  # video_id must identify one file downstream
             row.update(
                 status="error",
@@ -190,12 +253,168 @@ def probe_channel(
                 "name; rename one of them",
             )
         first_file_of.setdefault(path.stem, path)
+        if (problem := video_id_problem(path.stem)) is not None:
+            row.update(status="error", error=f"the file name cannot be a video id: {problem}; rename it")
         if row["status"] == "error":
             log(f"{row['path']}: {row['error']}")
         if i % 25 == 0 or i == len(files):
             log(f"channel {channel!r}: probed {i}/{len(files)}")
         rows.append(row)
     return pl.DataFrame(rows, schema=VIDEOS_SCHEMA)
+
+
+def stored_videos(database: Path, channel: str) -> pl.DataFrame:
+    """The channel's rows of the stored `videos` table (video_id, sha256, size_bytes), read-only;
+    empty when there are none yet."""
+    rows = stored_rows(
+        database,
+        "videos",
+        "select video_id, sha256, size_bytes from main.videos where channel in (select unnest(?))",
+        [channel],
+    )
+    return pl.DataFrame(
+        rows, schema={"video_id": pl.Utf8(), "sha256": pl.Utf8(), "size_bytes": pl.Int64()}, orient="row"
+    )
+
+
+def unreadable_videos(database: Path, channels: list[str]) -> dict[str, str]:
+    """channel -> "K of N videos unreadable: <path>: <error>" (the first by path), for the channels
+    among `channels` whose stored `videos` rows include errors. Read-only."""
+    found: dict[str, str] = {}
+    for channel, n_total, n_failed, path, error in stored_rows(
+        database,
+        "videos",
+        """
+        select channel, count(*), count(*) filter (where status = 'error'),
+               arg_min(path, path) filter (where status = 'error'),
+               arg_min(error, path) filter (where status = 'error')
+        from main.videos where channel in (select unnest(?)) group by channel
+        """,
+        channels,
+    ):
+        if n_failed:
+            found[channel] = f"{n_failed} of {n_total} videos unreadable: {path}: {error}"
+    return found
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class RemovedFiles:
+    """What `remove_files_of_deleted_videos` deleted, relative to the data root."""
+
+    keyframe_folders: list[str] = field(default_factory=list)
+    transcript_cache_entries: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # what could not be checked, and why
+
+
+def remove_files_of_deleted_videos(
+    layout: DataLayout,
+    channel: str,
+    videos: pl.DataFrame,
+    previous: pl.DataFrame | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> RemovedFiles:
+    """Delete what later stages kept of the channel's videos whose files are gone.
+
+    videos: the channel's new `videos` rows (the files on disk now). previous: its stored rows
+    before (video_id, sha256, size_bytes; see `stored_videos`), which tell the content of the files
+    that are gone.
+
+    - `keyframes/<channel>/<video_id>/` of every video_id not in `videos` (hidden folders and
+      `.partial` ones, another writer's, are left alone);
+    - `cache/transcripts/*/<sha256>.json` of every previous sha256 that no file of this channel
+      has now, unless a video file of another channel holds the same content (files of the same
+      size are hashed to know).
+
+    Pair images (`pairs/<channel>/`) and exports are rebuilt whole from the tables by their stages,
+    so the video's pairs go with the next `aligned_pairs` run. Without the channel's video folder
+    (an unmounted disk, say) nothing is removed. OSErrors (permissions) propagate."""
+    removed = RemovedFiles()
+    if not layout.channel_dir(channel).is_dir():
+        removed.skipped.append(f"{layout.channel_dir(channel)} does not exist")
+        log(f"no folder {layout.channel_dir(channel)}: the files of its videos are kept")
+        return removed
+    current_ids = set(videos["video_id"].to_list())
+    try:
+        keyframes = layout.channel_path(layout.keyframes_dir, channel)
+    except OutsideDataRoot as exc:
+        removed.skipped.append(str(exc))
+        log(f"keyframes of deleted videos kept: {exc}")
+        keyframes = None
+    if keyframes is not None and keyframes.is_dir():
+        for folder in sorted(keyframes.iterdir()):
+            name = folder.name
+            if name in current_ids or name.startswith(".") or name.endswith(".partial"):
+                continue
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            shutil.rmtree(folder)
+            clear_abandoned(folder)
+            removed.keyframe_folders.append(folder.relative_to(layout.data_root).as_posix())
+            log(f"removed the keyframes of deleted video {name!r}: {removed.keyframe_folders[-1]}")
+
+    if previous is None or previous.is_empty():
+        return removed
+    current_hashes = set(videos["sha256"].drop_nulls().to_list())
+    gone = {
+        row["sha256"]: row["size_bytes"]
+        for row in previous.iter_rows(named=True)
+        if row["sha256"] and _SHA256.fullmatch(row["sha256"]) and row["sha256"] not in current_hashes
+    }
+    if not gone:
+        return removed
+    cache = layout.transcripts_cache_dir
+    try:
+        layout.inside(cache, "the transcript cache")
+    except OutsideDataRoot as exc:
+        removed.skipped.append(str(exc))
+        log(f"transcript cache entries of deleted videos kept: {exc}")
+        return removed
+    entries = {sha: sorted(cache.glob(f"*/{sha}.json")) for sha in gone}
+    entries = {sha: paths for sha, paths in entries.items() if paths}
+    if not entries:
+        return removed
+    in_use, unsure = _contents_elsewhere(layout, channel, {gone[sha] for sha in entries})
+    for sha, paths in entries.items():
+        if sha in in_use:
+            continue
+        if gone[sha] in unsure:
+            removed.skipped.append(f"{sha}: a file of the same size could not be hashed")
+            continue
+        for path in paths:
+            path.unlink(missing_ok=True)
+            removed.transcript_cache_entries.append(path.relative_to(layout.data_root).as_posix())
+            log(f"removed the cached transcript of a deleted video: {removed.transcript_cache_entries[-1]}")
+    return removed
+
+
+def _contents_elsewhere(layout: DataLayout, channel: str, sizes: set[int]) -> tuple[set[str], set[int]]:
+    """The sha256 of every video file of the other channels whose size is in `sizes`, and the sizes
+    of those that could not be hashed (unreadable): their content may be in use."""
+    hashes: set[str] = set()
+    unsure: set[int] = set()
+    if not layout.videos_dir.is_dir():
+        return hashes, unsure
+    for folder in sorted(layout.videos_dir.iterdir()):
+        if folder.name == channel or not is_valid_channel_name(folder.name) or not folder.is_dir():
+            continue
+        for path in list_video_files(folder):
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue  # gone: it holds nothing
+            if size not in sizes:
+                continue
+            try:
+                if _outside(path, layout.data_root) is None:  # a file outside is never read
+                    hashes.add(sha256_of(path))
+            except FileNotFoundError:
+                continue
+            except (OSError, RuntimeError):
+                unsure.add(size)
+    return hashes, unsure
 
 
 def first_frame(path: Path) -> np.ndarray | None:
