@@ -2,6 +2,7 @@
 
     mednarratives demo [--seed N] [--images DIR] ...   generate the demo lectures, then materialize everything
     mednarratives ingest [--channel NAME ...]          probe (and download) every channel's videos
+    mednarratives ui [--port N] [--allow-host NAME]    the Dagster UI and daemon, refusing cross-site requests
 
 Each command adds a partition for every channel found on disk (or in channels.yaml), runs its job
 for each in-process, and prints the rows per table. Runs are recorded in the Dagster instance at
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mednarratives_assets.channels import scan_channels
+from mednarratives_assets.channels import is_valid_channel_name, scan_channels, skipped_folder_message
 from mednarratives_assets.definitions import build_definitions
 from mednarratives_assets.defs.jobs import (
     channel_pipeline_job,
@@ -28,8 +29,9 @@ from mednarratives_assets.defs.jobs import (
 )
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import ModelStore, build_resources
-from mednarratives_assets.settings import DataLayout
-from mednarratives_assets.stages.video_downloads import load_channel_urls
+from mednarratives_assets.settings import REPO_ROOT, DataLayout
+from mednarratives_assets.stages.video_downloads import download_failures, read_channels_file
+from mednarratives_assets.stages.videos import unreadable_videos
 from mednarratives_assets.tables import table_counts
 
 # GenMedCLIP trains on every channel's pairs; fewer than this teach a CLIP model nothing.
@@ -38,7 +40,7 @@ MIN_PAIRS_FOR_GENMEDCLIP = 8
 # The terminal shows the stages' progress lines, warnings and errors, not every Dagster event.
 CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-UI_HINT = "UI: DAGSTER_HOME=$PWD/data/dagster_home dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000"
+UI_HINT = "UI: mednarratives ui   (http://127.0.0.1:3000; docs/ui-security.md)"
 
 
 def run_job(job: dg.JobDefinition, instance: dg.DagsterInstance, partition_key: str | None = None) -> bool:
@@ -54,8 +56,17 @@ def materialize_channels(
     channels: list[str] | None = None,
     job_name: str = ingest_job.name,
 ) -> dict[str, bool]:
-    """Run a channel-partitioned job for the given channels (default: all of them); channel -> success."""
-    found = list(scan_channels(layout.videos_dir, load_channel_urls(layout.channels_file)).valid)
+    """Run a channel-partitioned job for the given channels (default: all of them); channel -> success.
+
+    A channel fails when its run fails or any of its downloads did. Each malformed channels.yaml
+    entry and each folder whose name is no channel name is printed and left out; the rest go on."""
+    channels_file = read_channels_file(layout.channels_file)
+    for problem in channels_file.problems:
+        print(f"channels.yaml: {problem}", flush=True)
+    scan = scan_channels(layout.videos_dir, channels_file.channels)
+    for name in scan.invalid:
+        print(skipped_folder_message(layout.videos_dir / name), flush=True)
+    found = list(scan.valid)
     unknown = sorted(set(channels or []) - set(found))
     if unknown:
         raise SystemExit(f"no such channel under {layout.videos_dir} or in {layout.channels_file}: {unknown}")
@@ -66,7 +77,8 @@ def materialize_channels(
     outcome = {}
     for number, channel in enumerate(channels, 1):
         print(f"[{number}/{len(channels)}] {job_name}: channel {channel}", flush=True)
-        outcome[channel] = run_job(job, instance, channel)
+        succeeded = run_job(job, instance, channel)
+        outcome[channel] = succeeded and channel not in download_failures(layout.duckdb_path, [channel])
     return outcome
 
 
@@ -107,8 +119,18 @@ def ingest(
 
 
 def _print_summary(layout: DataLayout, outcome: dict[str, bool]) -> None:
+    """One line per channel: ok, FAILED with the first failed download (from the stored rows), or
+    FAILED for a failed run; and a line for a channel with unreadable videos. Then the tables."""
+    channels = [name for name in outcome if is_valid_channel_name(name)]
+    failed_downloads = download_failures(layout.duckdb_path, channels)
+    unreadable = unreadable_videos(layout.duckdb_path, channels)
     for channel, ok in outcome.items():
-        print(f"{channel}: {'ok' if ok else 'FAILED (see the run logs above)'}")
+        if channel in failed_downloads:
+            print(f"{channel}: FAILED: {failed_downloads[channel]}")
+        else:
+            print(f"{channel}: {'ok' if ok else 'FAILED (see the run logs above)'}")
+        if channel in unreadable:
+            print(f"{channel}: {unreadable[channel]}")
     print(f"DuckDB file: {layout.duckdb_path}")
     for table, n in table_counts(layout.duckdb_path).items():
         print(f"  {table}: {n} rows")
@@ -159,9 +181,31 @@ def main(argv: list[str] | None = None) -> int:
         "--regenerate", action="store_true", help="generate again even if the corpus is current"
     )
     demo.add_argument("--no-materialize", action="store_true", help="only generate the corpus")
+    ui = commands.add_parser("ui", help="serve the Dagster UI and run the daemon (see docs/ui-security.md)")
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on; beyond loopback needs --allow-remote"
+    )
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--workspace", type=Path, default=REPO_ROOT / "workspace.yaml")
+    ui.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further Host (NAME or NAME:PORT) the UI answers to, such as its proxy's (repeatable)",
+    )
+    ui.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen beyond loopback: only behind a proxy that authenticates users",
+    )
     args = parser.parse_args(argv)
 
     layout = DataLayout.from_env()
+    if args.command == "ui":
+        from mednarratives_assets.ui import serve_ui
+
+        return serve_ui(layout, args.host, args.port, args.workspace, args.allow_host, args.allow_remote)
     if args.command == "demo":
         from mednarratives_assets.demo.corpus import generate_corpus
 
