@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +22,8 @@ def _temporary_prefix(target: Path) -> str:
     return f".{target.name}.{os.getpid()}-"
 
 
-def _temporary_name(target: Path) -> dict:
-    return {"prefix": _temporary_prefix(target), "suffix": _PARTIAL_SUFFIX, "dir": target.parent}
+def _temporary_path(target: Path) -> Path:
+    return target.with_name(f"{_temporary_prefix(target)}{uuid.uuid4().hex[:12]}{_PARTIAL_SUFFIX}")
 
 
 def _writer_is_gone(temporary: Path, target: Path) -> bool:
@@ -62,9 +61,9 @@ def replaced_file(target: Path) -> Iterator[Path]:
     without an error, and is removed when it raises."""
     target.parent.mkdir(parents=True, exist_ok=True)
     clear_abandoned(target)
-    handle, name = tempfile.mkstemp(**_temporary_name(target))
-    os.close(handle)
-    temporary = Path(name)
+    temporary = _temporary_path(target)
+    # Created as open() would (mode 0666 less the umask), not owner-only as tempfile makes it.
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield temporary
         os.replace(temporary, target)
@@ -87,7 +86,8 @@ def replaced_folder(target: Path) -> Iterator[Path]:
     an error, and is removed when it raises, leaving `target` as it was."""
     target.parent.mkdir(parents=True, exist_ok=True)
     clear_abandoned(target)
-    staging = Path(tempfile.mkdtemp(**_temporary_name(target)))
+    staging = _temporary_path(target)
+    staging.mkdir()
     try:
         yield staging
     except BaseException:
@@ -104,7 +104,7 @@ def _swap_in(staging: Path, target: Path) -> None:
     """Rename `staging` to `target`; a folder already there is moved aside first, then deleted."""
     retired = None
     if target.is_dir() and not target.is_symlink():
-        retired = target.with_name(f"{_temporary_prefix(target)}{uuid.uuid4().hex[:8]}-old{_PARTIAL_SUFFIX}")
+        retired = _temporary_path(target)
         target.rename(retired)
     elif target.exists() or target.is_symlink():
         target.unlink()

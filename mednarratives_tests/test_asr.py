@@ -9,21 +9,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mednarratives_assets.asr.audio import NoSpeechAudio, load_audio
+from mednarratives_assets.asr.audio import (
+    SAMPLE_RATE,
+    NoSpeechAudio,
+    Windowing,
+    load_audio,
+    open_audio,
+    quietest_cut,
+)
 from mednarratives_assets.asr.engines import (
     TORCHAUDIO_ALIGN_FILE,
     AlignmentModelUnavailable,
     AsrConfigError,
+    AsrResult,
+    AsrSegment,
     AsrSettings,
     AsrWord,
     WhisperXEngine,
     build_engine,
     find_alignment_model,
+    merge_windows,
     sentence_segments,
 )
 from mednarratives_assets.asr.vocabulary import PROMPT, MedicalVocabulary
 from mednarratives_assets.demo.speech import PiperNarrator
 from mednarratives_assets.evaluation.transcript_scores import TimedWord, score_words
+from mednarratives_assets.mp4 import write_mp4
 from mednarratives_tests.asr_fixtures import save_tiny_alignment_model, write_narrated_video
 from mednarratives_tests.conftest import make_video
 
@@ -35,10 +46,37 @@ SENTENCES = [
 ]
 
 
+LONGER = [
+    *SENTENCES,
+    "The spleen and the kidneys look normal.",
+    "There is no free fluid in the pelvis.",
+]
+# Small windows, so that a 20 s clip is cut twice (the defaults cut every 10 minutes).
+SMALL_WINDOWS = Windowing(window_s=8.0, search_s=3.5, quiet_s=0.3)
+
+
 @pytest.fixture(scope="module")
 def narrated(tmp_path_factory) -> tuple[Path, list[TimedWord]]:
     path = tmp_path_factory.mktemp("narrated") / "clip.mp4"
     return path, write_narrated_video(path, PiperNarrator(), SENTENCES)
+
+
+@pytest.fixture(scope="module")
+def narrated_longer(tmp_path_factory) -> tuple[Path, list[tuple[str, float, float]]]:
+    """About 20 s of sentences with 0.8 s pauses; each word with its start and end."""
+    narrator = PiperNarrator()
+    rate, pause = narrator.sample_rate, np.zeros(int(0.8 * narrator.sample_rate), np.float32)
+    pieces, words, offset = [pause], [], pause.size / rate
+    for sentence in LONGER:
+        utterance = narrator.say(sentence)
+        words += [(w.word, offset + w.start_s, offset + w.end_s) for w in utterance.words]
+        pieces += [utterance.audio, pause]
+        offset += (utterance.audio.size + pause.size) / rate
+    audio = np.concatenate(pieces)
+    path = tmp_path_factory.mktemp("longer") / "clip.mp4"
+    frames = (np.full((96, 160, 3), 40, np.uint8) for _ in range(round(audio.size / rate * 5)))
+    write_mp4(path, frames, fps=5, audio=audio, sample_rate=rate)
+    return path, words
 
 
 # --- audio -----------------------------------------------------------------------------------
@@ -68,6 +106,69 @@ def test_a_file_that_is_not_media_names_itself(tmp_path):
     bad.write_text("not a video")
     with pytest.raises(ValueError, match="notes.mp4: not a readable media file"):
         load_audio(bad)
+    with pytest.raises(ValueError, match="notes.mp4: not a readable media file"):
+        open_audio(bad)
+
+
+def test_a_track_shorter_than_a_window_is_one_window_with_faster_whispers_samples(narrated):
+    from faster_whisper.audio import decode_audio
+
+    path, _truth = narrated
+    track = open_audio(path)
+    [window] = list(track.windows())
+    reference = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    assert window.start_s == 0.0 and np.array_equal(window.samples, reference)
+    assert np.array_equal(load_audio(path).samples, reference)
+    assert track.decoded_s == pytest.approx(reference.size / SAMPLE_RATE)
+    assert track.duration_s == pytest.approx(track.decoded_s, abs=0.1)
+
+
+def test_windows_are_cut_in_pauses_and_together_are_the_whole_track(narrated_longer):
+    path, words = narrated_longer
+    windows = list(open_audio(path).windows(SMALL_WINDOWS))
+    whole = load_audio(path).samples
+    assert len(windows) == 3
+    assert np.array_equal(np.concatenate([w.samples for w in windows]), whole)
+    for previous, window in zip(windows, windows[1:], strict=False):
+        assert window.start_s == pytest.approx(previous.start_s + previous.duration_s)
+        # within the last search_s of the nominal window, and in no word
+        assert (
+            SMALL_WINDOWS.window_s - SMALL_WINDOWS.search_s <= previous.duration_s <= SMALL_WINDOWS.window_s
+        )
+        assert not [w for w, start, end in words if start - 0.05 <= window.start_s <= end + 0.05]
+
+
+def test_the_cut_is_the_middle_of_the_quietest_stretch_nearest_the_end():
+    samples = np.full(1000, 0.5, np.float32)
+    samples[300:400] = 0.0
+    assert quietest_cut(samples, quiet_n=50, hop_n=10) == 350 + 25  # latest of the silent starts
+    samples[700:760] = 0.0
+    assert quietest_cut(samples, quiet_n=50, hop_n=10) == 710 + 25
+    assert quietest_cut(np.ones(30, np.float32), quiet_n=50) == 15
+
+
+def test_a_long_silent_track_is_silent_in_every_window(tmp_path):
+    silent = tmp_path / "silent.mp4"
+    write_mp4(
+        silent, (np.zeros((96, 160, 3), np.uint8) for _ in range(30)), fps=1, audio=np.zeros(30 * 16_000)
+    )
+    track = open_audio(silent)
+    with pytest.raises(NoSpeechAudio, match="silent audio"):
+        list(track.windows(Windowing(window_s=8.0, search_s=2.0)))
+    assert track.decoded_s == pytest.approx(30.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("windowing", "message"),
+    [
+        (Windowing(window_s=0), "window_s=0: must lie in"),
+        (Windowing(quiet_s=30), "quiet_s=30: must"),
+        (Windowing(window_s=30), "search_s below half of window_s"),
+    ],
+)
+def test_a_wrong_window_setting_is_named(windowing, message):
+    with pytest.raises(ValueError, match=message):
+        windowing.validated()
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -114,6 +215,61 @@ def test_faster_whisper_gives_accurate_words_and_times_offline(narrated):
         segment = result.segments[word.segment_index]
         assert segment.start_s <= word.start_s <= word.end_s <= segment.end_s
     assert done and done == sorted(done)
+
+
+def test_transcribing_in_windows_neither_loses_nor_repeats_a_word(narrated_longer):
+    path, words = narrated_longer
+    engine = build_engine(AsrSettings())
+    whole = engine.transcribe(load_audio(path).samples, lambda _: None)
+    windows = list(open_audio(path).windows(SMALL_WINDOWS))
+    merged = merge_windows([(w.start_s, engine.transcribe(w.samples, lambda _: None)) for w in windows])
+    truth = [TimedWord(word, start) for word, start, _end in words]
+    score = score_words(truth, [TimedWord(w.word, w.start_s) for w in merged.words])
+    assert score.wer <= 0.1, [w.word for w in merged.words]
+    assert statistics.median(score.start_errors_s) <= 0.15
+    assert abs(len(merged.words) - len(whole.words)) <= 1  # Whisper may hear "Here's" for "Here is"
+    # the words on each side of every cut are there once, in order, at their times
+    for window in windows[1:]:
+        before = max((w for w in words if w[2] <= window.start_s), key=lambda w: w[2])
+        after = min((w for w in words if w[1] >= window.start_s), key=lambda w: w[1])
+        for word, start, _end in (before, after):
+            same = [w for w in merged.words if w.word.strip(".,").lower() == word.lower()]
+            assert len([w for w in same if abs(w.start_s - start) < 0.5]) == 1, (word, start)
+    starts = [w.start_s for w in merged.words]
+    assert starts == sorted(starts)
+    assert [s.text for s in merged.segments][-2:] == [s.text for s in whole.segments][-2:]
+
+
+def test_merged_windows_keep_the_track_clock_and_join_a_sentence_across_a_cut():
+    first = AsrResult(
+        [AsrSegment(0, 0.5, 1.5, "A lesion."), AsrSegment(1, 2.0, 2.8, "It is")],
+        [
+            AsrWord("A", 0.5, 0.7, 0.9, 0),
+            AsrWord("lesion.", 0.8, 1.5, 0.9, 0),
+            AsrWord("It", 2.0, 2.2, 0.9, 1),
+            AsrWord("is", 2.3, 2.8, 0.9, 1),
+        ],
+    )
+    second = AsrResult(
+        [AsrSegment(0, 0.2, 0.9, "benign."), AsrSegment(1, 1.0, 1.4, "Next.")],
+        [AsrWord("benign.", 0.2, 0.9, 0.9, 0), AsrWord("Next.", 1.0, 1.4, 0.9, 1)],
+    )
+    merged = merge_windows([(0.0, first), (10.0, second)])
+    assert [(s.segment_index, s.start_s, s.end_s, s.text) for s in merged.segments] == [
+        (0, 0.5, 1.5, "A lesion."),
+        (1, 2.0, 10.9, "It is benign."),
+        (2, 11.0, 11.4, "Next."),
+    ]
+    assert [(w.word, w.start_s, w.segment_index) for w in merged.words] == [
+        ("A", 0.5, 0),
+        ("lesion.", 0.8, 0),
+        ("It", 2.0, 1),
+        ("is", 2.3, 1),
+        ("benign.", 10.2, 1),
+        ("Next.", 11.0, 2),
+    ]
+    assert merge_windows([(0.0, first)]) is first
+    assert merge_windows([]) == AsrResult([], [])
 
 
 def test_sentence_segments_split_at_sentence_punctuation():

@@ -248,3 +248,15 @@ def test_two_instances_chunking_one_channel_at_once_lose_no_video(layout):
         assert hashlib.sha256((layout.data_root / keyframe).read_bytes()).hexdigest() == digest
     leftovers = [p for p in layout.keyframes_dir.rglob("*") if p.name.endswith(".partial")]
     assert leftovers == []
+
+
+def test_files_and_folders_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        write_file(tmp_path / "entry.json", "{}")
+        with replaced_folder(tmp_path / "keyframes") as staging:
+            (staging / "chunk-000.png").write_bytes(b"png")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "entry.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "keyframes").stat().st_mode & 0o777 == 0o755

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from mednarratives_assets.asr.audio import Windowing, open_audio
 from mednarratives_assets.asr.engines import AsrEngine, AsrResult, AsrSegment, AsrWord
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.defs.resources import SpeechRecognizer
@@ -216,10 +218,120 @@ def test_segments_keep_the_heard_text_and_the_corrections(layout, narrator, tmp_
     assert "video 2 of 2 (two): 11 words, 2 corrections, 5 s of audio, from the cache" in log
 
 
+ENTRY = {"status": "ok", "reason": None, "audio_s": 1.0, "transcribe_s": 0.1, "segments": [], "words": []}
+
+
 def test_a_damaged_cache_entry_is_transcribed_again(tmp_path):
     cache = TranscriptCache(tmp_path)
-    cache.put("f", "abc", {"status": "ok"})
+    cache.put("f", "abc", ENTRY)
     assert cache.get("f", "abc")["status"] == "ok"
-    Path(tmp_path / "f" / "abc.json").write_text("{not json")
-    assert cache.get("f", "abc") is None
+    assert [p.name for p in (tmp_path / "f").iterdir()] == ["abc.json"]  # no temporary left
+    entry = Path(tmp_path / "f" / "abc.json")
+    for damage in (b"{not json", b"\xff\xfe", b"[1, 2]", b'{"format": "mednarratives-transcript/1"}'):
+        entry.write_bytes(damage)
+        assert cache.get("f", "abc") is None, damage
     assert cache.get("other", "abc") is None
+
+
+@pytest.fixture
+def one_video(layout) -> pl.DataFrame:
+    """A channel `c` with one probed video (a tone, no speech: engines here are scripted)."""
+    make_video(layout.channel_dir("c") / "a.mp4", seconds=2.0)
+    return probe_channel(layout.data_root, "c")
+
+
+def full_disk_under(root: Path, monkeypatch) -> None:
+    """Every write of a file under `root` fails as on a full disk."""
+    write_bytes = Path.write_bytes
+
+    def failing(self: Path, data) -> int:
+        if self.is_relative_to(root):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing)
+
+
+def test_a_full_disk_stops_the_channel_instead_of_becoming_an_error_row(
+    layout, one_video, tmp_path, monkeypatch
+):
+    cache_root = tmp_path / "cache"
+    full_disk_under(cache_root, monkeypatch)
+    with pytest.raises(OSError, match="No space left on device") as failure:
+        transcribe_channel(
+            layout.data_root, "c", one_video, ScriptedEngine(["A cyst."]), TranscriptCache(cache_root)
+        )
+    assert failure.value.errno == errno.ENOSPC and failure.value.filename.startswith(str(cache_root))
+    assert [p for p in cache_root.rglob("*") if p.is_file()] == []  # the temporary is cleared
+
+
+class FailingEngine(ScriptedEngine):
+    def __init__(self, error: Exception):
+        super().__init__([])
+        self.error = error
+
+    def transcribe(self, samples, progress) -> AsrResult:
+        raise self.error
+
+
+def test_a_machine_error_in_the_engine_raises_and_a_media_error_is_a_row(layout, one_video, tmp_path):
+    cache = TranscriptCache(tmp_path / "cache")
+    denied = PermissionError(errno.EACCES, "Permission denied", "/models/tiny.en/model.bin")
+    with pytest.raises(PermissionError):
+        transcribe_channel(layout.data_root, "c", one_video, FailingEngine(denied), cache)
+    failed = transcribe_channel(
+        layout.data_root, "c", one_video, FailingEngine(RuntimeError("decoder")), cache
+    )
+    assert failed.transcripts.select("status", "reason").row(0) == ("error", "transcription failed: decoder")
+
+
+def test_a_video_that_no_longer_decodes_is_an_error_row(layout, one_video, tmp_path):
+    (layout.channel_dir("c") / "a.mp4").write_bytes(b"\x00" * 4096)  # damaged after it was probed
+    result = transcribe_channel(
+        layout.data_root, "c", one_video, ScriptedEngine(["A cyst."]), TranscriptCache(tmp_path / "cache")
+    )
+    [row] = result.transcripts.iter_rows(named=True)
+    assert row["status"] == "error" and "a.mp4: not a readable media file" in row["reason"]
+    assert result.words.is_empty()
+
+
+def test_a_full_disk_fails_the_step_naming_the_path_and_keeps_the_stored_rows(
+    layout, resources, instance, narrator, monkeypatch
+):
+    folder = layout.channel_dir("disk")
+    write_narrated_video(folder / "chest.mp4", narrator, LECTURES["chest"])
+    assert materialize(layout, resources, instance, "disk").success
+    before = query(layout, "FROM transcripts")
+    write_narrated_video(folder / "brain.mp4", narrator, LECTURES["brain"])
+    full_disk_under(layout.transcripts_cache_dir, monkeypatch)
+    result = materialize(layout, resources, instance, "disk")
+    assert not result.success
+    message = step_failure(result)
+    assert "No space left on device" in message and str(layout.transcripts_cache_dir) in message
+    assert query(layout, "FROM transcripts").equals(before)
+
+
+def test_long_tracks_are_transcribed_in_windows_on_the_tracks_clock(layout, tmp_path, monkeypatch):
+    monkeypatch.setattr("mednarratives_assets.stages.transcripts.PROGRESS_EVERY_S", 1.0)
+    make_video(layout.channel_dir("long") / "talk.mp4", seconds=20.0)
+    frame = probe_channel(layout.data_root, "long")
+    engine = ScriptedEngine(["One lesion.", "Two cysts."])  # the same two sentences in every window
+    windowing = Windowing(window_s=8.0, search_s=2.0)
+    log: list[str] = []
+    result = transcribe_channel(
+        layout.data_root,
+        "long",
+        frame,
+        engine,
+        TranscriptCache(tmp_path / "cache"),
+        log=log.append,
+        windowing=windowing,
+    )
+    starts = [w.start_s for w in open_audio(layout.channel_dir("long") / "talk.mp4").windows(windowing)]
+    assert len(starts) == 3 and starts[0] == 0.0
+    assert result.segments["start_s"].to_list() == pytest.approx([s + k for s in starts for k in (0, 1)])
+    assert result.segments["segment_index"].to_list() == list(range(6))
+    assert result.words["start_s"].is_sorted()
+    assert result.transcripts.row(0, named=True)["audio_s"] == pytest.approx(20.0, abs=0.1)
+    done = [float(line.split(": ")[1].split(" of ")[0]) for line in log if "s of audio transcribed" in line]
+    assert done == sorted(done) and done[-1] > 12.5  # seconds of the whole track

@@ -142,7 +142,10 @@ class AsrEngine(Protocol):
     name: str
     fingerprint: str  # cached transcripts are valid for an engine with the same fingerprint
 
-    def transcribe(self, samples: np.ndarray, progress: Progress) -> AsrResult: ...
+    def transcribe(self, samples: np.ndarray, progress: Progress) -> AsrResult:
+        """Words and segments timed from the start of `samples`. The transcripts stage passes one
+        window of a track at a time and moves the times (`merge_windows`)."""
+        ...
 
 
 class FasterWhisperEngine:
@@ -206,6 +209,47 @@ def sentence_segments(words: list[AsrWord]) -> AsrResult:
             numbered += [replace(w, segment_index=index) for w in sentence]
             sentence = []
     return AsrResult(segments, numbered)
+
+
+def merge_windows(parts: list[tuple[float, AsrResult]]) -> AsrResult:
+    """One result from the results of a track's windows, each with the second its window starts at.
+
+    Times move by the window's start and segments are numbered on. Windows are cut at a quiet
+    point, so no word is in two of them; a sentence that goes on across a cut (its segment does
+    not end in . ? or !) is joined with the next window's first segment. A single window starting
+    at 0 is returned as it is."""
+    if len(parts) == 1 and parts[0][0] == 0:
+        return parts[0][1]
+    segments: list[AsrSegment] = []
+    words: list[AsrWord] = []
+    for offset_s, result in parts:
+        renumber: dict[int, int] = {}
+        for k, segment in enumerate(result.segments):
+            if k == 0 and segments and not segments[-1].text.endswith((".", "?", "!")):
+                previous = segments[-1]
+                segments[-1] = replace(
+                    previous, end_s=segment.end_s + offset_s, text=f"{previous.text} {segment.text}".strip()
+                )
+            else:
+                segments.append(
+                    replace(
+                        segment,
+                        segment_index=len(segments),
+                        start_s=segment.start_s + offset_s,
+                        end_s=segment.end_s + offset_s,
+                    )
+                )
+            renumber[segment.segment_index] = len(segments) - 1
+        words += [
+            replace(
+                w,
+                start_s=w.start_s + offset_s,
+                end_s=w.end_s + offset_s,
+                segment_index=renumber.get(w.segment_index, w.segment_index),
+            )
+            for w in result.words
+        ]
+    return AsrResult(segments, words)
 
 
 def find_alignment_model(setting: str, language: str) -> tuple[str, str | None]:

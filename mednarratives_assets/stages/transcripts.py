@@ -4,13 +4,17 @@ Three tables come out: `transcripts` (one row per video: status, reason, counts)
 and `transcript_segments`. ASR output is cached as JSON per engine fingerprint and video sha256,
 so re-materializing a channel transcribes only videos that are new or changed; the vocabulary
 corrections are cheap and re-applied every time, so editing the term list needs no re-run of ASR.
+
+Memory follows the window, not the video: the audio is decoded and transcribed in windows of about
+ten minutes (`asr.audio.Windowing`), whose word times are moved to the track's clock. A video with
+bad media gets an error row; an OSError that is not the media's (disk full, permissions) is the
+machine's problem and propagates, so that the step fails instead of storing a wrong row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,9 +23,10 @@ from pathlib import Path
 import av
 import polars as pl
 
-from mednarratives_assets.asr.audio import NoSpeechAudio, load_audio
-from mednarratives_assets.asr.engines import AsrEngine, AsrResult
+from mednarratives_assets.asr.audio import NoSpeechAudio, Windowing, open_audio
+from mednarratives_assets.asr.engines import AsrEngine, AsrResult, merge_windows
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.atomic_files import write_file
 
 CACHE_FORMAT = "mednarratives-transcript/1"
 PROGRESS_EVERY_S = 30.0  # log a long video's progress every this many seconds of audio
@@ -72,6 +77,9 @@ class ChannelTranscripts:
     segments: pl.DataFrame
 
 
+_ENTRY_KEYS = ("status", "reason", "audio_s", "transcribe_s", "segments", "words")
+
+
 class TranscriptCache:
     """`<root>/<engine fingerprint>/<sha256>.json`: one engine's output for one video's content."""
 
@@ -82,31 +90,46 @@ class TranscriptCache:
         return self.root / fingerprint / f"{sha256}.json"
 
     def get(self, fingerprint: str, sha256: str) -> dict | None:
+        """The entry, or None when there is none or it is damaged (then the video is transcribed
+        again). A file that cannot be read for another reason (permissions, I/O) raises."""
         path = self._path(fingerprint, sha256)
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):  # absent, or damaged: transcribed again
+            entry = json.loads(path.read_bytes().decode("utf-8"))
+        except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError, json.JSONDecodeError):
             return None
-        return entry if entry.get("format") == CACHE_FORMAT else None
+        if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
+            return None
+        return entry if all(key in entry for key in _ENTRY_KEYS) else None
 
     def put(self, fingerprint: str, sha256: str, entry: dict) -> None:
-        path = self._path(fingerprint, sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(entry | {"format": CACHE_FORMAT}), encoding="utf-8")
-        temporary.replace(path)  # atomic: a reader never sees half an entry
+        """Store the entry atomically: a reader never sees half of one, and a failed write (a full
+        disk) leaves no temporary behind and raises."""
+        write_file(self._path(fingerprint, sha256), json.dumps(entry | {"format": CACHE_FORMAT}))
 
 
-def _transcribe_video(path: Path, engine: AsrEngine, progress: Callable[[float, float], None]) -> dict:
-    """A cache entry for one video: status ok with segments and words, or no_speech with a reason."""
+def _transcribe_video(
+    path: Path, engine: AsrEngine, progress: Callable[[float, float | None], None], windowing: Windowing
+) -> dict:
+    """A cache entry for one video: status ok with segments and words, or no_speech with a reason.
+
+    The audio is decoded and transcribed one window at a time; progress reports seconds of the
+    whole track done, against its length as the container states it."""
     started = time.perf_counter()
     try:
-        audio = load_audio(path)
+        track = open_audio(path)
+        parts = []
+        for window in track.windows(windowing):
+            result = engine.transcribe(
+                window.samples,
+                lambda done_s, offset_s=window.start_s: progress(offset_s + done_s, track.duration_s),
+            )
+            parts.append((window.start_s, result))
+            del window, result  # let the window's samples go before the next is decoded
     except NoSpeechAudio as exc:
         audio_s, result, reason = 0.0, AsrResult([], []), str(exc)
     else:
-        audio_s = audio.duration_s
-        result = engine.transcribe(audio.samples, lambda done_s: progress(done_s, audio_s))
+        audio_s = track.decoded_s
+        result = merge_windows(parts)
         reason = None if result.words else "no speech detected in the audio"
     return {
         "status": "no_speech" if reason else "ok",
@@ -118,13 +141,24 @@ def _transcribe_video(path: Path, engine: AsrEngine, progress: Callable[[float, 
     }
 
 
-def _progress_logger(log: Callable[[str], None], prefix: str) -> Callable[[float, float], None]:
+def is_media_error(exc: Exception) -> bool:
+    """Whether a failure is the video's (bad or unsupported media) rather than the machine's.
+
+    PyAV's errors are the media's even where they also subclass OSError (av.FileNotFoundError);
+    any other OSError (no space, permission denied, I/O) is the machine's."""
+    if isinstance(exc, av.FFmpegError):
+        return True
+    return isinstance(exc, (ValueError, RuntimeError)) and not isinstance(exc, OSError)
+
+
+def _progress_logger(log: Callable[[str], None], prefix: str) -> Callable[[float, float | None], None]:
     last_logged = [0.0]
 
-    def progress(done_s: float, total_s: float) -> None:
-        if done_s - last_logged[0] >= PROGRESS_EVERY_S and done_s < total_s:
+    def progress(done_s: float, total_s: float | None) -> None:
+        if done_s - last_logged[0] >= PROGRESS_EVERY_S and (total_s is None or done_s < total_s):
             last_logged[0] = done_s
-            log(f"{prefix}: {done_s:.0f} of {total_s:.0f} s of audio transcribed")
+            of_total = f" of {total_s:.0f}" if total_s is not None else ""
+            log(f"{prefix}: {done_s:.0f}{of_total} s of audio transcribed")
 
     return progress
 
@@ -137,8 +171,13 @@ def transcribe_channel(
     cache: TranscriptCache,
     vocabulary: MedicalVocabulary | None = None,
     log: Callable[[str], None] = lambda _msg: None,
+    windowing: Windowing | None = None,
 ) -> ChannelTranscripts:
-    """Transcribe the channel's `videos` rows (those with status ok); others get an error row."""
+    """Transcribe the channel's `videos` rows (those with status ok); others get an error row, as do
+    videos whose media fails to decode. An OSError of the machine's (see `is_media_error`) raises.
+
+    windowing: how long tracks are cut for transcription (default: `Windowing()`, 10 minutes)."""
+    windowing = (windowing or Windowing()).validated()
     videos = videos.sort("video_id")
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows, words, segments = [], [], []
@@ -166,8 +205,12 @@ def transcribe_channel(
         row["from_cache"] = entry is not None
         if entry is None:
             try:
-                entry = _transcribe_video(data_root / video["path"], engine, _progress_logger(log, prefix))
-            except (OSError, ValueError, RuntimeError, av.FFmpegError) as exc:
+                entry = _transcribe_video(
+                    data_root / video["path"], engine, _progress_logger(log, prefix), windowing
+                )
+            except Exception as exc:
+                if not is_media_error(exc):
+                    raise
                 row.update(status="error", reason=f"transcription failed: {exc}")
                 log(f"{prefix}: {row['reason']}")
                 continue
