@@ -25,6 +25,7 @@ from mednarratives_assets.evaluation.stage_scores import ChunkScore
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video
+from mednarratives_assets.video_frames import sample_frames
 
 TARGET_F1 = 0.95
 TARGET_MEDICAL = 0.95
@@ -32,15 +33,10 @@ TARGET_X_REAL_TIME = 20.0
 
 
 def decode_sampled_frames(video: Path) -> None:
-    """Grab every frame and retrieve the sampled ones: timed, the floor under the stage's time."""
-    capture = cv2.VideoCapture(str(video))
-    step = max(1, round(capture.get(cv2.CAP_PROP_FPS) / ChunkingSettings().sample_hz))
-    index = 0
-    while capture.grab():
-        if index % step == 0:
-            capture.retrieve()
-        index += 1
-    capture.release()
+    """Grab every frame and retrieve the sampled ones, by presentation time as the stage does
+    (`video_frames.sample_frames`): timed, the floor under the stage's time."""
+    for _ in sample_frames(video, ChunkingSettings().sample_hz):
+        pass
 
 
 def evaluate(corpora: list[Path], classifier: FrameClassifier, figure: Path | None) -> dict:

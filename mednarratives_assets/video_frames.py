@@ -1,4 +1,10 @@
-"""Frames sampled from a video in one decoding pass, shared by chunking and cursor tracing."""
+"""Frames sampled from a video in one decoding pass, shared by chunking and cursor tracing.
+
+Every time is the frame's presentation time: the container's timestamp of that frame, less the
+stream's start, as OpenCV's FFmpeg backend reports it after grab(). It is never the frame's index
+divided by the average frame rate, which is wrong for variable-frame-rate video (phone and screen
+recordings, which emit frames only when the picture changes).
+"""
 
 from __future__ import annotations
 
@@ -7,52 +13,112 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
+# Containers round timestamps (Matroska and WebM to 1 ms), so a frame this little before a sampling
+# tick counts as on it. Well under half the frame interval of 120 fps video (4 ms).
+TICK_TOLERANCE_S = 0.002
+
 
 class VideoUnreadable(ValueError):
-    """The file cannot be decoded as video."""
+    """The file cannot be decoded as video, or its frames carry no usable presentation times."""
+
+
+def is_video_fault(exc: BaseException) -> bool:
+    """Whether `exc` says something about the video file itself (it cannot be decoded), rather than
+    about the machine (a full disk, a missing permission, an I/O error), which must not be taken for
+    a bad video.
+
+    PyAV's errors are tested first: some of them are OSError subclasses too (av.FileNotFoundError).
+    """
+    return isinstance(exc, av.FFmpegError | VideoUnreadable | cv2.error)
 
 
 @dataclass
 class Sample:
-    t: float
+    t: float  # presentation time in seconds from the stream's start
     small: np.ndarray  # grey, analysis_width wide
     frame: np.ndarray  # BGR, full size
 
 
-def sample_video(
-    path: Path, sample_hz: float, analysis_width: int, spans: list[tuple[float, float]] | None = None
-) -> Iterator[Sample]:
-    """Every `fps / sample_hz`-th frame, decoded in one pass: grab() every frame, retrieve() the samples.
+def sample_frames(
+    path: Path, sample_hz: float, spans: list[tuple[float, float]] | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(presentation time, full-size BGR frame) at `sample_hz`, decoded in one pass.
 
-    With `spans` ((start_s, end_s) pairs), only samples inside one of them are retrieved and
-    yielded, and decoding stops after the last span ends.
+    Every frame is grabbed; at each tick k / sample_hz the first frame presented at or after it is
+    retrieved (a frame that covers several ticks, after a gap in a variable-frame-rate video, is
+    retrieved once). With `spans` ((start_s, end_s) pairs), only samples inside one of them are
+    retrieved and yielded, and decoding stops after the last span ends.
+
+    VideoUnreadable, naming the file, when it cannot be opened or decoded, or when its frames carry
+    no presentation times (a raw stream) or times that run backwards.
     """
+    _check_readable(path)
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise VideoUnreadable(f"{path}: not a readable video")
     try:
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        if not fps or fps <= 0:
-            raise VideoUnreadable(f"{path}: the video stream has no frame rate")
-        step = max(1, round(fps / sample_hz))
         last_s = math.inf if spans is None else max((end for _, end in spans), default=-1.0)
+        next_tick = 0  # the index of the next tick to sample
+        previous_t = -math.inf
         index = 0
         while capture.grab():
-            t = index / fps
+            t = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+            if index > 0 and t <= previous_t:
+                _check_time(path, index, t, previous_t)
+            previous_t = max(previous_t, t)
             if t > last_s:
                 return
-            if index % step == 0 and (spans is None or any(start <= t <= end for start, end in spans)):
-                ok, frame = capture.retrieve()
-                if ok:
-                    height = round(frame.shape[0] * analysis_width / frame.shape[1])
-                    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                    small = cv2.resize(grey, (analysis_width, height), interpolation=cv2.INTER_AREA)
-                    yield Sample(t, small, frame)
+            if t >= next_tick / sample_hz - TICK_TOLERANCE_S:
+                next_tick = math.floor((t + TICK_TOLERANCE_S) * sample_hz) + 1
+                if spans is None or any(start <= t <= end for start, end in spans):
+                    ok, frame = capture.retrieve()
+                    if ok:
+                        yield t, frame
             index += 1
         if index == 0:
             raise VideoUnreadable(f"{path}: no frame could be decoded")
     finally:
         capture.release()
+
+
+def _check_readable(path: Path) -> None:
+    """Open the file as the decoder will. OpenCV reports any failure as "not opened", so a missing
+    permission or an I/O error would pass for a bad video: those raise their own OSError, naming
+    the file, here. A file that is gone is this video's fault: VideoUnreadable."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except FileNotFoundError as exc:
+        raise VideoUnreadable(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise VideoUnreadable(f"{path}: a folder, not a video file") from exc
+
+
+def _check_time(path: Path, index: int, t: float, previous_t: float) -> None:
+    """A frame timed no later than the one before it: a repeated timestamp is passed over (it is not
+    sampled); a missing one (OpenCV reports 0) or one that runs backwards is an error."""
+    if t == 0.0:
+        raise VideoUnreadable(
+            f"{path}: frame {index} has no presentation time (a raw stream, or a broken container); "
+            "remux it into mp4 or mkv with timestamps"
+        )
+    if t < previous_t - TICK_TOLERANCE_S:
+        raise VideoUnreadable(
+            f"{path}: frame {index} is presented at {t:.3f} s, before the frame ahead of it "
+            f"({previous_t:.3f} s): its timestamps are broken; remux it with timestamps"
+        )
+
+
+def sample_video(
+    path: Path, sample_hz: float, analysis_width: int, spans: list[tuple[float, float]] | None = None
+) -> Iterator[Sample]:
+    """`sample_frames`, each with a grey copy `analysis_width` wide for comparing frames."""
+    for t, frame in sample_frames(path, sample_hz, spans):
+        height = round(frame.shape[0] * analysis_width / frame.shape[1])
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        small = cv2.resize(grey, (analysis_width, height), interpolation=cv2.INTER_AREA)
+        yield Sample(t, small, frame)

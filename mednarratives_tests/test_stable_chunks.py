@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,8 @@ from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.evaluation.ground_truth import load_truth
 from mednarratives_assets.evaluation.stage_scores import ChunkScore
 from mednarratives_assets.mp4 import write_mp4
+from mednarratives_assets.stages import stable_chunks as stage
+from mednarratives_assets.stages.narratives import NarrativeSettings, chunk_words
 from mednarratives_assets.stages.stable_chunks import (
     STABLE_CHUNKS_SCHEMA,
     ChunkingSettings,
@@ -29,6 +32,7 @@ from mednarratives_assets.stages.stable_chunks import (
 from mednarratives_assets.synthetic.medical_images import packaged_images
 from mednarratives_assets.synthetic.pointers import CursorStyle, paste_sprite, render_sprite
 from mednarratives_assets.synthetic.slides import THEMES, bullet_slide, image_slide, title_slide
+from mednarratives_assets.synthetic.vfr_video import VfrScene, vfr_video
 from mednarratives_assets.video_frames import sample_video
 from mednarratives_tests.conftest import step_failure
 
@@ -328,4 +332,195 @@ def test_a_failed_rerun_keeps_the_stored_keyframes_and_leaves_no_partial_folder(
     with pytest.raises(ValueError):  # a scorer that answers for too few keyframes
         chunk_video(video, folder, lambda frames: np.ones(len(frames) - 1), SETTINGS)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and len(before) == len(rows)
-    assert not (tmp_path / "keyframes.partial").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
+def test_median_keyframe_by_strips_equals_the_whole_frame_median(monkeypatch):
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    frames = [
+        np.clip(base.astype(int) + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8) for _ in range(7)
+    ]
+    for frame in frames[:3]:  # a pointer-like spot that disagrees by far more than noise
+        top = rng.integers(0, 30)
+        frame[top : top + 5, 10:20] = 255
+    whole = stage._median_of(frames)
+    monkeypatch.setattr(stage, "MEDIAN_STRIP_PIXELS", 120)  # strips of 2 rows, the last one short
+    np.testing.assert_array_equal(median_keyframe(frames), whole)
+
+
+# A screen recording's timeline: the CT slide is truly shown from 16.1 s to 30.8 s (the case of
+# issue 18, which average-fps timing put at 29.2-43.1 s).
+VFR_CHANGES = [0.0, 16.1, 30.8, 40.0]
+
+
+@pytest.fixture(scope="module")
+def screen_recording(tmp_path_factory, slides):
+    """Variable frame rate: still slides at about 5 frames a second, the CT slide with a moving
+    pointer at about 30, irregular gaps throughout."""
+    scenes = [
+        VfrScene(slides["title"], 16.1, 5),
+        VfrScene(slides["ct"], 14.7, 30, jitter=0.3, pointer=True),
+        VfrScene(slides["bullets"], 9.2, 5),
+    ]
+    video = vfr_video(tmp_path_factory.mktemp("vfr") / "recording.mp4", scenes, seed=7)
+    assert video.scene_starts == pytest.approx(VFR_CHANGES[:3]) and video.duration_s == pytest.approx(40.0)
+    return video
+
+
+def test_a_variable_frame_rate_video_is_chunked_at_its_true_times(screen_recording, tmp_path):
+    rows, _ = chunk_video(
+        screen_recording.path,
+        tmp_path / "keyframes",
+        lambda frames: np.ones(len(frames)),
+        SETTINGS,
+        screen_recording.duration_s,
+    )
+    found = [(row["start_s"], row["end_s"]) for row in rows]
+    truth = list(zip(VFR_CHANGES, VFR_CHANGES[1:], strict=False))
+    assert len(found) == len(truth), found
+    for (start, end), (true_start, true_end) in zip(found, truth, strict=True):
+        assert abs(start - true_start) <= 1 / SETTINGS.sample_hz, (found, truth)
+        assert abs(end - true_end) <= 1 / SETTINGS.sample_hz, (found, truth)
+
+
+def test_words_spoken_during_a_slide_are_paired_with_its_chunk(screen_recording, tmp_path):
+    """The narratives stage takes a chunk's words by time (`chunk_words`): on the variable-frame-rate
+    video each slide's chunk gets the words said while it was shown, and no other slide's."""
+    rows, _ = chunk_video(
+        screen_recording.path,
+        tmp_path / "kf",
+        lambda f: np.ones(len(f)),
+        SETTINGS,
+        screen_recording.duration_s,
+    )
+    words = []
+    for slide, (start, end) in enumerate(zip(VFR_CHANGES, VFR_CHANGES[1:], strict=False)):
+        for j, t in enumerate(np.arange(start + 0.7, end - 0.7, 0.45)):
+            words.append({"start_s": float(t), "end_s": float(t) + 0.3, "word": f"slide{slide}-{j}"})
+    words = pl.DataFrame(words)
+    padding = NarrativeSettings().padding_s
+    assert len(rows) == 3
+    for slide, row in enumerate(rows):
+        said = chunk_words(words, row["start_s"], row["end_s"], padding)["word"].to_list()
+        spoken = [w for w in words["word"] if w.startswith(f"slide{slide}-")]
+        assert said == spoken, (slide, row["start_s"], row["end_s"])
+
+
+@pytest.mark.parametrize(
+    ("batch_bytes", "calls"),
+    [
+        # Each keyframe is on disk before it is scored, and is scored as soon as the batch is full.
+        (
+            1,
+            [
+                (1, ["chunk-000.png"]),
+                (1, ["chunk-000.png", "chunk-001.png"]),
+                (1, ["chunk-000.png", "chunk-001.png", "chunk-002.png"]),
+            ],
+        ),
+        # Two 640x360 keyframes fill a batch of 1 MB: the third waits for the end of the video.
+        (
+            1 << 20,
+            [
+                (2, ["chunk-000.png", "chunk-001.png"]),
+                (1, ["chunk-000.png", "chunk-001.png", "chunk-002.png"]),
+            ],
+        ),
+    ],
+)
+def test_keyframes_are_written_as_they_are_made_and_scored_in_small_batches(
+    tmp_path, slides, monkeypatch, batch_bytes, calls
+):
+    video = render(tmp_path / "v.mp4", [("title", 3), ("ct", 3), ("bullets", 3)], slides)
+    seen = []
+
+    def score(frames):
+        (staging,) = tmp_path.glob(".keyframes.*.partial")
+        seen.append((len(frames), sorted(p.name for p in staging.iterdir())))
+        return np.arange(len(frames)) / 10 + 0.3
+
+    monkeypatch.setattr(stage, "SCORE_BATCH_BYTES", batch_bytes)
+    rows, _ = chunk_video(video, tmp_path / "keyframes", score, SETTINGS)
+    assert seen == calls
+    expected = [0.3, 0.4, 0.3] if batch_bytes > 1 else [0.3, 0.3, 0.3]
+    assert [r["medical_score"] for r in rows] == pytest.approx(expected)
+    assert [r["is_medical"] for r in rows] == [s >= SETTINGS.medical_threshold for s in expected]
+
+
+def test_two_runs_on_one_video_never_share_a_folder(tmp_path, slides):
+    """A second run that starts and finishes while the first is writing: both complete, and the
+    folder holds one run's keyframes whole (a shared `.partial` folder once lost both)."""
+    video = render(tmp_path / "v.mp4", [("ct", 3), ("bullets", 3)], slides)
+    folder = tmp_path / "keyframes"
+    inner = []
+
+    def score_and_run_again(frames):
+        if not inner:
+            inner.append(chunk_video(video, folder, lambda f: np.ones(len(f)), SETTINGS))
+        return np.ones(len(frames))
+
+    rows, _ = chunk_video(video, folder, score_and_run_again, SETTINGS)
+    assert [r["keyframe_sha256"] for r in inner[0][0]] == [r["keyframe_sha256"] for r in rows]
+    assert sorted(p.name for p in folder.iterdir()) == ["chunk-000.png", "chunk-001.png"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
+def channel_videos(root: Path, ids: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "video_id": ids,
+            "path": [f"videos/ch/{v}.mp4" for v in ids],
+            "duration_s": [6.0] * len(ids),
+            "status": ["ok"] * len(ids),
+            "error": [None] * len(ids),
+        }
+    )
+
+
+def test_a_full_disk_fails_the_channel_and_keeps_the_stored_keyframes(tmp_path, slides, monkeypatch):
+    """ENOSPC while writing a keyframe is the machine's fault: chunk_channel raises it, naming the
+    file, rather than store "chunking failed" for a good video; the stored keyframes stay."""
+    root = tmp_path / "data"
+    render(root / "videos" / "ch" / "good.mp4", [("ct", 3), ("bullets", 3)], slides)
+    videos = channel_videos(root, ["good"])
+    stored = root / "keyframes" / "ch" / "good"
+    first = chunk_channel(root, root / "keyframes", "ch", videos, lambda f: np.ones(len(f)), SETTINGS)
+    assert first.chunks.height == 2
+    before = {p.name: p.read_bytes() for p in stored.iterdir()}
+
+    write_bytes = Path.write_bytes
+
+    def disk_full(self, data):
+        if self.name.startswith("chunk-"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        chunk_channel(root, root / "keyframes", "ch", videos, lambda f: np.ones(len(f)), SETTINGS)
+    assert caught.value.errno == errno.ENOSPC and "chunk-000.png" in caught.value.filename
+    assert {p.name: p.read_bytes() for p in stored.iterdir()} == before
+    assert [p.name for p in stored.parent.iterdir()] == ["good"]  # no temporary left behind
+
+
+def test_a_video_that_resolves_outside_the_data_root_is_refused(tmp_path, slides):
+    root = tmp_path / "data"
+    elsewhere = render(tmp_path / "elsewhere" / "secret.mp4", [("ct", 3)], slides)
+    render(root / "videos" / "ch" / "good.mp4", [("ct", 3)], slides)
+    (root / "videos" / "ch" / "link.mp4").symlink_to(elsewhere)
+    videos = channel_videos(root, ["good", "link"])
+    result = chunk_channel(root, root / "keyframes", "ch", videos, lambda f: np.ones(len(f)), SETTINGS)
+    by_video = {row["video_id"]: row for row in result.videos.iter_rows(named=True)}
+    assert by_video["good"]["status"] == "ok"
+    assert by_video["link"]["status"] == "error"
+    assert "resolves outside the data root" in by_video["link"]["reason"]
+    assert result.chunks["video_id"].to_list() == ["good"]
+    assert not (root / "keyframes" / "ch" / "link").exists()
+
+
+def test_a_channel_name_that_would_leave_the_keyframe_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="invalid channel name"):
+        chunk_channel(
+            tmp_path, tmp_path / "keyframes", "../x", channel_videos(tmp_path, []), np.ones, SETTINGS
+        )

@@ -25,7 +25,7 @@ import polars as pl
 
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.stages.cursor_detector import CROP_PX, CursorDetector, Detection
-from mednarratives_assets.video_frames import Sample, VideoUnreadable, sample_video
+from mednarratives_assets.video_frames import Sample, VideoUnreadable, is_video_fault, sample_video
 
 CURSOR_TRACES_SCHEMA = {
     "channel": pl.Utf8,
@@ -463,6 +463,17 @@ _RAW_SCHEMA = {
 _NORM_SCHEMA = {k: CURSOR_TRACES_SCHEMA[k] for k in ("x_norm", "y_norm", "inside_image")}
 
 
+class _MissingKeyframe(FileNotFoundError):
+    """A chunk's keyframe is not on disk (stable_chunks was re-run without it, or it was deleted)."""
+
+
+def _check_keyframes(rows: list[dict], data_root: Path) -> None:
+    for row in rows:
+        path = data_root / row["keyframe_path"]
+        if not path.is_file():
+            raise _MissingKeyframe(f"keyframe {path} is missing: re-materialize stable_chunks")
+
+
 @dataclass
 class ChannelTraces:
     traces: pl.DataFrame  # CURSOR_TRACES_SCHEMA
@@ -493,8 +504,14 @@ def trace_channel(
         prefix = f"video {i} of {traced.height} ({video['video_id']})"
         started = time.perf_counter()
         try:
+            _check_keyframes(rows, data_root)
             traced_video = trace_video(data_root / video["path"], rows, data_root, detector, settings, log)
         except (OSError, VideoUnreadable, cv2.error) as exc:
+            # A video that cannot be decoded, or whose keyframes are gone, is this video's fault; any
+            # other OSError (a full disk, a missing permission, an I/O error) is the machine's and
+            # fails the run, naming the path, rather than pass for a bad video.
+            if isinstance(exc, OSError) and not isinstance(exc, _MissingKeyframe) and not is_video_fault(exc):
+                raise
             summary.update(
                 status="error", reason=f"tracing failed: {exc}", n_samples=0, n_points=0, seconds=0.0
             )

@@ -9,12 +9,15 @@ comparison. Slow zooms and pans drift away from the first frame within a second 
 never last the minimum duration. The full-size samples of the open span are kept (thinned evenly
 when there are many), and their per-pixel median becomes the keyframe, which drops the moving
 pointer.
+
+Each span is finished as soon as it closes: hashed, its picture located, its keyframe written, and
+scored in a small batch; then only its row and a contact-sheet tile are kept. Memory holds one open
+span's samples and a few keyframes, never the video's keyframes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,10 +27,12 @@ import cv2
 import numpy as np
 import polars as pl
 
+from mednarratives_assets.atomic_files import replaced_folder
 from mednarratives_assets.contact_sheets import contact_sheet_png
 from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
+from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stage_settings import check_settings, setting
-from mednarratives_assets.video_frames import Sample, sample_video
+from mednarratives_assets.video_frames import Sample, is_video_fault, sample_video
 
 # A span's reference frame follows the picture this long after it opens, so the end of a
 # cross-fade does not count as a change.
@@ -42,6 +47,12 @@ TILE_WIDTH = 240
 REGION_WIDTH = 480
 # Frames of a still slide differ by compression noise only, a few grey levels.
 NOISE_LEVELS = 24
+# Keyframes wait for the classifier until this many bytes of them are pending (4 at 4K, 16 at
+# 1080p): one call per keyframe would cost a thread pool's wake-up each, a few tens of ms.
+SCORE_BATCH_BYTES = 96 << 20
+# The median keyframe is taken over horizontal strips of about this many pixels, so its temporaries
+# (the stacked samples, their sum) stay a few MB however large the frame.
+MEDIAN_STRIP_PIXELS = 1 << 18
 
 STABLE_CHUNKS_SCHEMA = {
     "channel": pl.String,
@@ -172,10 +183,19 @@ def median_keyframe(frames: list[np.ndarray]) -> np.ndarray:
 
     Only pixels whose frames disagree by more than noise (the pointer, an overlay) need the sort;
     the rest, nearly all of a still slide, take the mean, which equals their median within the
-    noise and costs a tenth as much.
+    noise and costs a tenth as much. Every step is per pixel, so it runs strip by strip: the
+    stacked copy of the samples is never a whole frame deep (15 4K samples would be 370 MB more).
     """
     if len(frames) == 1:
         return frames[0].copy()
+    keyframe = np.empty_like(frames[0])
+    rows = max(1, MEDIAN_STRIP_PIXELS // frames[0].shape[1])
+    for top in range(0, keyframe.shape[0], rows):
+        keyframe[top : top + rows] = _median_of([frame[top : top + rows] for frame in frames])
+    return keyframe
+
+
+def _median_of(frames: list[np.ndarray]) -> np.ndarray:
     stack = np.stack(frames)
     keyframe = ((stack.sum(axis=0, dtype=np.uint16) + len(frames) // 2) // len(frames)).astype(np.uint8)
     disagree = (stack.max(axis=0) - stack.min(axis=0)) > NOISE_LEVELS
@@ -238,9 +258,11 @@ def find_stable_spans(
         if not still:
             boundary = 0.0 if previous is None else (previous_t + sample.t) / 2
             finished = close(boundary)
+            # The closed span's samples are let go before the caller works on its keyframe.
+            span = _OpenSpan(anchor=small, start_s=boundary)
             if finished is not None:
                 yield finished
-            span = _OpenSpan(anchor=small, start_s=boundary)
+                finished = None
         if span.n_samples < settle_samples:  # the span may open inside a cross-fade's tail
             span.anchor = small
         span.add(sample, settings.keyframe_samples)
@@ -338,68 +360,91 @@ def chunk_video(
 
     Keyframes are written as `keyframe_dir/chunk-NNN.png`; a keyframe that repeats an earlier one of
     the video (pHash within `duplicate_distance`) is not written again: its row points at the first.
-    The folder is rebuilt from scratch, so a re-run leaves no stale keyframes.
+    Each span is hashed, located and written as it closes; keyframes wait for the classifier only
+    until SCORE_BATCH_BYTES of them are pending, and then only the row and a small contact-sheet
+    tile are kept, so memory does not grow with the video's length.
+
+    The folder is filled under a temporary name of this run's own and swapped in whole at the end
+    (`atomic_files.replaced_folder`): a re-run leaves no stale keyframes, a failed one (a full disk)
+    leaves the stored keyframes as they were, and two runs never write into one folder.
     """
-    spans = list(
-        find_stable_spans(
-            sample_video(video_path, settings.sample_hz, settings.analysis_width), settings, duration_s
-        )
-    )
-    rgb = [cv2.cvtColor(span.keyframe, cv2.COLOR_BGR2RGB) for span in spans]
-    scores = np.asarray(score_medical(rgb), dtype=np.float32) if rgb else np.zeros(0, np.float32)
-    staging = keyframe_dir.with_name(keyframe_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        rows: list[dict] = []
-        tiles: list[np.ndarray] = []
-        for index, (span, score) in enumerate(zip(spans, scores, strict=True)):
-            phash = perceptual_hash(span.keyframe)
-            first = next(
-                (
-                    r
-                    for r in rows
-                    if r["duplicate_of"] is None
-                    and hash_distance(r["phash"], phash) <= settings.duplicate_distance
-                ),
-                None,
+    samples = sample_video(video_path, settings.sample_hz, settings.analysis_width)
+    rows: list[dict] = []
+    tiles: list[np.ndarray] = []
+    pending: list[tuple[dict, np.ndarray]] = []  # rows and RGB keyframes awaiting their scores
+
+    def score_pending() -> None:
+        scores = np.asarray(score_medical([rgb for _, rgb in pending]), dtype=np.float32).reshape(-1)
+        if scores.size != len(pending):
+            raise ValueError(
+                f"{video_path}: the medical scorer gave {scores.size} scores for {len(pending)} keyframes"
             )
-            rect = locate_image_region(span.keyframe)
-            if first is None:
-                ok, png = cv2.imencode(".png", span.keyframe, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-                if not ok:
-                    raise ValueError(f"{video_path}: keyframe {index} could not be encoded")
-                (staging / f"chunk-{index:03d}.png").write_bytes(png.tobytes())
-                name, digest = f"chunk-{index:03d}.png", hashlib.sha256(png.tobytes()).hexdigest()
-            else:
-                name, digest = Path(first["keyframe_path"]).name, first["keyframe_sha256"]
-            is_medical = bool(score >= settings.medical_threshold)
-            rows.append(
-                {
-                    "chunk_index": index,
-                    "start_s": round(span.start_s, 3),
-                    "end_s": round(span.end_s, 3),
-                    "keyframe_path": str(keyframe_dir / name),
-                    "keyframe_sha256": digest,
-                    "duplicate_of": None if first is None else first["chunk_index"],
-                    "is_medical": is_medical,
-                    "medical_score": float(score),
-                    "image_x": rect[0] if rect else None,
-                    "image_y": rect[1] if rect else None,
-                    "image_w": rect[2] if rect else None,
-                    "image_h": rect[3] if rect else None,
-                    "sharpness": sharpness(span.keyframe, rect),
-                    "phash": phash,
-                    "n_samples": span.n_samples,
-                }
-            )
-            tiles.append(_labelled_tile(rgb[index], rows[-1]))
-    except BaseException:  # leave no half-written keyframes behind
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(keyframe_dir, ignore_errors=True)
-    staging.rename(keyframe_dir)
+        for (row, rgb), score in zip(pending, scores, strict=True):
+            row["is_medical"] = bool(score >= settings.medical_threshold)
+            row["medical_score"] = float(score)
+            tiles.append(_labelled_tile(rgb, row))
+        pending.clear()
+
+    with replaced_folder(keyframe_dir) as staging:
+        for index, span in enumerate(find_stable_spans(samples, settings, duration_s)):
+            row = _chunk_row(video_path, keyframe_dir, staging, index, span, rows, settings)
+            rows.append(row)
+            pending.append((row, cv2.cvtColor(span.keyframe, cv2.COLOR_BGR2RGB)))
+            del span  # the next span's median is taken without this keyframe still held
+            if sum(rgb.nbytes for _, rgb in pending) >= SCORE_BATCH_BYTES:
+                score_pending()
+        if pending:
+            score_pending()
     return rows, contact_sheet_png(tiles, tile_width=TILE_WIDTH)
+
+
+def _chunk_row(
+    video_path: Path,
+    keyframe_dir: Path,
+    staging: Path,
+    index: int,
+    span: StableSpan,
+    earlier: list[dict],
+    settings: ChunkingSettings,
+) -> dict:
+    """One span's row, its scores still to come; its keyframe is written to `staging` unless it
+    repeats an earlier one."""
+    phash = perceptual_hash(span.keyframe)
+    first = next(
+        (
+            r
+            for r in earlier
+            if r["duplicate_of"] is None and hash_distance(r["phash"], phash) <= settings.duplicate_distance
+        ),
+        None,
+    )
+    rect = locate_image_region(span.keyframe)
+    if first is None:
+        ok, png = cv2.imencode(".png", span.keyframe, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        if not ok:
+            raise ValueError(f"{video_path}: keyframe {index} could not be encoded")
+        name = f"chunk-{index:03d}.png"
+        (staging / name).write_bytes(png.tobytes())
+        digest = hashlib.sha256(png.tobytes()).hexdigest()
+    else:
+        name, digest = Path(first["keyframe_path"]).name, first["keyframe_sha256"]
+    return {
+        "chunk_index": index,
+        "start_s": round(span.start_s, 3),
+        "end_s": round(span.end_s, 3),
+        "keyframe_path": str(keyframe_dir / name),
+        "keyframe_sha256": digest,
+        "duplicate_of": None if first is None else first["chunk_index"],
+        "is_medical": None,
+        "medical_score": None,
+        "image_x": rect[0] if rect else None,
+        "image_y": rect[1] if rect else None,
+        "image_w": rect[2] if rect else None,
+        "image_h": rect[3] if rect else None,
+        "sharpness": sharpness(span.keyframe, rect),
+        "phash": phash,
+        "n_samples": span.n_samples,
+    }
 
 
 def _labelled_tile(keyframe_rgb: np.ndarray, row: dict) -> np.ndarray:
@@ -438,11 +483,20 @@ def chunk_channel(
     settings: ChunkingSettings,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> ChannelChunks:
-    """Stable chunks of every readable video of the channel; a video that fails is reported, not fatal.
+    """Stable chunks of every readable video of the channel.
+
+    A fault of one video (it cannot be decoded, its path leads outside the data root) is reported in
+    its row of `videos`, and the others are chunked. A fault of the machine (a full disk, a missing
+    permission, an I/O error: any other OSError) is raised, naming the path, so that a run never
+    stores "chunking failed" for a good video, nor replaces good rows with none.
 
     Keyframes go under `keyframes_root/<channel>/<video_id>/`, which must lie inside `data_root`.
     """
     settings = settings.validated()
+    # The channel's keyframe folder, through the channel-safe helper: a name that passes the channel
+    # rule, a folder that resolves inside the data root (InvalidChannelName or OutsideDataRoot).
+    layout = DataLayout(data_root=data_root, duckdb_path=data_root / "mednarratives.duckdb")
+    channel_keyframes = layout.channel_path(keyframes_root, channel)
     videos = videos.sort("video_id")
     rows, summaries, sheets = [], [], {}
     log(f"channel {channel!r}: {videos.height} videos to chunk")
@@ -461,16 +515,23 @@ def chunk_channel(
             summary.update(status="error", reason=f"video unreadable: {video['error']}")
             log(f"{prefix}: skipped, {summary['reason']}")
             continue
+        refused = _refused(data_root, video)
+        if refused is not None:
+            summary.update(status="error", reason=refused)
+            log(f"{prefix}: skipped, {refused}")
+            continue
         started = time.perf_counter()
         try:
             video_rows, sheet = chunk_video(
                 data_root / video["path"],
-                keyframes_root / channel / video["video_id"],
+                channel_keyframes / video["video_id"],
                 score_medical,
                 settings,
                 video["duration_s"],
             )
         except (OSError, ValueError, cv2.error) as exc:
+            if isinstance(exc, OSError) and not is_video_fault(exc):
+                raise  # the machine's fault, not the video's: no row may say otherwise
             summary.update(status="error", reason=f"chunking failed: {exc}")
             log(f"{prefix}: {summary['reason']}")
             continue
@@ -494,3 +555,19 @@ def chunk_channel(
         pl.DataFrame(summaries, schema=VIDEO_SUMMARY_SCHEMA),
         sheets,
     )
+
+
+def _refused(data_root: Path, video: dict) -> str | None:
+    """Why a video must not be read or given a keyframe folder, or None.
+
+    A video file (or a folder on its path) may be a symlink to somewhere outside the data root; the
+    videos stage refuses those too, this is a second line. A video id names a folder of its own.
+    """
+    video_id = video["video_id"]
+    if not video_id or video_id in {".", ".."} or any(c in video_id for c in "/\\\0"):
+        return f"video id {video_id!r} cannot name a keyframe folder"
+    path = data_root / video["path"]
+    resolved = path.resolve()
+    if not resolved.is_relative_to(data_root.resolve()):
+        return f"video path {video['path']} resolves outside the data root (to {resolved}); not read"
+    return None
