@@ -265,7 +265,6 @@ def run_stage(stage: str, root: Path, run_dir: Path, classifier: Path, detector:
         from mednarratives_assets.stages.cursor_traces import TraceSettings, trace_channel
 
         chunks = pl.read_parquet(run_dir / "chunks.parquet")
-        empty = _guard_empty_overlays()
         traces = trace_channel(
             root, CHANNEL, videos, chunks, CursorDetector.load(detector), TraceSettings(), log
         )
@@ -273,31 +272,11 @@ def run_stage(stage: str, root: Path, run_dir: Path, classifier: Path, detector:
             "rows": traces.traces.height,
             "status": traces.videos["status"].to_list(),
             "reason": traces.videos["reason"].to_list(),
-            "chunks_without_points": empty[0],
         }
     result["stage_s"] = time.perf_counter() - started
     result["video_s"] = float(videos["duration_s"].sum() or 0.0)
     result["log_tail"] = log_lines[-3:]
     return result
-
-
-def _guard_empty_overlays() -> list[int]:
-    """cursor_traces.overlay_png fails (cv2.applyColorMap of nothing) on a medical chunk where no
-    pointer was found, which these lectures, having none, are full of. Skip the overlay picture of
-    such chunks (a 480-pixel-wide PNG: nothing to the memory) and count them."""
-    from mednarratives_assets.stages import cursor_traces
-
-    skipped = [0]
-    draw = cursor_traces.overlay_png
-
-    def overlay_png(keyframe_bgr, points, span, region) -> bytes:
-        if points.height == 0:
-            skipped[0] += 1
-            return b""
-        return draw(keyframe_bgr, points, span, region)
-
-    cursor_traces.overlay_png = overlay_png
-    return skipped
 
 
 def run_child(arguments: list[str], log_path: Path) -> tuple[float, float]:
@@ -403,8 +382,6 @@ def main() -> None:
                 note = note or f"{result['medical']} medical"
             if stage == "transcripts" and not failed:
                 note = result["status"][0]
-            if result.get("chunks_without_points"):
-                note += f"{result['chunks_without_points']} chunks without points (overlay skipped)"
             print(
                 f"{name:<16} {stage:<14} {peak_mb:>6.0f} MB {result['stage_s']:>8.1f} {speed:>10.1f}x "
                 f"{result['rows']:>7}  {note}",

@@ -341,3 +341,12 @@ def test_on_the_default_demo_corpus_traces_match_the_truth(traced_default_corpus
     # CI's detector trains for minutes; benchmarks/cursor.py holds the default one to the targets
     assert score.coverage >= 0.85 and score.within(6) >= 0.9, (score.coverage, score.within(6))
     assert score.false_positive_rate < 0.03, score.false_positives
+
+
+def test_a_chunk_where_no_pointer_was_found_still_gets_its_overlay(ct_slide):
+    slide = cv2.cvtColor(ct_slide[0], cv2.COLOR_RGB2BGR)
+    no_points = pl.DataFrame(schema={"t_s": pl.Float64, "x_px": pl.Float32, "y_px": pl.Float32})
+    picture = cv2.imdecode(
+        np.frombuffer(overlay_png(slide, no_points, (0.0, 2.1), None), np.uint8), cv2.IMREAD_COLOR
+    )
+    assert picture.shape == (270 + 18, 480, 3)

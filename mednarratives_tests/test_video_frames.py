@@ -103,10 +103,10 @@ def test_sampling_spans_keeps_presentation_times(screen_recording):
     assert times == pytest.approx(expected, abs=1e-4) and times
 
 
-def test_cursor_tracing_samples_at_the_same_presentation_times(screen_recording):
+def test_cursor_tracing_samples_at_the_same_presentation_times(screen_recording, tmp_path):
     """Trace points are timed by the samples cursor_traces takes through sample_video."""
     grey = np.zeros((90, 160), np.uint8)
-    chunk = cursor_traces._Chunk(0, 12.5, 22.0, np.zeros((180, 320, 3), np.uint8), grey)
+    chunk = cursor_traces._Chunk(0, 12.5, 22.0, tmp_path / "unread.png", (180, 320), grey)
     times = [sample.t for _, sample in cursor_traces._samples_in(screen_recording.path, [chunk], 10.0)]
     expected = [t for t in expected_samples(screen_recording.frame_times, 10.0) if 12.5 <= t <= 22.0]
     assert times == pytest.approx(expected, abs=1e-4) and len(times) > 80

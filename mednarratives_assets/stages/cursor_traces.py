@@ -89,7 +89,8 @@ class _Chunk:
     index: int
     start_s: float
     end_s: float
-    background: np.ndarray  # BGR keyframe at frame size
+    keyframe_path: Path  # read again where the full-size keyframe is needed, never held for the video
+    frame_shape: tuple[int, int]  # the keyframe's height and width: frame pixels
     background_small: np.ndarray  # grey at ANALYSIS_WIDTH
     parked: list[tuple[float, float]] = field(default_factory=list)  # the keyframe scan's pointers
     overlay: np.ndarray | None = None  # bool at ANALYSIS_WIDTH: busy regions larger than a pointer
@@ -230,8 +231,8 @@ class _ChunkTracer:
 
     def __init__(self, chunk: _Chunk, detector: CursorDetector, settings: TraceSettings):
         self.chunk, self.detector, self.settings = chunk, detector, settings
-        self.side = round(CROP_PX * chunk.background.shape[0] / 720)
-        self.frame_scale = chunk.background.shape[1] / chunk.background_small.shape[1]
+        self.side = round(CROP_PX * chunk.frame_shape[0] / 720)
+        self.frame_scale = chunk.frame_shape[1] / chunk.background_small.shape[1]
         self.crops: list[np.ndarray] = []
         self.placements: list[tuple[float, _Crop]] = []  # (sample time, where the crop lies)
         self.found: list[tuple[float, Detection, _Crop]] = []
@@ -352,8 +353,9 @@ def overlay_png(keyframe_bgr: np.ndarray, points: pl.DataFrame, span: tuple[floa
     start, end = span
     t = points["t_s"].to_numpy()
     xy = np.round(points.select("x_px", "y_px").to_numpy() * scale).astype(np.int32)
-    phase = np.clip((t - start) / max(end - start, 1e-6), 0, 1)
-    colours = cv2.applyColorMap(np.round(phase * 255).astype(np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0]
+    phase = np.round(np.clip((t - start) / max(end - start, 1e-6), 0, 1) * 255).astype(np.uint8)
+    # applyColorMap refuses an empty array: a chunk where no pointer was found has no points
+    colours = cv2.applyColorMap(phase[:, None], cv2.COLORMAP_TURBO)[:, 0] if len(t) else []
     for i in range(1, len(t)):
         if t[i] - t[i - 1] <= 0.35:  # consecutive samples: one stroke; longer gaps stay open
             cv2.line(picture, tuple(xy[i - 1]), tuple(xy[i]), colours[i].tolist(), 2, cv2.LINE_AA)
@@ -372,20 +374,29 @@ def overlay_png(keyframe_bgr: np.ndarray, points: pl.DataFrame, span: tuple[floa
     return png.tobytes()
 
 
+def _read_keyframe(path: Path) -> np.ndarray:
+    background = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if background is None:
+        raise FileNotFoundError(f"keyframe {path} is missing or unreadable: re-materialize stable_chunks")
+    return background
+
+
 def _chunks_of(rows: list[dict], data_root: Path) -> list[_Chunk]:
+    """The chunks with their small grey keyframes; full-size ones (25 MB each at 4K) are read one
+    at a time where needed, so a video's memory does not grow with its number of chunks."""
     chunks = []
     for row in rows:
         path = data_root / row["keyframe_path"]
-        background = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if background is None:
-            raise FileNotFoundError(f"keyframe {path} is missing or unreadable: re-materialize stable_chunks")
+        background = _read_keyframe(path)
         height = round(background.shape[0] * ANALYSIS_WIDTH / background.shape[1])
         small = cv2.resize(
             cv2.cvtColor(background, cv2.COLOR_BGR2GRAY),
             (ANALYSIS_WIDTH, height),
             interpolation=cv2.INTER_AREA,
         )
-        chunks.append(_Chunk(row["chunk_index"], row["start_s"], row["end_s"], background, small))
+        chunks.append(
+            _Chunk(row["chunk_index"], row["start_s"], row["end_s"], path, background.shape[:2], small)
+        )
     return chunks
 
 
@@ -410,7 +421,7 @@ def _prepared(
     for chunk in chunks:
         overlay = overlay_mask(counts[chunk.index], n_samples[chunk.index], settings)
         changed = (counts[chunk.index] > 0) & ~overlay
-        parked = [(p.x, p.y) for p in scan_keyframe(detector, chunk.background, changed)]
+        parked = [(p.x, p.y) for p in scan_keyframe(detector, _read_keyframe(chunk.keyframe_path), changed)]
         prepared.append(replace(chunk, parked=parked, overlay=overlay))
     return prepared
 
@@ -450,7 +461,9 @@ def trace_video(
         chunk, region = tracer.chunk, regions[tracer.chunk.index]
         points = normalize_to_region(clean_trace(tracer.points(), settings, settings.sample_hz), region)
         traces.append(points)
-        overlays[chunk.index] = overlay_png(chunk.background, points, (chunk.start_s, chunk.end_s), region)
+        overlays[chunk.index] = overlay_png(
+            _read_keyframe(chunk.keyframe_path), points, (chunk.start_s, chunk.end_s), region
+        )
     sample_times = [t for tracer in tracers.values() for t in tracer.sample_times]
     if not traces:
         return VideoTrace(pl.DataFrame(schema=_RAW_SCHEMA | _NORM_SCHEMA), overlays, sample_times)

@@ -1,2 +1,3 @@
 """Generators of synthetic material: slide frames, pointer sprites and motion, cursor training crops,
-medical image sources. No pipeline stage imports it except the two that train models."""
+medical image sources, variable-frame-rate and long test lectures. No pipeline stage imports it
+except the two that train models."""
