@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 
 import dagster as dg
 import duckdb
@@ -19,6 +15,7 @@ import requests
 from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.cursor_detector import DetectorTrainingSettings
 from mednarratives_tests.conftest import make_video
+from mednarratives_tests.servers import running_server, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,22 +36,6 @@ query Status($id: String!) {
 ASSET_NODES = "{ assetNodes { assetKey { path } isPartitioned } }"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition, timeout_s: float, what: str, poll_s: float = 1.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
 @pytest.fixture
 def dagster_dev(tmp_path, layout, trained_frame_classifier, trained_cursor_detector):
     home = tmp_path / "dagster_home"
@@ -67,36 +48,27 @@ def dagster_dev(tmp_path, layout, trained_frame_classifier, trained_cursor_detec
         for i in range(n):
             make_video(layout.channel_dir(channel) / f"lecture_{i}.mp4", seconds=0.5)
     env = {**os.environ, "DAGSTER_HOME": str(home), "MEDNARRATIVES_DATA_ROOT": str(layout.data_root)}
-    port = free_port()
-    log = (tmp_path / "dagster_dev.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        "workspace.yaml",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "{port}",
+    ]
 
-    def up():
-        if process.poll() is not None:
-            raise AssertionError(f"dagster dev exited: {(tmp_path / 'dagster_dev.log').read_text()[-3000:]}")
+    def up(url: str) -> bool:
         try:
             return requests.get(f"{url}/server_info", timeout=2).ok
         except requests.ConnectionError:
             return False
 
-    try:
-        wait_until(up, 180, "the Dagster webserver")
+    with running_server(command, env, tmp_path / "dagster_dev.log", up) as url:
         yield url, home
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 
 import dagster as dg
@@ -22,7 +20,7 @@ from websockets.sync.client import connect
 
 from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.ui import CrossSiteGuard, check_bind, loopback_hosts
-from mednarratives_tests.test_dagster_dev import free_port, wait_until
+from mednarratives_tests.servers import running_server
 
 UI = "http://127.0.0.1:3000"
 JSON = {"Content-Type": "application/json"}
@@ -155,36 +153,16 @@ def ui(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | {
         "MEDNARRATIVES_DATA_ROOT": str(root)
     }
-    port = free_port()
-    log_path = root.parent / "ui.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mednarratives_assets.cli", "ui", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "mednarratives_assets.cli", "ui", "--port", "{port}"]
 
-        def up():
-            if process.poll() is not None:
-                raise AssertionError(f"mednarratives ui exited: {log_path.read_text()[-3000:]}")
-            try:  # the code location is loaded
-                return post(url, REPOSITORIES).json()["data"]["repositoriesOrError"].get("nodes")
-            except requests.ConnectionError:
-                return False
+    def up(url: str):
+        try:  # the code location is loaded
+            return post(url, REPOSITORIES).json()["data"]["repositoriesOrError"].get("nodes")
+        except requests.ConnectionError:
+            return False
 
-        try:
-            wait_until(up, 180, "mednarratives ui", poll_s=0.5)
-            yield url, root / "dagster_home"
-        finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    with running_server(command, env, root.parent / "ui.log", up, poll_s=0.5) as url:
+        yield url, root / "dagster_home"
 
 
 def instance_state(home) -> tuple[list[str], int, int]:
