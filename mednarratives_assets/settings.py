@@ -30,10 +30,17 @@ class DataLayout:
     duckdb_path: Path
 
     @classmethod
+    def at(cls, data_root: Path) -> DataLayout:
+        """The layout of `data_root`, with the DuckDB file in its default place."""
+        return cls(data_root=Path(data_root), duckdb_path=Path(data_root) / "mednarratives.duckdb")
+
+    @classmethod
     def from_env(cls) -> DataLayout:
         data_root = Path(os.environ.get(DATA_ROOT_ENV) or REPO_ROOT / "data").expanduser().resolve()
-        duckdb_path = Path(os.environ.get(DUCKDB_ENV) or data_root / "mednarratives.duckdb")
-        return cls(data_root=data_root, duckdb_path=duckdb_path.expanduser().resolve())
+        duckdb_path = os.environ.get(DUCKDB_ENV)
+        if not duckdb_path:
+            return cls.at(data_root)
+        return cls(data_root=data_root, duckdb_path=Path(duckdb_path).expanduser().resolve())
 
     @property
     def videos_dir(self) -> Path:

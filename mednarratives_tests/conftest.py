@@ -84,7 +84,7 @@ def step_failure(result: dg.ExecuteInProcessResult) -> str:
 def layout(tmp_path: Path) -> DataLayout:
     root = tmp_path / "data"
     (root / "videos").mkdir(parents=True)
-    return DataLayout(data_root=root, duckdb_path=root / "mednarratives.duckdb")
+    return DataLayout.at(root)
 
 
 @pytest.fixture

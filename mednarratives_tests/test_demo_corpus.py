@@ -27,7 +27,7 @@ SMALL = DemoCorpusConfig(seed=7, channels=3, videos_per_channel=1, seconds=20, w
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[DataLayout, list[dict]]:
     root = tmp_path_factory.mktemp("corpus") / "data"
-    layout = DataLayout(root, root / "mednarratives.duckdb")
+    layout = DataLayout.at(root)
     return layout, generate_corpus(layout, SMALL, workers=2, log=lambda _: None)
 
 

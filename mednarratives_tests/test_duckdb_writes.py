@@ -158,7 +158,7 @@ from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.settings import DataLayout
 
 root = Path(sys.argv[1])
-resources = build_resources(DataLayout(root, root / "mednarratives.duckdb"))
+resources = build_resources(DataLayout.at(root))
 if sys.argv[2] == "stock":  # dagster-duckdb-polars as shipped: each statement commits on its own
     resources["io_manager"] = dagster_duckdb_polars.DuckDBPolarsIOManager(
         database=str(root / "mednarratives.duckdb"), schema="main"

@@ -201,7 +201,7 @@ stage.perceptual_hash = slow_hash
 root = Path(sys.argv[1])
 with dg.DagsterInstance.ephemeral() as instance:  # each process its own instance, as CLI and UI are
     instance.add_dynamic_partitions("channel", ["neuro"])
-    resources = build_resources(DataLayout(root, root / "mednarratives.duckdb"))
+    resources = build_resources(DataLayout.at(root))
     run = dg.materialize(
         [videos, stable_chunks], partition_key="neuro", resources=resources, instance=instance
     )

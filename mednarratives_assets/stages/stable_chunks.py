@@ -495,8 +495,7 @@ def chunk_channel(
     settings = settings.validated()
     # The channel's keyframe folder, through the channel-safe helper: a name that passes the channel
     # rule, a folder that resolves inside the data root (InvalidChannelName or OutsideDataRoot).
-    layout = DataLayout(data_root=data_root, duckdb_path=data_root / "mednarratives.duckdb")
-    channel_keyframes = layout.channel_path(keyframes_root, channel)
+    channel_keyframes = DataLayout.at(data_root).channel_path(keyframes_root, channel)
     videos = videos.sort("video_id")
     rows, summaries, sheets = [], [], {}
     log(f"channel {channel!r}: {videos.height} videos to chunk")

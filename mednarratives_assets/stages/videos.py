@@ -227,7 +227,7 @@ def probe_video(path: Path, channel: str, data_root: Path) -> dict:
 def _layout_of(data_root: Path | DataLayout) -> DataLayout:
     if isinstance(data_root, DataLayout):
         return data_root
-    return DataLayout(data_root=Path(data_root), duckdb_path=Path(data_root) / "mednarratives.duckdb")
+    return DataLayout.at(data_root)
 
 
 def probe_channel(
