@@ -1,7 +1,7 @@
 """One writer per channel and stage, across every process and Dagster instance on the machine.
 
 Dagster's `duckdb` pool serializes steps within one instance only; the CLI's throwaway instance
-beside `dagster dev`, or two deployments sharing a data root, can run the same stage of the same
+beside `mednarratives ui`, or two deployments sharing a data root, can run the same stage of the same
 channel at once. An advisory lock file per (stage, channel) under the data root makes the second
 writer wait for the first, then fail cleanly if the first holds it too long.
 """

@@ -1,4 +1,4 @@
-"""The Dagster code location: `dagster dev -w workspace.yaml` loads `defs` from here.
+"""The Dagster code location: `mednarratives ui` (or `dagster dev -w workspace.yaml`) loads `defs` from here.
 
 Assets, checks, jobs and sensors are found in the `defs` package by Dagster's own loader; the
 resources bind them to one data root.
