@@ -34,10 +34,14 @@ def is_valid_channel_name(name: object) -> bool:
     return isinstance(name, str) and bool(_CHANNEL_NAME.fullmatch(name)) and ".." not in name
 
 
+def _shortened(name: object) -> object:
+    """A name as quoted in a message: at most 80 characters, so a hostile one cannot flood a log."""
+    return name if not isinstance(name, str) or len(name) <= 80 else name[:80] + "..."
+
+
 def check_channel_name(name: object) -> str:
     if not is_valid_channel_name(name):
-        shown = name if not isinstance(name, str) or len(name) <= 80 else name[:80] + "..."
-        raise InvalidChannelName(f"invalid channel name {shown!r}: {CHANNEL_NAME_RULE}")
+        raise InvalidChannelName(f"invalid channel name {_shortened(name)!r}: {CHANNEL_NAME_RULE}")
     return name
 
 
@@ -47,6 +51,8 @@ _MAX_VIDEO_ID = 200
 
 def video_id_problem(video_id: str) -> str | None:
     """Why a file name's stem cannot be a video id, or None when it can."""
+    if not video_id:
+        return "empty"
     if video_id.startswith("."):
         return "starts with '.' (hidden, or a folder reference such as '..')"
     if any(ord(c) < 32 or c in "/\\" for c in video_id):
@@ -75,7 +81,7 @@ class ChannelScan:
 
 def skipped_folder_message(folder: Path) -> str:
     """Why a folder under the videos folder is no channel: its name and the rule it breaks."""
-    shown = folder.name if len(folder.name) <= 80 else folder.name[:80] + "..."
+    shown = _shortened(folder.name)
     return (
         f"skipping the folder {folder.parent / shown}: {shown!r} is not a channel name "
         f"({CHANNEL_NAME_RULE}); rename it to ingest its videos"

@@ -22,6 +22,12 @@ class OutsideDataRoot(ValueError):
     """A path that resolves (through `..` or a symlink) to a place outside the data root."""
 
 
+def resolves_outside(path: Path, root: Path) -> Path | None:
+    """Where `path` really leads, symlinks followed, when that is outside `root`; None when inside."""
+    resolved = path.resolve()
+    return None if resolved.is_relative_to(root.resolve()) else resolved
+
+
 @dataclass(frozen=True)
 class DataLayout:
     """The file layout under one data root."""
@@ -122,8 +128,8 @@ class DataLayout:
     def inside(self, path: Path, what: str) -> Path:
         """`path` unchanged when it resolves, symlinks followed, to a place under the data root;
         otherwise OutsideDataRoot naming `what` and both paths."""
-        resolved = path.resolve()
-        if not resolved.is_relative_to(self.data_root.resolve()):
+        resolved = resolves_outside(path, self.data_root)
+        if resolved is not None:
             raise OutsideDataRoot(
                 f"{what}: {path} resolves to {resolved}, outside the data root {self.data_root}; "
                 "refusing to read, write or delete it"

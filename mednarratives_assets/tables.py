@@ -5,6 +5,7 @@ file, not even read-only."""
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,18 +13,69 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+# DuckDB's message when another process has the file open: "... held in <program> (PID <n>) ..."
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def lock_holder(message: str) -> str:
+    """Who holds the file, from DuckDB's lock error: the program's command line and PID when known."""
+    match = _LOCK_HOLDER.search(message)
+    if match is None:
+        return "another process"
+    pid = match["pid"]
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        command = match["program"]
+    return f"process {pid} ({command.strip()[:160]})"
+
+
+def connect_when_free(
+    database: Path | str,
+    wait_s: float,
+    read_only: bool,
+    config: dict | None = None,
+    on_held: Callable[[str], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A connection to the DuckDB file. While another process holds its lock, retry for up to
+    `wait_s`, calling `on_held(holder)` once with who holds it; then DuckDB's lock error is raised."""
+    delay, deadline, told = 0.1, time.monotonic() + wait_s, False
+    while True:
+        try:
+            return duckdb.connect(str(database), read_only=read_only, config=config or {})
+        except duckdb.IOException as exc:
+            if not is_lock_error(exc) or time.monotonic() + delay > deadline:
+                raise
+            if on_held is not None and not told:
+                on_held(lock_holder(str(exc)))
+                told = True
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
 
 def connect_read_only(database: Path, wait_s: float = 60.0) -> duckdb.DuckDBPyConnection:
     """A read-only connection, retrying while a writer holds the lock, for up to `wait_s`."""
-    delay, deadline = 0.1, time.monotonic() + wait_s
-    while True:
-        try:
-            return duckdb.connect(str(database), read_only=True)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+    return connect_when_free(database, wait_s, read_only=True)
+
+
+def table_exists(connection: duckdb.DuckDBPyConnection, table: str, schema: str = "main") -> bool:
+    query = "select 1 from duckdb_tables() where schema_name = ? and table_name = ?"
+    return connection.execute(query, [schema, table]).fetchone() is not None
+
+
+def stored_rows(
+    database: Path, table: str, query: str, channels: list[str], wait_s: float = 60.0
+) -> list[tuple]:
+    """The rows of `query` (one parameter: the channel list) on the DuckDB file, opened read-only
+    (waiting up to `wait_s` for a writer); [] when the file or the table does not exist."""
+    if not channels or not database.exists():
+        return []
+    with connect_read_only(database, wait_s) as con:
+        return con.execute(query, [channels]).fetchall() if table_exists(con, table) else []
 
 
 def table_counts(database: Path) -> dict[str, int]:

@@ -11,11 +11,8 @@
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -26,9 +23,8 @@ from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 from pydantic import Field
 
 from mednarratives_assets.channels import check_channel_name
+from mednarratives_assets.tables import connect_when_free, is_lock_error, lock_holder, table_exists
 
-# DuckDB's message when another process has the file open: "... held in <program> (PID <n>) ..."
-_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 # How long a writer waits for another process to let go of the file, by default.
 DEFAULT_LOCK_WAIT_S = 120.0
 
@@ -37,44 +33,26 @@ class DatabaseBusy(RuntimeError):
     """Another process kept the DuckDB file open for longer than a writer waits."""
 
 
-def lock_holder(message: str) -> str:
-    """Who holds the file, from DuckDB's lock error: the program's command line and PID when known."""
-    match = _LOCK_HOLDER.search(message)
-    if match is None:
-        return "another process"
-    pid = match["pid"]
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        command = match["program"]
-    return f"process {pid} ({command.strip()[:160]})"
-
-
 def open_for_writing(database: str, config: dict, wait_s: float, log) -> duckdb.DuckDBPyConnection:
     """A read-write connection; while another process holds the file, say who, wait, then give up."""
-    started, delay, told = time.monotonic(), 0.2, False
-    while True:
-        try:
-            return duckdb.connect(
-                database, read_only=False, config={"custom_user_agent": "dagster", **config}
-            )
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            holder, waited = lock_holder(str(exc)), time.monotonic() - started
-            if waited >= wait_s:
-                raise DatabaseBusy(
-                    f"{database} is held open by {holder}; waited {waited:.0f} s. Close that "
-                    "connection (a notebook's con.close(), or quit the DuckDB CLI), or while runs write "
-                    "read a copy of the file instead, then run again"
-                ) from exc
-            if not told:
-                log.warning(
-                    f"{database} is held open by {holder}; waiting up to {wait_s:.0f} s for it to close"
-                )
-                told = True
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    try:
+        return connect_when_free(
+            database,
+            wait_s,
+            read_only=False,
+            config={"custom_user_agent": "dagster", **config},
+            on_held=lambda holder: log.warning(
+                f"{database} is held open by {holder}; waiting up to {wait_s:.0f} s for it to close"
+            ),
+        )
+    except duckdb.IOException as exc:
+        if not is_lock_error(exc):
+            raise
+        raise DatabaseBusy(
+            f"{database} is held open by {lock_holder(str(exc))}; waited {wait_s:.0f} s. Close that "
+            "connection (a notebook's con.close(), or quit the DuckDB CLI), or while runs write "
+            "read a copy of the file instead, then run again"
+        ) from exc
 
 
 def check_partition_keys(table_slice: TableSlice) -> None:
@@ -111,11 +89,7 @@ class TransactionalDuckDbClient(DuckDbClient):
     def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
         # A failed statement aborts the transaction: ask whether the table exists instead of
         # letting the stock client catch the error of a delete from a missing table.
-        exists = connection.execute(
-            "select 1 from duckdb_tables() where schema_name = ? and table_name = ?",
-            [table_slice.schema, table_slice.table],
-        ).fetchone()
-        if exists:
+        if table_exists(connection, table_slice.table, table_slice.schema):
             DuckDbClient.delete_table_slice(context, table_slice, connection)
 
 

@@ -28,9 +28,10 @@ import numpy as np
 import polars as pl
 
 from mednarratives_assets.atomic_files import replaced_folder
+from mednarratives_assets.channels import video_id_problem
 from mednarratives_assets.contact_sheets import contact_sheet_png
 from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
-from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.settings import DataLayout, resolves_outside
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.video_frames import Sample, is_video_fault, sample_video
 
@@ -562,11 +563,9 @@ def _refused(data_root: Path, video: dict) -> str | None:
     A video file (or a folder on its path) may be a symlink to somewhere outside the data root; the
     videos stage refuses those too, this is a second line. A video id names a folder of its own.
     """
-    video_id = video["video_id"]
-    if not video_id or video_id in {".", ".."} or any(c in video_id for c in "/\\\0"):
-        return f"video id {video_id!r} cannot name a keyframe folder"
-    path = data_root / video["path"]
-    resolved = path.resolve()
-    if not resolved.is_relative_to(data_root.resolve()):
+    if (problem := video_id_problem(video["video_id"])) is not None:
+        return f"video id {video['video_id']!r} cannot name a keyframe folder: {problem}"
+    resolved = resolves_outside(data_root / video["path"], data_root)
+    if resolved is not None:
         return f"video path {video['path']} resolves outside the data root (to {resolved}); not read"
     return None

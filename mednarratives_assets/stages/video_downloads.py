@@ -29,9 +29,9 @@ import yaml
 
 from mednarratives_assets.atomic_files import write_file
 from mednarratives_assets.channels import check_channel_name, is_valid_channel_name
-from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.settings import DataLayout, resolves_outside
 from mednarratives_assets.stage_settings import check_settings, setting
-from mednarratives_assets.tables import connect_read_only
+from mednarratives_assets.tables import stored_rows
 
 VIDEO_DOWNLOADS_SCHEMA: dict[str, pl.DataType] = {
     "channel": pl.Utf8(),
@@ -255,7 +255,7 @@ def _still_on_disk(data_root: Path, stored: object) -> bool:
 def _refused(path: Path, limit_mb: int, too_large: bool, dest: Path) -> str | None:
     """Why the downloaded file at `path` is not kept, or None. A file above the limit is deleted,
     with its info JSON."""
-    if not path.resolve().is_relative_to(dest.resolve()):
+    if resolves_outside(path, dest) is not None:
         return f"yt-dlp wrote {path}, outside the channel folder; refused"
     if not path.is_file():
         if too_large:
@@ -407,15 +407,3 @@ def download_failures(database: Path, channels: list[str]) -> dict[str, str]:
         if n_failed:
             found[channel] = f"{n_failed} of {n_total} downloads failed: {url}: {error}"
     return found
-
-
-def stored_rows(database: Path, table: str, query: str, channels: list[str]) -> list[tuple]:
-    """The rows of `query` (one parameter: the channel list) on the DuckDB file, opened read-only;
-    [] when the file or the table does not exist."""
-    if not channels or not database.exists():
-        return []
-    with connect_read_only(database) as con:
-        exists = con.execute(
-            "select 1 from duckdb_tables() where schema_name = 'main' and table_name = ?", [table]
-        ).fetchone()
-        return con.execute(query, [channels]).fetchall() if exists else []

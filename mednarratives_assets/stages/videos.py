@@ -26,8 +26,8 @@ from mednarratives_assets.atomic_files import clear_abandoned
 from mednarratives_assets.channels import is_valid_channel_name, list_video_files, video_id_problem
 from mednarratives_assets.contact_sheets import contact_sheet_png
 from mednarratives_assets.file_hashing import sha256_of
-from mednarratives_assets.settings import DataLayout, OutsideDataRoot
-from mednarratives_assets.stages.video_downloads import stored_rows
+from mednarratives_assets.settings import DataLayout, OutsideDataRoot, resolves_outside
+from mednarratives_assets.tables import stored_rows
 
 VIDEOS_SCHEMA: dict[str, pl.DataType] = {
     "channel": pl.Utf8(),
@@ -132,16 +132,10 @@ def probe_streams(path: Path) -> StreamInfo:
         )
 
 
-def _outside(path: Path, data_root: Path) -> Path | None:
-    """Where `path` leads when that is outside the data root (through a symlink), else None."""
-    resolved = path.resolve()
-    return None if resolved.is_relative_to(data_root.resolve()) else resolved
-
-
 def _refusal(path: Path, data_root: Path) -> str | None:
     """Why the file is not opened at all, or None: a symlink that leads out of the data root."""
     try:
-        target = _outside(path, data_root)
+        target = resolves_outside(path, data_root)
     except RuntimeError:  # Python 3.11's error for a symlink loop
         return "a symlink loop; refused"
     return None if target is None else f"resolves to {target}, outside the data root; refused"
@@ -165,7 +159,7 @@ def read_info_json(video_path: Path, data_root: Path | None = None) -> dict:
     A damaged file, one that is no JSON object, or (given `data_root`) one that leads out of the
     data root gives {} too; an unreadable one (permissions, I/O) raises its OSError."""
     info_path = video_path.with_suffix(".info.json")
-    if not info_path.is_file() or (data_root is not None and _outside(info_path, data_root)):
+    if not info_path.is_file() or (data_root is not None and resolves_outside(info_path, data_root)):
         return {}
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -263,14 +257,20 @@ def probe_channel(
     return pl.DataFrame(rows, schema=VIDEOS_SCHEMA)
 
 
+# Inside a run the instance's `duckdb` pool keeps its own writers away, so a lock held longer is
+# another process's (a notebook, the CLI): the cleanup waits for a later run rather than stall this one.
+STORED_VIDEOS_WAIT_S = 5.0
+
+
 def stored_videos(database: Path, channel: str) -> pl.DataFrame:
     """The channel's rows of the stored `videos` table (video_id, sha256, size_bytes), read-only;
-    empty when there are none yet."""
+    empty when there are none yet. DuckDB's lock error after `STORED_VIDEOS_WAIT_S`."""
     rows = stored_rows(
         database,
         "videos",
         "select video_id, sha256, size_bytes from main.videos where channel in (select unnest(?))",
         [channel],
+        STORED_VIDEOS_WAIT_S,
     )
     return pl.DataFrame(
         rows, schema={"video_id": pl.Utf8(), "sha256": pl.Utf8(), "size_bytes": pl.Int64()}, orient="row"
@@ -408,7 +408,7 @@ def _contents_elsewhere(layout: DataLayout, channel: str, sizes: set[int]) -> tu
             if size not in sizes:
                 continue
             try:
-                if _outside(path, layout.data_root) is None:  # a file outside is never read
+                if resolves_outside(path, layout.data_root) is None:  # a file outside is never read
                     hashes.add(sha256_of(path))
             except FileNotFoundError:
                 continue
