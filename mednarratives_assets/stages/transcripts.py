@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import av
 import polars as pl
 
 from mednarratives_assets.asr.audio import NoSpeechAudio, Windowing, open_audio
 from mednarratives_assets.asr.engines import AsrEngine, AsrResult, merge_windows
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.atomic_files import write_file
+from mednarratives_assets.video_frames import is_video_fault
 
 CACHE_FORMAT = "mednarratives-transcript/1"
 PROGRESS_EVERY_S = 30.0  # log a long video's progress every this many seconds of audio
@@ -144,9 +144,10 @@ def _transcribe_video(
 def is_media_error(exc: Exception) -> bool:
     """Whether a failure is the video's (bad or unsupported media) rather than the machine's.
 
-    PyAV's errors are the media's even where they also subclass OSError (av.FileNotFoundError);
-    any other OSError (no space, permission denied, I/O) is the machine's."""
-    if isinstance(exc, av.FFmpegError):
+    The decoders' errors are the media's (`is_video_fault`, PyAV's first, even where they also
+    subclass OSError), and so is the engine's ValueError or RuntimeError; any other OSError (no
+    space, permission denied, I/O) is the machine's."""
+    if is_video_fault(exc):
         return True
     return isinstance(exc, (ValueError, RuntimeError)) and not isinstance(exc, OSError)
 
