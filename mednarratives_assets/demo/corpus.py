@@ -28,12 +28,12 @@ from mednarratives_assets.demo.lecture import (
     LecturePlan,
     plan_lecture,
 )
-from mednarratives_assets.demo.speech import PiperNarrator
 from mednarratives_assets.evaluation.ground_truth import TRUTH_FORMAT
 from mednarratives_assets.file_hashing import sha256_of
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.synthetic.medical_images import MedicalImage, folder_images, packaged_images
+from mednarratives_assets.synthetic.styles import SPLITS, LectureStyle, draw_style
 
 MANIFEST_NAME = "demo-corpus.json"
 
@@ -48,6 +48,9 @@ class DemoCorpusConfig:
     height: int = 720
     fps: int = 30
     images_dir: str | None = None  # a folder with metadata.jsonl (such as MedPix); default: packaged images
+    # "demo": each channel's fixed look at width x height and fps; "training" or "reserved": every
+    # lecture draws its own style, frame size and rate included, from that part of the style space
+    styles: str = "demo"
 
     def __post_init__(self):
         problems = []
@@ -65,8 +68,17 @@ class DemoCorpusConfig:
             problems.append(f"size={self.width}x{self.height} (even, 320x240..3840x2160)")
         if not 10 <= self.fps <= 60:
             problems.append(f"fps={self.fps} (10..60)")
+        if self.styles not in ("demo", *SPLITS):
+            problems.append(f"styles={self.styles!r} (demo, {', '.join(SPLITS)})")
         if problems:
             raise ValueError("invalid demo corpus settings: " + ", ".join(problems))
+
+    def lecture_look(self, channel: ChannelStyle, channel_index: int, video_index: int) -> LectureStyle:
+        """The channel's own look at the configured size and rate, or one drawn from the split."""
+        if self.styles == "demo":
+            video = dataclasses.replace(channel.look.video, size=(self.width, self.height), fps=self.fps)
+            return dataclasses.replace(channel.look, video=video)
+        return draw_style(np.random.default_rng([self.seed, channel_index, video_index, 19]), self.styles)
 
     def channel_styles(self) -> list[ChannelStyle]:
         styles = []
@@ -128,6 +140,8 @@ def truth_document(plan: LecturePlan, images_source: str) -> dict:
                 "heading": chunk.heading,
                 "narration": " ".join(s.text for s in chunk.sentences),
                 "image_rect": None if rect is None else _rect_fields(rect),
+                "picture_rect": None if chunk.picture_rect is None else _rect_fields(chunk.picture_rect),
+                "annotations": chunk.annotations,
                 "image": None
                 if chunk.image is None
                 else {
@@ -151,8 +165,6 @@ def truth_document(plan: LecturePlan, images_source: str) -> dict:
         if c.transition_in == "crossfade"
     ]
     track = plan.track
-    drawn_x = np.round(track.x).astype(int)
-    drawn_y = np.round(track.y).astype(int)
     overlays = []
     if plan.webcam_rect is not None:
         overlays.append({"kind": "webcam", **_rect_fields(plan.webcam_rect)})
@@ -167,7 +179,8 @@ def truth_document(plan: LecturePlan, images_source: str) -> dict:
         "fps": plan.fps,
         "n_frames": plan.n_frames,
         "duration_s": round(plan.duration_s, 3),
-        "audio": {"sample_rate": plan.sample_rate, "voice": "piper en_US-joe-medium"},
+        "style": plan.look.describe(),
+        "audio": {"sample_rate": plan.sample_rate, "voice": plan.look.voice.voice},
         "crossfade_s": CROSSFADE_S,
         "words": words,
         "chunks": chunks,
@@ -180,8 +193,13 @@ def truth_document(plan: LecturePlan, images_source: str) -> dict:
             "size_px": plan.cursor_style.size,
             "sprite_wh": [int(plan.sprite.rgba.shape[1]), int(plan.sprite.rgba.shape[0])],
             "hotspot_in_sprite": list(plan.sprite.hotspot),
-            "x": [int(v) if seen else None for v, seen in zip(drawn_x, track.visible, strict=True)],
-            "y": [int(v) if seen else None for v, seen in zip(drawn_y, track.visible, strict=True)],
+            "shadow": plan.cursor_style.shadow,
+            "x": [
+                round(float(v), 2) if seen else None for v, seen in zip(track.x, track.visible, strict=True)
+            ],
+            "y": [
+                round(float(v), 2) if seen else None for v, seen in zip(track.y, track.visible, strict=True)
+            ],
             "visible": [bool(v) for v in track.visible],
         },
     }
@@ -205,19 +223,24 @@ def render_lecture(
     ordered = lecture_images(images, style, config.seed, channel_index, video_index)
     plan = plan_lecture(
         style,
+        config.lecture_look(style, channel_index, video_index),
         video_id,
         ordered,
-        PiperNarrator(),
         rng,
         config.seed,
         config.seconds,
-        (config.width, config.height),
-        config.fps,
         motion=MOVING_KINDS[(channel_index + video_index) % len(MOVING_KINDS)],  # both kinds in every corpus
     )
     video_path = layout.channel_dir(style.name) / f"{video_id}.mp4"
     partial = video_path.with_name(f"{video_id}.temp.mp4")  # the sensor skips .temp files
-    write_mp4(partial, render_frames(plan), fps=config.fps, audio=plan.audio, sample_rate=plan.sample_rate)
+    write_mp4(
+        partial,
+        render_frames(plan),
+        fps=plan.fps,
+        audio=plan.audio,
+        sample_rate=plan.sample_rate,
+        crf=plan.look.video.crf,
+    )
     truth_path = layout.ground_truth_dir / style.name / f"{video_id}.json"
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(truth_document(plan, config.images_dir or "packaged")), encoding="utf-8")
@@ -229,6 +252,7 @@ def render_lecture(
         "truth": str(truth_path.relative_to(layout.data_root)),
         "sha256": sha256_of(video_path),
         "duration_s": round(plan.duration_s, 3),
+        "split": plan.look.split,
         "seconds_to_generate": round(time.perf_counter() - started, 2),
     }
 
@@ -281,7 +305,9 @@ def generate_corpus(
     ]
     log(
         f"generating {len(jobs)} demo lectures ({config.channels} channels x {config.videos_per_channel}, "
-        f"about {config.seconds:.0f} s each, {config.width}x{config.height}) from {len(images)} images"
+        f"about {config.seconds:.0f} s each, "
+        f"{f'{config.width}x{config.height}' if config.styles == 'demo' else config.styles + ' styles'}) "
+        f"from {len(images)} images"
     )
     entries = []
 

@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 
 from mednarratives_assets.demo.rois import PictureRoi, find_rois
-from mednarratives_assets.demo.speech import PiperNarrator, SpokenWord
 from mednarratives_assets.spoken_text import speakable, strip_punctuation
 from mednarratives_assets.synthetic.medical_images import MedicalImage
 from mednarratives_assets.synthetic.pointers import (
@@ -26,7 +25,16 @@ from mednarratives_assets.synthetic.pointers import (
     paste_sprite,
     render_sprite,
 )
-from mednarratives_assets.synthetic.slides import THEMES, Rect, bullet_slide, image_slide, title_slide
+from mednarratives_assets.synthetic.slides import (
+    SLIDE_DESIGNS,
+    Rect,
+    bullet_slide,
+    designed_image_slide,
+    title_slide,
+)
+from mednarratives_assets.synthetic.speech import SpokenWord
+from mednarratives_assets.synthetic.styles import LectureStyle, PointerLook, SlideLook, VideoLook
+from mednarratives_assets.synthetic.voices import VoiceStyle, narrator, room_audio
 
 _LOG = logging.getLogger(__name__)
 CROSSFADE_S = 0.5
@@ -61,39 +69,44 @@ _CLOSINGS = (
 )
 
 
+PIPER_JOE = "piper:en_US-joe-medium"
+
+
 @dataclass(frozen=True)
 class ChannelStyle:
     name: str
     title: str
-    theme: str
-    cursor: CursorStyle
-    webcam: bool
+    look: LectureStyle  # every lecture's style, unless a corpus draws one per lecture
     focus: tuple[str, ...] = ()  # modalities this channel shows first
+
+
+def _demo_look(design: str, cursor: CursorStyle, webcam: str | None) -> LectureStyle:
+    """The demo's fixed looks: training styles, 720p at 30 fps, the piper voice in a quiet room."""
+    return LectureStyle(
+        voice=VoiceStyle(PIPER_JOE, noise_db=-51.0, level_db=-3.0),
+        pointer=PointerLook(cursor),
+        slides=SlideLook(design),
+        video=VideoLook(webcam_corner=webcam),
+    )
 
 
 DEMO_CHANNELS = (
     ChannelStyle(
         "radiology-rounds",
         "Radiology Rounds",
-        "dark",
-        CursorStyle("arrow", "light", 32),
-        webcam=True,
+        _demo_look("dark", CursorStyle("arrow", "light", 48), "bottom-right"),
         focus=("CT", "MRI", "X-ray"),
     ),
     ChannelStyle(
         "pathology-atlas",
         "The Pathology Atlas",
-        "light",
-        CursorStyle("hand", "dark", 40),
-        webcam=False,
+        _demo_look("light", CursorStyle("hand", "dark", 60), None),
         focus=("histopathology", "ophthalmology", "other"),
     ),
     ChannelStyle(
         "imaging-review",
         "Imaging Review",
-        "slate",
-        CursorStyle("crosshair", "light", 30),
-        webcam=True,
+        _demo_look("slate", CursorStyle("crosshair", "light", 45), "bottom-right"),
         focus=("ultrasound", "X-ray", "MRI"),
     ),
 )
@@ -121,7 +134,9 @@ class Chunk:
     transition_in: str = "cut"
     sentences: list[Sentence] = field(default_factory=list)
     image: MedicalImage | None = None
-    image_rect: Rect | None = None
+    image_rect: Rect | None = None  # around every picture on the slide: the region a pair should keep
+    picture_rect: Rect | None = None  # the picture the narration's regions are on
+    annotations: list[dict] = field(default_factory=list)
     bullet_anchors: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -130,16 +145,23 @@ class LecturePlan:
     channel: str
     video_id: str
     seed: int
-    fps: int
-    size: tuple[int, int]
+    look: LectureStyle
     chunks: list[Chunk]
     audio: np.ndarray
     sample_rate: int
-    cursor_style: CursorStyle
+    cursor_style: CursorStyle  # at the frame's scale
     sprite: CursorSprite
     track: CursorTrack
     rois: list[dict]
     webcam_rect: Rect | None
+
+    @property
+    def fps(self) -> int:
+        return self.look.video.fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.look.video.size
 
     @property
     def n_frames(self) -> int:
@@ -150,25 +172,32 @@ class LecturePlan:
         return self.n_frames / self.fps
 
 
-def _webcam_rect(size: tuple[int, int]) -> Rect:
+def _webcam_rect(size: tuple[int, int], corner: str) -> Rect:
     w, h = round(size[0] * 0.2) // 2 * 2, round(size[0] * 0.2 * 9 / 16) // 2 * 2
     margin = round(size[1] * 0.03)
-    return (size[0] - w - margin, size[1] - h - margin - 10, w, h)
+    x = margin if corner.endswith("left") else size[0] - w - margin
+    y = margin if corner.startswith("top") else size[1] - h - margin - round(10 * size[1] / 720)
+    return (x, y, w, h)
+
+
+def _union(rects: list[Rect]) -> Rect:
+    x0, y0 = min(r[0] for r in rects), min(r[1] for r in rects)
+    x1, y1 = max(r[0] + r[2] for r in rects), max(r[1] + r[3] for r in rects)
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def plan_lecture(
-    style: ChannelStyle,
+    channel: ChannelStyle,
+    look: LectureStyle,
     video_id: str,
     images: list[MedicalImage],
-    narrator: PiperNarrator,
     rng: np.random.Generator,
     seed: int,
     seconds: float = 60.0,
-    size: tuple[int, int] = (1280, 720),
-    fps: int = 30,
     motion: str = "zoom",
 ) -> LecturePlan:
-    """Lay out a lecture of about `seconds`: a title slide, then medical slides with bullets in between.
+    """Lay out a lecture of about `seconds` in `look`: a title slide, then medical slides with
+    bullets in between.
 
     `images` are shown in the order given, repeating if the lecture needs more. The second case is
     shown in `motion` ("zoom" or "pan") rather than still.
@@ -177,27 +206,24 @@ def plan_lecture(
         raise ValueError(f"unknown motion {motion!r}: choose one of {MOVING_KINDS}")
     if not images:
         raise ValueError("a lecture needs at least one medical image")
-    theme = THEMES[style.theme]
-    webcam = _webcam_rect(size) if style.webcam else None
-    cursor_style = CursorStyle(
-        style.cursor.shape,
-        style.cursor.theme,
-        max(16, round(style.cursor.size * rng.uniform(0.85, 1.2) * size[1] / 720)),
-    )
+    size, design = look.video.size, SLIDE_DESIGNS[look.slides.design]
+    voice = narrator(look.voice)
+    webcam = _webcam_rect(size, look.video.webcam_corner) if look.video.webcam_corner else None
+    cursor_style = look.pointer.at_height(size[1])
     chunks: list[Chunk] = []
     pieces: list[tuple[int, np.ndarray]] = []  # (sample offset, audio)
-    sample_rate = narrator.sample_rate
+    sample_rate = voice.sample_rate
     clock = 0.0
 
     def speak(chunk: Chunk, texts: list[tuple[str, PictureRoi | None, int | None]]) -> None:
         nonlocal clock
-        if chunks and rng.random() < 0.4:  # the fade sits between the two chunks' spans
+        if chunks and rng.random() < look.video.crossfade_share:  # the fade sits between the two spans
             chunk.transition_in = "crossfade"
             clock += CROSSFADE_S
         chunk.start_s = clock
         clock += float(rng.uniform(0.5, 0.9))
         for text, roi, bullet in texts:
-            utterance = narrator.say(text)
+            utterance = voice.say(text)
             offset = round(clock * sample_rate)
             pieces.append((offset, utterance.audio))
             words = [
@@ -214,12 +240,12 @@ def plan_lecture(
     speak(
         title_chunk,
         [
-            (f"Welcome back to {style.title}.", None, None),
+            (f"Welcome back to {channel.title}.", None, None),
             ("Today we will review a few cases together.", None, None),
         ],
     )
     loadable = _loadable_images(images)
-    if rng.random() < 0.5:  # the lecturer on camera, full frame, before the cases
+    if rng.random() < look.video.presenter_share:  # the lecturer on camera, full frame, before the cases
         presenter = Chunk("presenter", "", np.zeros(0))
         speak(
             presenter,
@@ -233,7 +259,7 @@ def plan_lecture(
         if len(cases) >= 2 and len(cases) % 2 == 0 and chunks[-1].kind != "bullets":
             done = cases[-2:]
             bullets = [f"{m.modality}: {m.region}" for m in done] + ["Describe location, size and contrast"]
-            slide, anchors = bullet_slide(size, theme, "Key points", bullets)
+            slide, anchors = bullet_slide(size, design, "Key points", bullets)
             spoken = [
                 f"First, the {done[0].modality} of the {done[0].region}.",
                 f"Second, the {done[1].modality} of the {done[1].region}.",
@@ -250,43 +276,67 @@ def plan_lecture(
         intro = case_intro(image, rng)
         named = image.modality if image.modality != "other" else ""
         heading = f"{named[:1].upper()}{named[1:]} · {image.region}" if named else image.region.capitalize()
-        if case_index == 1:
-            slide, rect = image_slide(size, theme, heading, picture, [], reserved=webcam)
+        moving = case_index == 1
+        pictures = [picture]
+        if not moving and rng.random() < look.slides.two_picture_share:  # a comparison beside the case
+            pictures.append(next(loadable)[1])
+        notes = [image.modality, image.region.capitalize()] if rng.random() < 0.6 else []
+        annotated = not moving and rng.random() < look.slides.annotated_share
+        drawn = designed_image_slide(
+            size,
+            design,
+            heading,
+            pictures,
+            [] if moving else notes,
+            "none" if moving or not notes else look.slides.text_position,
+            int(rng.integers(1, 4)) if annotated else 0,
+            rng,
+            reserved=webcam,
+        )
+        chunk = Chunk(
+            motion if moving else "image",
+            heading,
+            drawn.pixels,
+            image=image,
+            image_rect=_union(drawn.image_rects),
+            picture_rect=drawn.image_rects[0],
+            annotations=[a.describe() for a in drawn.annotations],
+        )
+        if moving:
             remark = (
                 "Let me zoom in for a closer look." if motion == "zoom" else "Let me move across the image."
             )
-            speak(
-                Chunk(motion, heading, slide, image=image, image_rect=rect),
-                [(speakable(intro), None, None), (remark, None, None)],
-            )
+            speak(chunk, [(speakable(intro), None, None), (remark, None, None)])
             continue
-        notes = [image.modality, image.region.capitalize()] if rng.random() < 0.6 else []
-        slide, rect = image_slide(size, theme, heading, picture, notes, reserved=webcam)
         texts = [(text, roi, None) for text, roi in case_narration(image, picture, intro, rng)]
-        speak(Chunk("image", heading, slide, image=image, image_rect=rect), texts)
+        speak(chunk, texts)
 
     topics = list(dict.fromkeys(c.modality for c in cases))
     title_chunk.heading = (
         f"{', '.join(topics[:-1])} and {topics[-1]} cases" if len(topics) > 1 else f"{topics[0]} cases"
     )
-    title_chunk.slide = title_slide(size, theme, title_chunk.heading, style.title)
+    title_chunk.slide = title_slide(size, design, title_chunk.heading, channel.title)
 
+    fps = look.video.fps
     n_frames = math.ceil(clock * fps)
-    audio = np.zeros(round(n_frames / fps * sample_rate), np.float32)
+    speech = np.zeros(round(n_frames / fps * sample_rate), np.float32)
     for offset, piece in pieces:
-        end = min(len(audio), offset + len(piece))
-        audio[offset:end] += piece[: end - offset]
-    audio += rng.normal(0, 0.002, len(audio)).astype(np.float32)  # a quiet room, not digital silence
+        end = min(len(speech), offset + len(piece))
+        speech[offset:end] += piece[: end - offset]
+    audio = room_audio(speech, sample_rate, look.voice, rng)
 
     track = CursorTrack(n_frames, fps, size, rng)
-    rois = _choreograph(track, chunks, rng)
+    behaviour = look.pointer.behaviour
+    blink_period_s = float(rng.uniform(0.3, 0.8)) if behaviour == "blinks" else None
+    rois = _choreograph(track, chunks, rng, blink_period_s)
     track.hold_until(n_frames / fps)
+    if behaviour == "hides-when-idle":  # the OS hides a pointer that has not moved for a while
+        track.hide_when_idle(float(rng.uniform(1.0, 3.0)))
     return LecturePlan(
-        style.name,
+        channel.name,
         video_id,
         seed,
-        fps,
-        size,
+        look,
         chunks,
         audio,
         sample_rate,
@@ -356,8 +406,13 @@ def _rest_point(rect: Rect, boxes: list[tuple[float, ...]], rng: np.random.Gener
     return (x + px * w, y + py * h)
 
 
-def _choreograph(track: CursorTrack, chunks: list[Chunk], rng: np.random.Generator) -> list[dict]:
-    """Move the pointer through the lecture; returns the regions of interest it pointed at."""
+def _choreograph(
+    track: CursorTrack, chunks: list[Chunk], rng: np.random.Generator, blink_period_s: float | None
+) -> list[dict]:
+    """Move the pointer through the lecture; returns the regions of interest it pointed at.
+
+    With `blink_period_s`, a pointer parked after the last region blinks on and off.
+    """
     rois: list[dict] = []
     for chunk_index, chunk in enumerate(chunks):
         first_word = chunk.sentences[0].words[0].start_s
@@ -374,10 +429,12 @@ def _choreograph(track: CursorTrack, chunks: list[Chunk], rng: np.random.Generat
                 )
                 track.hold_until(sentence.words[-1].end_s, tremor_px=float(rng.choice([0.0, 0.8])))
             continue
-        x, y, w, h = chunk.image_rect
+        x, y, w, h = chunk.picture_rect
         boxes = [r.roi.box for r in chunk.sentences if r.roi is not None]
         track.hold_until(max(track.t, chunk.start_s), tremor_px=0.0)
-        track.move_to(_rest_point(chunk.image_rect, boxes, rng), arrive_by=first_word + rng.uniform(0.2, 1.5))
+        track.move_to(
+            _rest_point(chunk.picture_rect, boxes, rng), arrive_by=first_word + rng.uniform(0.2, 1.5)
+        )
         for sentence in chunk.sentences:
             if sentence.roi is None:
                 continue
@@ -423,8 +480,9 @@ def _choreograph(track: CursorTrack, chunks: list[Chunk], rng: np.random.Generat
         elif ending < 0.7:
             margin_x = min(track.width - 30, x + w + rng.uniform(30, 120))
             track.move_to((margin_x, y + rng.uniform(0.2, 0.8) * h))
-            track.hold_until(chunk.end_s)
-        else:
+        if ending >= 0.35 and blink_period_s:
+            track.blink_until(chunk.end_s, blink_period_s)
+        elif ending >= 0.35:
             track.hold_until(chunk.end_s, tremor_px=0.0)
     return rois
 
@@ -505,5 +563,5 @@ def render_frames(plan: LecturePlan) -> Iterator[np.ndarray]:
         if plan.webcam_rect is not None and chunk.kind != "presenter":
             presenter(frame, index, plan.webcam_rect)
         if track.visible[index]:
-            paste_sprite(frame, plan.sprite, round(track.x[index]), round(track.y[index]))
+            paste_sprite(frame, plan.sprite, float(track.x[index]), float(track.y[index]))
         yield frame

@@ -115,7 +115,8 @@ class TraceScore:
 
     A sample is the frame nearest its time. Where the truth's pointer is visible, coverage is
     the share of samples with a trace point and the hotspot error is measured in pixels of a
-    720p frame; where it is not, any point is a false positive.
+    720p frame; where it is not, any point is a false positive. The signed offsets (point minus
+    hotspot) show a bias: a detector that learned another hotspot errs in one direction.
     """
 
     visible_samples: int = 0
@@ -123,6 +124,7 @@ class TraceScore:
     hidden_samples: int = 0
     false_positives: int = 0
     errors_720p: list[float] = field(default_factory=list)
+    offsets_720p: list[tuple[float, float]] = field(default_factory=list)
 
     def add(self, points: list[dict], sample_times: list[float], truth: dict) -> None:
         """One lecture: trace rows (t_s, x_px, y_px) and the times of every sample that was traced."""
@@ -135,8 +137,9 @@ class TraceScore:
                 self.visible_samples += 1
                 if point is not None:
                     self.covered += 1
-                    error = math.hypot(point["x_px"] - cursor["x"][frame], point["y_px"] - cursor["y"][frame])
-                    self.errors_720p.append(error * scale)
+                    dx, dy = point["x_px"] - cursor["x"][frame], point["y_px"] - cursor["y"][frame]
+                    self.errors_720p.append(math.hypot(dx, dy) * scale)
+                    self.offsets_720p.append((dx * scale, dy * scale))
             else:
                 self.hidden_samples += 1
                 self.false_positives += point is not None
@@ -156,6 +159,14 @@ class TraceScore:
     def within(self, px: float) -> float:
         """Share of the points (on a visible pointer) within `px` pixels of the hotspot, at 720p."""
         return sum(e <= px for e in self.errors_720p) / max(len(self.errors_720p), 1)
+
+    @property
+    def median_offset_px(self) -> tuple[float, float]:
+        """The median signed (dx, dy) at 720p, of points within 12 px (farther ones are misses, not bias)."""
+        near = [o for o, e in zip(self.offsets_720p, self.errors_720p, strict=True) if e <= 12]
+        if not near:
+            return (math.nan, math.nan)
+        return (statistics.median(o[0] for o in near), statistics.median(o[1] for o in near))
 
 
 def _words(text: str) -> list[str]:
@@ -178,6 +189,7 @@ class NarrativeScore:
     - Caption recall: the truth's words of each still medical chunk found in the caption of the
       chunk that overlaps it with temporal IoU >= 0.5, counted with repeats.
     - Domain: that chunk's pair domain against the truth image's modality.
+    - Pairs: the truth's still medical chunks that got a pair.
     - Box precision: boxes at IoU >= 0.5 with some truth ROI, of all boxes.
     """
 
@@ -189,6 +201,7 @@ class NarrativeScore:
     recalled_words: int = 0
     domains_right: int = 0
     domains_total: int = 0
+    medical_slides: int = 0
 
     def add(self, truth: dict, chunks: list[dict], boxes: list[dict], pairs: dict[int, dict]) -> None:
         """One lecture: its medical chunk rows (start_s, end_s, chunk_index), box rows (x1_px ... y2_px,
@@ -221,6 +234,7 @@ class NarrativeScore:
             said = [w["word"] for w in truth["words"] if w["chunk_index"] == chunk["chunk_index"]]
             expected = _words(" ".join(said))
             self.truth_words += len(expected)
+            self.medical_slides += 1
             span = (chunk["start_s"], chunk["end_s"])
             found = [c for c in chunks if temporal_iou((c["start_s"], c["end_s"]), span) >= 0.5]
             pair = pairs.get(found[0]["chunk_index"]) if found else None
@@ -254,3 +268,8 @@ class NarrativeScore:
     @property
     def domain_accuracy(self) -> float:
         return self.domains_right / max(self.domains_total, 1)
+
+    @property
+    def paired_share(self) -> float:
+        """Still medical slides of the truth that got a pair (each paired one is scored for its domain)."""
+        return self.domains_total / max(self.medical_slides, 1)

@@ -47,6 +47,18 @@ def spoken_timed(words: Iterable[TimedWord]) -> list[TimedWord]:
     return out
 
 
+def signed_start_errors(truth: Iterable[TimedWord], heard: Iterable[TimedWord]) -> list[float]:
+    """Heard start minus true start (seconds; positive: late) of every word both sides agree on,
+    matched in spoken form as `score_words` does."""
+    ref, hyp = spoken_timed(truth), spoken_timed(heard)
+    matcher = difflib.SequenceMatcher(a=[w.word for w in ref], b=[w.word for w in hyp], autojunk=False)
+    return [
+        hyp[block.b + k].start_s - ref[block.a + k].start_s
+        for block in matcher.get_matching_blocks()
+        for k in range(block.size)
+    ]
+
+
 def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
     previous = list(range(len(hypothesis) + 1))
     for i, ref in enumerate(reference, 1):

@@ -1,9 +1,10 @@
 """The cursor detector: an ultralytics YOLO pose model with one keypoint, the pointer's hotspot.
 
 It is built from a model yaml (no pretrained weights) and trained on generated crops
-(synthetic/cursor_crops.py), fully offline. It works on CROP_PX crops at 720p scale, so a 14 to 60 px
-pointer keeps its pixels: the traces stage hands it crops around frame-difference candidates and
-tiles of the chunk's background, never whole frames.
+(synthetic/cursor_crops.py) of pointers in the training cursor themes, each labelled with its
+sprite's own hotspot, fully offline. It works on CROP_PX crops at 720p scale, so an 11 to 64 px
+pointer (16 to 96 px at 1080p) keeps its pixels: the traces stage hands it crops around
+frame-difference candidates and tiles of the chunk's background, never whole frames.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mednarratives_assets.atomic_files import replaced_file, write_file
 from mednarratives_assets.contact_sheets import contact_sheet_png
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.synthetic.cursor_crops import CROP_PX, CursorCrop, cursor_crops
+from mednarratives_assets.synthetic.styles import split_cursor_themes
 
 FILE_FORMAT = "mednarratives-cursor-detector/1"
 # OKS sigma of the hotspot, for the loss and for matching predictions to pointers in training.
@@ -194,10 +196,14 @@ def _write_split(root: Path, split: str, crops: list[CursorCrop]) -> None:
 def write_dataset(
     root: Path, settings: DetectorTrainingSettings, picture_for: Callable[[int], np.ndarray]
 ) -> tuple[Path, list[CursorCrop]]:
-    """A YOLO pose dataset under `root` (train and a held-out val split from other seeds) and its yaml."""
+    """A YOLO pose dataset under `root` (train and a held-out val split from other seeds) and its yaml.
+
+    Every pointer is drawn in a training cursor theme: reserved themes only ever measure.
+    """
     shutil.rmtree(root, ignore_errors=True)
-    train = list(cursor_crops(settings.train_crops, settings.seed * 2, picture_for))
-    held_out = list(cursor_crops(settings.val_crops, settings.seed * 2 + 1, picture_for))
+    themes = split_cursor_themes("training")
+    train = list(cursor_crops(settings.train_crops, settings.seed * 2, picture_for, themes=themes))
+    held_out = list(cursor_crops(settings.val_crops, settings.seed * 2 + 1, picture_for, themes=themes))
     _write_split(root, "train", train)
     _write_split(root, "val", held_out)
     data = root / "data.yaml"
@@ -290,11 +296,23 @@ def train_cursor_detector(
     )
     validation = model.trainer.metrics  # the held-out split, scored with the best weights
     detector = CursorDetector(Path(model.trainer.best), {}, settings.min_confidence)
+    reserved_themes = split_cursor_themes("reserved")
+    reserved = (
+        hotspot_metrics(
+            detector,
+            list(
+                cursor_crops(settings.val_crops, settings.seed * 2 + 1, picture_for, themes=reserved_themes)
+            ),
+        )
+        if reserved_themes
+        else {}
+    )
     detector.metrics = {
         "pose_map50": round(float(validation["metrics/mAP50(P)"]), 4),
         "pose_map50_95": round(float(validation["metrics/mAP50-95(P)"]), 4),
         "box_map50": round(float(validation["metrics/mAP50(B)"]), 4),
         **hotspot_metrics(detector, held_out),
+        **{f"reserved_themes_{name}": value for name, value in reserved.items()},
         "n_train_crops": settings.train_crops,
         "epochs": settings.epochs,
         "train_seconds": round(time.perf_counter() - started, 1),

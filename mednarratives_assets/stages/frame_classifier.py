@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from mednarratives_assets.synthetic.classifier_frames import (
     shrink_picture,
 )
 from mednarratives_assets.synthetic.medical_images import MedicalImage, folder_images, packaged_images
+from mednarratives_assets.synthetic.styles import split_designs
 
 INPUT_SIZE = (128, 224)  # (h, w) the network sees: a 16:9 frame, small enough to train on CPUs
 FILE_FORMAT = "mednarratives-frame-classifier/1"
@@ -276,19 +277,25 @@ def _coverage(boxes: list[Box], size: tuple[int, int]) -> np.ndarray:
 
 
 def _frame_set(
-    picture_for: Callable[[int], np.ndarray], n: int, seed: int, positive_stream: int, negative_stream: int
+    picture_for: Callable[[int], np.ndarray],
+    n: int,
+    seed: int,
+    positive_stream: int,
+    negative_stream: int,
+    designs: Sequence[str],
 ) -> _FrameSet:
-    """n positives and n negatives (kinds in turn), frame j drawn from the rng (seed, stream, j)."""
+    """n positives and n negatives (kinds in turn), frame j drawn from the rng (seed, stream, j);
+    part of the slides in the given slide designs."""
     inputs = np.empty((2 * n, *INPUT_SIZE, 3), np.uint8)
     cells = np.zeros((2 * n, *CELL_GRID), np.float32)
     kinds = np.array(["medical"] * n + [NEGATIVE_KINDS[j % len(NEGATIVE_KINDS)] for j in range(n)])
     for j in range(n):
         frame, boxes = positive_frame_with_boxes(
-            picture_for(j), np.random.default_rng([seed, positive_stream, j]), FRAME_SIZE
+            picture_for(j), np.random.default_rng([seed, positive_stream, j]), FRAME_SIZE, designs=designs
         )
         inputs[j], cells[j] = _inputs([frame])[0], _coverage(boxes, FRAME_SIZE)
         rng = np.random.default_rng([seed, negative_stream, j])
-        inputs[n + j] = _inputs([negative_frame(str(kinds[n + j]), rng, FRAME_SIZE)])[0]
+        inputs[n + j] = _inputs([negative_frame(str(kinds[n + j]), rng, FRAME_SIZE, designs=designs)])[0]
     labels = np.concatenate([np.ones(n, np.float32), np.zeros(n, np.float32)])
     return _FrameSet(inputs, labels, cells, kinds)
 
@@ -300,9 +307,10 @@ def train_frame_classifier(
 
     Images are split by image_id (deterministic, settings.held_out_fraction held out, at least one on
     each side). Training frames are balanced: half carry training images (a round robin over
-    modalities), half are negatives spread evenly over NEGATIVE_KINDS. Held-out frames carry only
-    held-out images, and their negatives come from another rng stream. Adam with BCE on the CPU,
-    deterministic given the seed and thread count.
+    modalities), half are negatives spread evenly over NEGATIVE_KINDS; their designed slides use
+    training slide designs only. Held-out frames carry only held-out images, and their negatives
+    come from another rng stream; they are drawn twice, in training and in reserved slide designs.
+    Adam with BCE on the CPU, deterministic given the seed and thread count.
     """
     settings = settings.validated()
     started = time.perf_counter()
@@ -320,8 +328,12 @@ def train_frame_classifier(
         f"generating {2 * n_train} training and {2 * n_held} held-out frames"
     )
     seed = settings.seed
-    train = _frame_set(pictures_by_modality(train_pictures, seed), n_train, seed, 1, 0)
-    held = _frame_set(lambda j: held_pictures[j % len(held_pictures)], n_held, seed, 2, 3)
+    training_designs = split_designs("training")
+    train = _frame_set(pictures_by_modality(train_pictures, seed), n_train, seed, 1, 0, training_designs)
+    held = _frame_set(lambda j: held_pictures[j % len(held_pictures)], n_held, seed, 2, 3, training_designs)
+    held_reserved = _frame_set(
+        lambda j: held_pictures[j % len(held_pictures)], n_held, seed, 2, 3, split_designs("reserved")
+    )
     generate_seconds = time.perf_counter() - started
     log(f"generated the frames in {generate_seconds:.1f} s")
 
@@ -336,7 +348,10 @@ def train_frame_classifier(
     train_seconds = time.perf_counter() - started - generate_seconds
 
     sources = Counter(_source_name(image.source) for image, _ in usable)
+    reserved = _held_out_metrics(classifier, held_reserved)
     classifier.metrics = _held_out_metrics(classifier, held) | {
+        "held_out_accuracy_reserved_designs": reserved["held_out_accuracy"],
+        "held_out_recall_reserved_designs": reserved["held_out_recall"],
         "n_train_frames": len(train.labels),
         "n_held_out_frames": len(held.labels),
         "n_train_images": len(train_pictures),
@@ -350,7 +365,9 @@ def train_frame_classifier(
     metrics = classifier.metrics
     log(
         f"held-out accuracy {metrics['held_out_accuracy']:.3f} "
-        f"(precision {metrics['held_out_precision']:.3f}, recall {metrics['held_out_recall']:.3f}); "
+        f"(precision {metrics['held_out_precision']:.3f}, recall {metrics['held_out_recall']:.3f}; "
+        f"in reserved slide designs {reserved['held_out_accuracy']:.3f}, "
+        f"recall {reserved['held_out_recall']:.3f}); "
         + ", ".join(f"{kind} {value:.2f}" for kind, value in metrics["held_out_accuracy_by_kind"].items())
     )
     return classifier

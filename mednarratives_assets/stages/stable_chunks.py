@@ -287,18 +287,25 @@ def sharpness(keyframe_bgr: np.ndarray, rect: tuple[int, int, int, int] | None =
 def locate_image_region(keyframe_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
     """The largest picture-like rectangle on the slide (x, y, w, h) in frame pixels, or None.
 
-    The slide background is the most common colour of the frame's border; whatever differs from it
-    is content. Text is sparse and comes in thin lines, so the picture is the biggest block that
-    stays dense after rows and columns sparser than half content (a heading above it, notes
-    beside it) are trimmed off its edges.
+    The slide's background is read row by row from the frame's left and right edges, since
+    backgrounds run in vertical gradients and header and footer bars span the width: of the two
+    edges, the one nearer the slide's usual background (the most common edge colour between 15%
+    and 85% of the height, where no bar or corner inset reaches) stands for the row. Whatever
+    differs from its row's background is content. Text is sparse and comes in thin lines, so the
+    picture is the biggest block that stays dense after rows and columns sparser than half content
+    (a heading above it, notes beside it) are trimmed off its edges.
     """
     height, width = keyframe_bgr.shape[:2]
     scale = REGION_WIDTH / width
     small = cv2.resize(keyframe_bgr, (REGION_WIDTH, round(height * scale)), interpolation=cv2.INTER_AREA)
-    border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]]).astype(np.int16)
+    rows = slice(round(0.15 * small.shape[0]), round(0.85 * small.shape[0]))
+    border = np.concatenate([small[rows, 0], small[rows, -1]]).astype(np.int16)
     colour_codes = (border // 8) @ np.array([1024, 32, 1])
     values, counts = np.unique(colour_codes, return_counts=True)
-    background = border[colour_codes == values[np.argmax(counts)]].mean(axis=0)
+    usual = border[colour_codes == values[np.argmax(counts)]].mean(axis=0)
+    edges = np.stack([small[:, :3].mean(axis=1), small[:, -3:].mean(axis=1)])  # (2, rows, 3)
+    nearer = np.abs(edges - usual).max(axis=2).argmin(axis=0)
+    background = edges[nearer, np.arange(small.shape[0])][:, None, :]
     content = (np.abs(small.astype(np.int16) - background).max(axis=2) > 12).astype(np.uint8)
     closed = cv2.morphologyEx(content, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)

@@ -5,11 +5,16 @@ the picture from a quarter of the frame to all of it, letterboxed on black, with
 webcam insets, a pointer, video compression), so the classifier learns what a medical image looks
 like rather than what the demo slides look like. Ordinary photos on slides, several of them
 grayscale, are the hard negatives.
+
+Given slide design names (`designs`, the training designs of the style space), half of the medical
+slides, photo slides and text slides are drawn in those designs instead: header bars, framed,
+matted or shadowed pictures, one or two of them, annotations and captions over the picture.
 """
 
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,6 +31,14 @@ from mednarratives_assets.synthetic.pointers import (
     CursorStyle,
     paste_sprite,
     render_sprite,
+)
+from mednarratives_assets.synthetic.slides import (
+    SLIDE_DESIGNS,
+    TEXT_POSITIONS,
+    SlideDesign,
+    bullet_slide,
+    designed_image_slide,
+    title_slide,
 )
 
 NEGATIVE_KINDS = ("text_slide", "diagram", "chart", "presenter", "desktop", "photo_slide")
@@ -1016,45 +1029,172 @@ def _finish(image: Image.Image, rng: np.random.Generator, pointer: bool = True) 
     return np.ascontiguousarray(frame)
 
 
-def negative_frame(
-    kind: str, rng: np.random.Generator, size: tuple[int, int] = FRAME_SIZE, pointer: bool = True
-) -> np.ndarray:
-    """A frame without a medical image, of one of NEGATIVE_KINDS, as RGB uint8 (h, w, 3).
+def _chosen_design(rng: np.random.Generator, designs: Sequence[str]) -> SlideDesign:
+    """One of `designs`; dark designs that frame pictures or carry a header bar count twice, being the
+    slides the classifier has missed."""
+    unknown = [name for name in designs if name not in SLIDE_DESIGNS]
+    if unknown:
+        raise ValueError(f"unknown slide designs {unknown}: choose from {tuple(SLIDE_DESIGNS)}")
+    chosen = [SLIDE_DESIGNS[name] for name in designs]
+    weights = np.array(
+        [2.0 if d.tone == "dark" and (d.image_frame != "none" or d.header_bar) else 1.0 for d in chosen]
+    )
+    return chosen[int(rng.choice(len(chosen), p=weights / weights.sum()))]
 
-    `pointer=False` never draws a mouse pointer, for training the cursor detector on clean frames.
-    """
+
+def _webcam(rng: np.random.Generator, size: tuple[int, int]) -> Box | None:
+    """Sometimes a webcam inset in any corner, as (x0, y0, x1, y1)."""
+    if rng.random() >= 0.3:
+        return None
+    w, h = size
+    iw = round(w * rng.uniform(0.15, 0.25))
+    ih = round(iw * rng.choice([9 / 16, 3 / 4]))
+    margin = round(rng.uniform(0, 16) * h / 360)
+    x = w - iw - margin if rng.random() < 0.5 else margin
+    y = h - ih - margin if rng.random() < 0.5 else margin
+    return x, y, x + iw, y + ih
+
+
+def _designed_picture_slide(
+    pictures: list[np.ndarray], rng: np.random.Generator, size: tuple[int, int], design: SlideDesign
+) -> tuple[Image.Image, list[Box]]:
+    """The pictures on a slide of the design, with notes, annotations and perhaps a webcam inset."""
+    webcam = _webcam(rng, size)
+    reserved = (
+        None if webcam is None else (webcam[0], webcam[1], webcam[2] - webcam[0], webcam[3] - webcam[1])
+    )
+    slide = designed_image_slide(
+        size,
+        design,
+        _heading_text(rng),
+        pictures,
+        [_words(rng, 2, 7) for _ in range(int(rng.integers(1, 4)))],
+        str(rng.choice(TEXT_POSITIONS)),
+        int(rng.integers(1, 4)) if rng.random() < 0.5 else 0,
+        rng,
+        reserved=reserved,
+        slide_number=int(rng.integers(2, 60)),
+    )
+    image = Image.fromarray(slide.pixels)
+    if webcam is not None:
+        _draw_person(image, webcam, rng)
+    return image, [(x, y, x + w, y + h) for x, y, w, h in slide.image_rects]
+
+
+def _designed_text_slide(rng: np.random.Generator, size: tuple[int, int], design: SlideDesign) -> Image.Image:
+    """A title or bullet slide of the design."""
+    if rng.random() < 0.25:
+        return Image.fromarray(title_slide(size, design, _heading_text(rng), _words(rng, 2, 6)))
+    bullets = [_words(rng, 2, 9) for _ in range(int(rng.integers(2, 6)))]
+    return Image.fromarray(bullet_slide(size, design, _heading_text(rng), bullets)[0])
+
+
+@dataclass(frozen=True)
+class DrawnFrame:
+    frame: np.ndarray  # RGB uint8 (h, w, 3)
+    boxes: list[Box]  # where the frame's pictures lie (none for a negative without pictures)
+    design: str | None  # the slide design drawn, or None for a slide of random palette and layout
+
+
+def draw_negative(
+    kind: str,
+    rng: np.random.Generator,
+    size: tuple[int, int] = FRAME_SIZE,
+    pointer: bool = True,
+    designs: Sequence[str] = (),
+) -> DrawnFrame:
+    """A negative frame of `kind`; with `designs`, half the photo and text slides are drawn in one of them."""
+    if kind not in NEGATIVE_KINDS:
+        raise ValueError(f"unknown negative kind {kind!r}: choose one of {NEGATIVE_KINDS}")
+    design = (
+        _chosen_design(rng, designs)
+        if designs and kind in ("photo_slide", "text_slide") and rng.random() < 0.5
+        else None
+    )
+    boxes: list[Box] = []
     if kind == "photo_slide":
         photos = _photos()
         photo = photos[rng.integers(len(photos))]
         pictures = [
             _augment_picture(photo, rng, 0.5, colour=True) for _ in range(2 if rng.random() < 0.12 else 1)
         ]
-        return _finish(_picture_slide(pictures, rng, size)[0], rng, pointer)
-    painters = {
-        "text_slide": _text_slide,
-        "diagram": _diagram,
-        "chart": _chart,
-        "presenter": _presenter,
-        "desktop": _desktop,
-    }
-    if kind not in painters:
-        raise ValueError(f"unknown negative kind {kind!r}: choose one of {NEGATIVE_KINDS}")
-    return _finish(painters[kind](rng, size), rng, pointer)
+        if design is None:
+            image, boxes = _picture_slide(pictures, rng, size)
+        else:
+            image, boxes = _designed_picture_slide(pictures, rng, size, design)
+    elif kind == "text_slide" and design is not None:
+        image = _designed_text_slide(rng, size, design)
+    else:
+        painters = {
+            "text_slide": _text_slide,
+            "diagram": _diagram,
+            "chart": _chart,
+            "presenter": _presenter,
+            "desktop": _desktop,
+        }
+        image = painters[kind](rng, size)
+    return DrawnFrame(_finish(image, rng, pointer), boxes, None if design is None else design.name)
+
+
+def negative_frame(
+    kind: str,
+    rng: np.random.Generator,
+    size: tuple[int, int] = FRAME_SIZE,
+    pointer: bool = True,
+    *,
+    designs: Sequence[str] = (),
+) -> np.ndarray:
+    """A frame without a medical image, of one of NEGATIVE_KINDS, as RGB uint8 (h, w, 3).
+
+    `pointer=False` never draws a mouse pointer, for training the cursor detector on clean frames.
+    `designs` (slide design names) are drawn for half the photo and text slides.
+    """
+    return draw_negative(kind, rng, size, pointer, designs).frame
+
+
+def draw_positive(
+    picture: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int] = FRAME_SIZE,
+    pointer: bool = True,
+    designs: Sequence[str] = (),
+) -> DrawnFrame:
+    """A medical picture (RGB uint8), lightly cropped and brightened, on a varied slide: with `designs`,
+    half the time a slide of one of those designs (one or two pictures, notes, annotations)."""
+    design = _chosen_design(rng, designs) if designs and rng.random() < 0.5 else None
+    if design is None:
+        pictures = [
+            _augment_picture(picture, rng, 0.75, colour=False) for _ in range(2 if rng.random() < 0.12 else 1)
+        ]
+        image, boxes = _picture_slide(pictures, rng, size)
+    else:
+        pictures = [
+            _augment_picture(picture, rng, 0.75, colour=False) for _ in range(2 if rng.random() < 0.3 else 1)
+        ]
+        image, boxes = _designed_picture_slide(pictures, rng, size, design)
+    return DrawnFrame(_finish(image, rng, pointer), boxes, None if design is None else design.name)
 
 
 def positive_frame(
-    picture: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = FRAME_SIZE, pointer: bool = True
+    picture: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int] = FRAME_SIZE,
+    pointer: bool = True,
+    *,
+    designs: Sequence[str] = (),
 ) -> np.ndarray:
     """A medical picture (RGB uint8) on a varied slide, lightly cropped and brightened: RGB (h, w, 3)."""
-    return positive_frame_with_boxes(picture, rng, size, pointer)[0]
+    return draw_positive(picture, rng, size, pointer, designs).frame
 
 
 def positive_frame_with_boxes(
-    picture: np.ndarray, rng: np.random.Generator, size: tuple[int, int], pointer: bool = True
+    picture: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    pointer: bool = True,
+    *,
+    designs: Sequence[str] = (),
 ) -> tuple[np.ndarray, list[Box]]:
     """The positive frame and where its pictures lie."""
-    pictures = [
-        _augment_picture(picture, rng, 0.75, colour=False) for _ in range(2 if rng.random() < 0.12 else 1)
-    ]
-    image, boxes = _picture_slide(pictures, rng, size)
-    return _finish(image, rng, pointer), boxes
+    drawn = draw_positive(picture, rng, size, pointer, designs)
+    return drawn.frame, drawn.boxes

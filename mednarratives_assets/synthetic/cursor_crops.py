@@ -1,17 +1,19 @@
 """Generated crops of lecture frames, with and without a mouse pointer, for training the cursor detector.
 
 Crops are CROP_PX square at 720p scale, the size the detector sees at run time. A pointer crop
-holds one sprite of a random style (arrow, hand, crosshair or I-beam; system or coloured; 14 to
-60 px; with or without a drop shadow), pasted at any position so that part of it may be cut off;
-its label is the box around the visible sprite and its hotspot. Backgrounds are medical slides and
-every non-medical frame kind of the frame classifier's training, drawn at 1280x720 without a
-pointer. Each crop is then degraded like video: JPEG at a random quality, sometimes a blur or a
-down-and-up scale.
+holds one sprite whose theme, shape, size (16 to 96 px at 1080p, so 11 to 64 px here) and drop
+shadow are drawn independently, from the themes the caller names (the training themes: reserved
+ones must never reach a detector), with a laser dot now and then when a laser theme is among
+them. The sprite is pasted with its hotspot at any float position, so part of it may be cut
+off; its label is the box around the visible sprite and the sprite's own hotspot. Backgrounds are
+medical slides and every non-medical frame kind of the frame classifier's training, drawn at
+1280x720 without a pointer. Each crop is then degraded like video: JPEG at a random quality,
+sometimes a blur or a down-and-up scale.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -20,19 +22,23 @@ import numpy as np
 
 from mednarratives_assets.synthetic.classifier_frames import NEGATIVE_KINDS, negative_frame, positive_frame
 from mednarratives_assets.synthetic.pointers import (
-    CURSOR_SHAPES,
-    CURSOR_THEMES,
+    LASER_THEMES,
     CursorSprite,
     CursorStyle,
+    paste_sprite,
     render_sprite,
+    sprite_coverage,
+    theme_family,
+    theme_shapes,
 )
 
 CROP_PX = 128  # side of a detector input, in pixels of a 720p frame
 FRAME_720P = (1280, 720)
-SPRITE_HEIGHTS = (14, 60)
+SPRITE_HEIGHTS = (11, 64)  # 16 to 96 px at 1080p
+LASER_SHARE = 0.1  # of pointers, when the themes include a laser
 _CROPS_PER_FRAME = 8
-_MIN_VISIBLE_ALPHA = 64  # sprite pixels at least this opaque make up the labelled box
-_MIN_VISIBLE_PX = 30  # a pointer cut off to fewer visible pixels than this is not labelled
+_MIN_VISIBLE_OPACITY = 0.25  # sprite pixels at least this opaque make up the labelled box
+_MIN_VISIBLE_PX = 30  # a pointer cut off to fewer visible pixels (or half of a small dot's) is not labelled
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,28 @@ class CursorCrop:
     style: CursorStyle | None
 
 
-def random_cursor_style(rng: np.random.Generator) -> CursorStyle:
-    """Any shape; a system theme (light or dark) six times in ten, else a colour; sizes log-uniform."""
-    themes = tuple(CURSOR_THEMES)
-    theme = themes[rng.integers(2)] if rng.random() < 0.6 else themes[2 + rng.integers(len(themes) - 2)]
+def random_cursor_style(rng: np.random.Generator, themes: Sequence[str]) -> CursorStyle:
+    """A style from the given themes only: theme, shape, size and shadow drawn independently.
+
+    The theme is a laser LASER_SHARE of the time (when lasers are given), else a family first and
+    then one of its themes, so that families with dozens of colour variants do not crowd out the
+    rest. Sizes are log-uniform over SPRITE_HEIGHTS; a shadow four times in ten.
+    """
+    if not themes:
+        raise ValueError("random_cursor_style needs at least one cursor theme to draw from")
+    lasers = sorted({theme for theme in themes if theme in LASER_THEMES})
+    pointers = sorted({theme for theme in themes if theme not in LASER_THEMES})
+    if lasers and (not pointers or rng.random() < LASER_SHARE):
+        theme = lasers[rng.integers(len(lasers))]
+    else:
+        families = sorted({theme_family(theme) for theme in pointers})
+        family = families[rng.integers(len(families))]
+        members = [theme for theme in pointers if theme_family(theme) == family]
+        theme = members[rng.integers(len(members))]
+    shapes = theme_shapes(theme)
     low, high = np.log(SPRITE_HEIGHTS[0]), np.log(SPRITE_HEIGHTS[1])
     return CursorStyle(
-        shape=CURSOR_SHAPES[rng.integers(len(CURSOR_SHAPES))],
+        shape=shapes[rng.integers(len(shapes))],
         theme=theme,
         size=int(round(np.exp(rng.uniform(low, high)))),
         shadow=bool(rng.random() < 0.4),
@@ -82,26 +103,24 @@ def _sprite(style: CursorStyle) -> CursorSprite:
     return render_sprite(style)
 
 
-def _paste(region: np.ndarray, sprite: CursorSprite, x: int, y: int) -> np.ndarray:
-    """Alpha-blend the sprite with its hotspot at (x, y); returns its opaque pixels' (x, y) in the region."""
-    h, w = sprite.rgba.shape[:2]
-    left, top = x - sprite.hotspot[0], y - sprite.hotspot[1]
-    alpha = sprite.rgba[..., 3:4].astype(np.float32) / 255.0
-    target = region[top : top + h, left : left + w]
-    target[:] = (sprite.rgba[..., :3] * alpha + target * (1.0 - alpha)).astype(np.uint8)
-    ys, xs = np.nonzero(sprite.rgba[..., 3] >= _MIN_VISIBLE_ALPHA)
-    return np.stack([xs + left, ys + top], axis=1)
-
-
 def cursor_crops(
-    n: int, seed: int, picture_for: Callable[[int], np.ndarray], pointer_fraction: float = 0.6
+    n: int,
+    seed: int,
+    picture_for: Callable[[int], np.ndarray],
+    pointer_fraction: float = 0.6,
+    *,
+    themes: Sequence[str],
 ) -> Iterator[CursorCrop]:
-    """n crops, `pointer_fraction` of them with a pointer; crop i depends only on (seed, i // 8).
+    """n crops, `pointer_fraction` of them with a pointer drawn from `themes` (the caller's choice:
+    the training themes); crop i depends only on (seed, i // 8, themes).
 
-    The region around each crop is padded by the largest sprite, so a pointer whose hotspot lies
-    near the crop's edge is drawn whole and then cut by the crop, as it would be in a frame.
+    The region around each crop is padded by twice the largest sprite height, so a pointer whose
+    hotspot lies near the crop's edge is drawn whole and then cut by the crop, as it would be in a frame.
     """
+    for theme in themes:
+        theme_shapes(theme)  # an unknown or missing theme fails here, before any work
     pad = 2 * SPRITE_HEIGHTS[1]
+    region_size = (CROP_PX + 2 * pad, CROP_PX + 2 * pad)
     for start in range(0, n, _CROPS_PER_FRAME):
         rng = np.random.default_rng([seed, start // _CROPS_PER_FRAME])
         frame = cv2.copyMakeBorder(
@@ -113,19 +132,16 @@ def cursor_crops(
             region = frame[y0 - pad : y0 + CROP_PX + pad, x0 - pad : x0 + CROP_PX + pad].copy()
             box = hotspot = style = None
             if rng.random() < pointer_fraction:
-                style = random_cursor_style(rng)
-                hx, hy = (int(v) for v in rng.integers(1, CROP_PX - 1, size=2))
-                opaque = _paste(region, _sprite(style), pad + hx, pad + hy) - pad
-                shown = opaque[((opaque >= 0) & (opaque < CROP_PX)).all(axis=1)]
-                if len(shown) >= _MIN_VISIBLE_PX:
-                    x_min, y_min = shown.min(axis=0)
-                    x_max, y_max = shown.max(axis=0) + 1
-                    box, hotspot = (
-                        (float(x_min), float(y_min), float(x_max), float(y_max)),
-                        (float(hx), float(hy)),
-                    )
+                style = random_cursor_style(rng, themes)
+                hx, hy = (float(v) for v in rng.uniform(1, CROP_PX - 1, size=2))
+                sprite = _sprite(style)
+                opaque = sprite_coverage(sprite, pad + hx, pad + hy, region_size) >= _MIN_VISIBLE_OPACITY
+                ys, xs = np.nonzero(opaque[pad : pad + CROP_PX, pad : pad + CROP_PX])
+                if len(xs) >= min(_MIN_VISIBLE_PX, opaque.sum() / 2):
+                    paste_sprite(region, sprite, pad + hx, pad + hy)
+                    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+                    hotspot = (hx, hy)
                 else:  # only a sliver shows: leave the crop without a pointer rather than unlabelled
-                    region = frame[y0 - pad : y0 + CROP_PX + pad, x0 - pad : x0 + CROP_PX + pad].copy()
                     style = None
             crop = _degrade(region, rng)[pad : pad + CROP_PX, pad : pad + CROP_PX]
             yield CursorCrop(np.ascontiguousarray(crop), box, hotspot, style)

@@ -1,19 +1,30 @@
-"""The lecturer's mouse pointer: sprites in several styles, and human-like movement over time.
+"""The lecturer's pointer: sprites in many styles, and human-like movement over time.
 
-A track holds the hotspot (the pixel the pointer points at) and its visibility for every frame.
-Movements follow a minimum-jerk profile along a slightly curved path, sometimes overshooting and
-correcting, with a duration from Fitts' law; dwelling is still, trembling or circling.
+Sprites come from three kinds of theme: the project's own drawn pointers in plain colours, real
+X11 cursor themes read from their Xcursor files (installed from Debian packages, see .ci/run), and
+laser dots. A sprite's hotspot is a float position in pixel-centre coordinates (pixel (0, 0)
+spans -0.5..0.5), and `paste_sprite` lands it exactly on a float frame position, so the truth of
+where a pointer points carries no rounding.
+
+A track holds the hotspot and its visibility for every frame. Movements follow a minimum-jerk
+profile along a slightly curved path, sometimes overshooting and correcting, with a duration from
+Fitts' law; dwelling is still, trembling or circling; a pointer may blink or hide when idle.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-CURSOR_SHAPES = ("arrow", "hand", "crosshair", "ibeam")
+from mednarratives_assets.synthetic import xcursor
+
+CURSOR_SHAPES = ("arrow", "hand", "crosshair", "ibeam")  # what system pointers draw
+LASER_SHAPES = ("dot",)
 # (fill, edge): the system pointers, then the coloured pointers that presentation tools offer
 CURSOR_THEMES = {
     "light": ((255, 255, 255), (0, 0, 0)),
@@ -23,29 +34,81 @@ CURSOR_THEMES = {
     "green": ((40, 200, 70), (0, 0, 0)),
     "blue": ((40, 110, 240), (255, 255, 255)),
 }
+LASER_THEMES = {"laser-red": (255, 40, 30), "laser-green": (50, 255, 70)}  # the beam's colour
+SIZE_RANGE = (8, 192)
 _SUPERSAMPLE = 4
 
 
 @dataclass(frozen=True)
 class CursorStyle:
     shape: str = "arrow"
-    theme: str = "light"
-    size: int = 32  # sprite height in pixels
+    theme: str = "light"  # a drawn theme, an installed X11 cursor theme, or a laser
+    size: int = 32  # drawn: the sprite's height; X11: the nominal cursor size; laser: the glow's width
     shadow: bool = False  # a soft drop shadow below and to the right, as most desktops draw
 
     def __post_init__(self):
-        if self.shape not in CURSOR_SHAPES:
-            raise ValueError(f"unknown cursor shape {self.shape!r}: choose one of {CURSOR_SHAPES}")
-        if self.theme not in CURSOR_THEMES:
-            raise ValueError(f"unknown cursor theme {self.theme!r}: choose one of {tuple(CURSOR_THEMES)}")
-        if not 12 <= self.size <= 96:
-            raise ValueError(f"cursor size {self.size} px is outside 12..96")
+        if self.shape not in CURSOR_SHAPES + LASER_SHAPES:
+            raise ValueError(
+                f"unknown cursor shape {self.shape!r}: choose one of {CURSOR_SHAPES + LASER_SHAPES}"
+            )
+        shapes = theme_shapes(self.theme)
+        if self.shape not in shapes:
+            raise ValueError(f"cursor theme {self.theme!r} has no {self.shape!r}: it draws {shapes}")
+        if not SIZE_RANGE[0] <= self.size <= SIZE_RANGE[1]:
+            raise ValueError(f"cursor size {self.size} px is outside {SIZE_RANGE[0]}..{SIZE_RANGE[1]}")
 
 
 @dataclass(frozen=True)
 class CursorSprite:
-    rgba: np.ndarray  # (h, w, 4) uint8
-    hotspot: tuple[int, int]  # (x, y) inside the sprite
+    rgba: np.ndarray  # (h, w, 4) uint8, straight alpha
+    hotspot: tuple[float, float]  # (x, y) inside the sprite, in pixel-centre coordinates
+
+
+def theme_shapes(theme: str) -> tuple[str, ...]:
+    """The shapes a theme draws; a clear error for a theme that is unknown or not installed."""
+    if theme in CURSOR_THEMES:
+        return CURSOR_SHAPES
+    if theme in LASER_THEMES:
+        return LASER_SHAPES
+    if theme in xcursor.installed_themes():
+        return CURSOR_SHAPES
+    raise ValueError(
+        f"cursor theme {theme!r} is not a drawn theme {tuple(CURSOR_THEMES)}, not a laser "
+        f"{tuple(LASER_THEMES)}, and not an X11 cursor theme installed under {xcursor.ICONS_DIR}: "
+        f"{xcursor.install_hint(theme)}"
+    )
+
+
+def pointer_themes() -> dict[str, tuple[str, ...]]:
+    """Every theme usable here (drawn, installed X11, laser) -> the shapes it draws."""
+    themes = dict.fromkeys(CURSOR_THEMES, CURSOR_SHAPES)
+    themes.update(dict.fromkeys(xcursor.installed_themes(), CURSOR_SHAPES))
+    themes.update(dict.fromkeys(LASER_THEMES, LASER_SHAPES))
+    return themes
+
+
+def theme_family(theme: str) -> str:
+    """The design a theme belongs to ("drawn", "laser", or an X11 family such as "dmz")."""
+    if theme in CURSOR_THEMES:
+        return "drawn"
+    if theme in LASER_THEMES:
+        return "laser"
+    return xcursor.theme_family(theme)
+
+
+def render_sprite(style: CursorStyle) -> CursorSprite:
+    if style.theme in LASER_THEMES:
+        rgba, hotspot = _laser_dot(LASER_THEMES[style.theme], style.size)
+    elif style.theme in CURSOR_THEMES:
+        rgba, hotspot = _drawn(style)
+    else:
+        rgba, hotspot = _x11(style)
+    if style.shadow:
+        shadowed = _with_shadow(
+            Image.fromarray(rgba, "RGBA"), offset=max(1, round(style.size * 0.06)), blur=style.size * 0.04
+        )
+        rgba = np.asarray(shadowed)
+    return CursorSprite(rgba=np.ascontiguousarray(rgba), hotspot=hotspot)
 
 
 def _polygons(shape: str) -> tuple[list[list[tuple[float, float]]], tuple[float, float], float]:
@@ -68,51 +131,108 @@ def _polygons(shape: str) -> tuple[list[list[tuple[float, float]]], tuple[float,
             (0.1, 0.52),
         ]
         return [palm, finger], (0.35, 0.0), 0.9
-    return [], (0.5, 0.5), (1.0 if shape == "crosshair" else 0.4)  # crosshair and I-beam: drawn from lines
+    if shape == "crosshair":  # crosshair and I-beam: drawn from lines around their centre
+        return [], (0.5, 0.5), 1.0
+    return [], (0.2, 0.5), 0.4
 
 
-def render_sprite(style: CursorStyle) -> CursorSprite:
+def _drawn(style: CursorStyle) -> tuple[np.ndarray, tuple[float, float]]:
+    """A drawn pointer, supersampled, with its hotspot at (or within 1/8 px of) a pixel centre, so
+    that pastes at whole pixels stay sharp."""
     fill, edge = CURSOR_THEMES[style.theme]
     polygons, (hx, hy), width_ratio = _polygons(style.shape)
-    scale = style.size * _SUPERSAMPLE
-    pad = 2 * _SUPERSAMPLE
-    width = math.ceil(width_ratio * scale) + 2 * pad
-    height = scale + 2 * pad
-    canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    ss, scale = _SUPERSAMPLE, style.size * _SUPERSAMPLE
+    # PIL takes vertices as corner coordinates (rounded to whole supersampled pixels) and fills
+    # the pixels whose centres lie inside or on the outline. A hotspot vertex at corner coordinate
+    # ss * (n + 0.5) thus lands on the centre of output pixel n.
+    hot = ((math.ceil(hx * style.size) + 2.5) * ss, (math.ceil(hy * style.size) + 2.5) * ss)
+    origin_x, origin_y = hot[0] - hx * scale, hot[1] - hy * scale
+    width = math.ceil((origin_x + width_ratio * scale) / ss) + 2
+    height = math.ceil((origin_y + scale) / ss) + 2
+    canvas = Image.new("RGBA", (width * ss, height * ss), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
-    stroke = max(_SUPERSAMPLE, round(scale * 0.045))
+    stroke = max(ss, round(scale * 0.045))
     if style.shape == "crosshair":
-        c = (width / 2, height / 2)
         arm, gap = scale * 0.48, scale * 0.12
         for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-            segment = [(c[0] + dx * gap, c[1] + dy * gap), (c[0] + dx * arm, c[1] + dy * arm)]
+            segment = [(hot[0] + dx * gap, hot[1] + dy * gap), (hot[0] + dx * arm, hot[1] + dy * arm)]
             draw.line(segment, fill=edge, width=stroke * 3)
             draw.line(segment, fill=fill, width=stroke)
         r = scale * 0.26
-        draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], outline=edge, width=stroke * 3)
-        draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], outline=fill, width=stroke)
-        hotspot = (width // 2 // _SUPERSAMPLE, height // 2 // _SUPERSAMPLE)
+        circle = [hot[0] - r, hot[1] - r, hot[0] + r, hot[1] + r]
+        draw.ellipse(circle, outline=edge, width=stroke * 3)
+        draw.ellipse(circle, outline=fill, width=stroke)
     elif style.shape == "ibeam":
-        cx, top, bottom, serif = width / 2, pad, pad + scale, scale * 0.14
+        top, bottom, serif = origin_y + stroke, origin_y + scale - stroke, scale * 0.14
         strokes = [
-            [(cx, top + stroke), (cx, bottom - stroke)],
-            [(cx - serif, top + stroke), (cx + serif, top + stroke)],
-            [(cx - serif, bottom - stroke), (cx + serif, bottom - stroke)],
+            [(hot[0], top), (hot[0], bottom)],
+            [(hot[0] - serif, top), (hot[0] + serif, top)],
+            [(hot[0] - serif, bottom), (hot[0] + serif, bottom)],
         ]
         for segment in strokes:
             draw.line(segment, fill=edge, width=stroke * 3)
         for segment in strokes:
             draw.line(segment, fill=fill, width=stroke)
-        hotspot = (width // 2 // _SUPERSAMPLE, height // 2 // _SUPERSAMPLE)
     else:
         for polygon in polygons:
-            points = [(pad + x * scale, pad + y * scale) for x, y in polygon]
+            points = [(origin_x + x * scale, origin_y + y * scale) for x, y in polygon]
             draw.polygon(points, fill=fill, outline=edge, width=stroke)
-        hotspot = (round((pad + hx * scale) / _SUPERSAMPLE), round((pad + hy * scale) / _SUPERSAMPLE))
-    small = canvas.resize((width // _SUPERSAMPLE, height // _SUPERSAMPLE), Image.Resampling.LANCZOS)
-    if style.shadow:
-        small = _with_shadow(small, offset=max(1, round(style.size * 0.06)), blur=style.size * 0.04)
-    return CursorSprite(rgba=np.asarray(small).copy(), hotspot=hotspot)
+    rgba = np.asarray(canvas.resize((width, height), Image.Resampling.BOX)).copy()  # area coverage
+    if style.shape in ("crosshair", "ibeam"):  # symmetric about their centre, however PIL draws lines
+        return rgba, _centroid(rgba[..., 3])
+    hotspot = (hot[0] / ss - 0.5, hot[1] / ss - 0.5)
+    if style.shape == "arrow":  # its 45-degree edge runs through the pixel centres PIL fills
+        hotspot = (hotspot[0], hotspot[1] - 0.5 / ss)
+    return rgba, hotspot
+
+
+def _centroid(alpha: np.ndarray) -> tuple[float, float]:
+    weights = alpha.astype(np.float64)
+    ys, xs = np.indices(alpha.shape)
+    return float((weights * xs).sum() / weights.sum()), float((weights * ys).sum() / weights.sum())
+
+
+@cache
+def _theme_images(theme: str, shape: str) -> tuple[xcursor.XcursorImage, ...]:
+    return tuple(xcursor.read_xcursor(xcursor.cursor_file(theme, shape)))
+
+
+def _x11(style: CursorStyle) -> tuple[np.ndarray, tuple[float, float]]:
+    """The theme's image for the smallest nominal size >= the size (else its largest), scaled to it."""
+    images = _theme_images(style.theme, style.shape)
+    larger = [image for image in images if image.nominal_size >= style.size]
+    image = larger[0] if larger else images[-1]
+    xhot, yhot = image.hotspot
+    if image.nominal_size == style.size:
+        return image.rgba.copy(), (float(xhot), float(yhot))
+    h, w = image.rgba.shape[:2]
+    scale = style.size / image.nominal_size
+    out_w, out_h = max(1, round(w * scale)), max(1, round(h * scale))
+    rgba = image.rgba.astype(np.float32) / 255.0
+    rgba[..., :3] *= rgba[..., 3:]  # resample premultiplied, so transparent pixels lend no colour
+    shrinking = out_w < w
+    resized = cv2.resize(rgba, (out_w, out_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    alpha = np.clip(resized[..., 3:], 0.0, 1.0)
+    colour = np.clip(resized[..., :3], 0.0, alpha) / np.maximum(alpha, 1e-6)
+    straight = np.concatenate([colour, alpha], axis=-1)
+    # resize maps pixel centres: x_out = (x_in + 0.5) * out_w / w - 0.5
+    hotspot = ((xhot + 0.5) * out_w / w - 0.5, (yhot + 0.5) * out_h / h - 0.5)
+    return np.clip(np.round(straight * 255.0), 0, 255).astype(np.uint8), hotspot
+
+
+def _laser_dot(colour: tuple[int, int, int], size: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """A laser pointer's spot: a bright, nearly white core in a glow of its colour; hotspot at the centre."""
+    half = max(2, math.ceil((size - 1) / 2))
+    offsets = np.arange(-half, half + 1, dtype=np.float32)
+    r = np.hypot(offsets[None, :], offsets[:, None])
+    core_radius = max(1.2, 0.2 * size)
+    core = np.clip(core_radius + 0.5 - r, 0.0, 1.0)  # an anti-aliased disc
+    glow = 0.6 * np.exp(-0.5 * (r / (size / 5.0)) ** 2)
+    alpha = np.maximum(core, glow)
+    whiteness = 0.75 * np.clip(1.0 - r / core_radius, 0.0, 1.0)  # the camera saturates at the centre
+    rgb = np.asarray(colour, np.float32) * (1.0 - whiteness[..., None]) + 255.0 * whiteness[..., None]
+    rgba = np.concatenate([rgb, 255.0 * alpha[..., None]], axis=-1)
+    return np.clip(np.round(rgba), 0, 255).astype(np.uint8), (float(half), float(half))
 
 
 def _with_shadow(sprite: Image.Image, offset: int, blur: float) -> Image.Image:
@@ -129,18 +249,60 @@ def _with_shadow(sprite: Image.Image, offset: int, blur: float) -> Image.Image:
     return shadow
 
 
-def paste_sprite(frame: np.ndarray, sprite: CursorSprite, x: int, y: int) -> None:
-    """Alpha-blend the sprite into the frame (in place) with its hotspot at pixel (x, y)."""
-    h, w = sprite.rgba.shape[:2]
-    left, top = x - sprite.hotspot[0], y - sprite.hotspot[1]
-    fx0, fy0 = max(left, 0), max(top, 0)
-    fx1, fy1 = min(left + w, frame.shape[1]), min(top + h, frame.shape[0])
+def paste_sprite(frame: np.ndarray, sprite: CursorSprite, x: float, y: float) -> None:
+    """Alpha-blend the sprite into the frame (in place) with its hotspot exactly at (x, y)."""
+    placed, col, row = placed_sprite(sprite, x, y)
+    h, w = placed.shape[:2]
+    fx0, fy0 = max(col, 0), max(row, 0)
+    fx1, fy1 = min(col + w, frame.shape[1]), min(row + h, frame.shape[0])
     if fx0 >= fx1 or fy0 >= fy1:
         return
-    patch = sprite.rgba[fy0 - top : fy1 - top, fx0 - left : fx1 - left]
-    alpha = patch[..., 3:4].astype(np.float32) / 255.0
+    patch = placed[fy0 - row : fy1 - row, fx0 - col : fx1 - col]
     region = frame[fy0:fy1, fx0:fx1]
-    region[:] = (patch[..., :3] * alpha + region * (1.0 - alpha)).astype(np.uint8)
+    blended = patch[..., :3] + region * (1.0 - patch[..., 3:])
+    region[:] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def sprite_coverage(sprite: CursorSprite, x: float, y: float, frame_size: tuple[int, int]) -> np.ndarray:
+    """The sprite's opacity (0..1) over a frame of frame_size (w, h), pasted with its hotspot at (x, y)."""
+    placed, col, row = placed_sprite(sprite, x, y)
+    coverage = np.zeros((frame_size[1], frame_size[0]), np.float32)
+    h, w = placed.shape[:2]
+    fx0, fy0 = max(col, 0), max(row, 0)
+    fx1, fy1 = min(col + w, frame_size[0]), min(row + h, frame_size[1])
+    if fx0 < fx1 and fy0 < fy1:
+        coverage[fy0:fy1, fx0:fx1] = placed[fy0 - row : fy1 - row, fx0 - col : fx1 - col, 3]
+    return coverage
+
+
+def placed_sprite(sprite: CursorSprite, x: float, y: float) -> tuple[np.ndarray, int, int]:
+    """The sprite premultiplied (colour 0..255 times opacity 0..1), moved by the fractional part of
+    its position, and the frame column and row of its top left pixel.
+
+    Bilinear interpolation of premultiplied pixels moves the sprite's coverage by exactly that
+    fraction, so the hotspot lands on (x, y) without rounding.
+    """
+    left, top = x - sprite.hotspot[0], y - sprite.hotspot[1]
+    col, row = math.floor(left), math.floor(top)
+    premultiplied = sprite.rgba.astype(np.float32)
+    premultiplied[..., 3] /= 255.0
+    premultiplied[..., :3] *= premultiplied[..., 3:]
+    return _shift(_shift(premultiplied, left - col, axis=1), top - row, axis=0), col, row
+
+
+def _shift(image: np.ndarray, fraction: float, axis: int) -> np.ndarray:
+    """The image moved by 0 <= fraction < 1 pixels along an axis, one pixel larger along it."""
+    if fraction < 1e-6:
+        return image
+    shape = list(image.shape)
+    shape[axis] += 1
+    shifted = np.zeros(shape, image.dtype)
+    head = [slice(None)] * image.ndim
+    tail = [slice(None)] * image.ndim
+    head[axis], tail[axis] = slice(0, -1), slice(1, None)
+    shifted[tuple(head)] += (1.0 - fraction) * image
+    shifted[tuple(tail)] += fraction * image
+    return shifted
 
 
 class CursorTrack:
@@ -178,6 +340,32 @@ class CursorTrack:
         noise = self._smooth_noise(len(frames), tremor_px)
         self._write(frames, self.position[0] + noise[:, 0], self.position[1] + noise[:, 1])
         self.t = max(self.t, t1)
+
+    def blink_until(self, t1: float, period_s: float, tremor_px: float = 0.0) -> None:
+        """Stay put, shown for the first half of every period and hidden for the second, as a
+        pointer the system hides while the lecturer types, or a flickering laser."""
+        if period_s <= 0:
+            raise ValueError(f"blink period {period_s} s must be positive")
+        start, frames = self.t, self._frames(self.t, t1)
+        self.hold_until(t1, tremor_px)
+        phase = ((frames / self.fps - start) / period_s) % 1.0
+        self.visible[frames[phase >= 0.5]] = False
+
+    def hide_when_idle(self, idle_s: float, min_move_px: float = 0.5) -> None:
+        """After the track is written: hide the pointer once it has not moved for idle_s, as the
+        desktop setting does, and show it again on its next move (more than min_move_px)."""
+        if idle_s <= 0:
+            raise ValueError(f"idle time {idle_s} s must be positive")
+        anchor: tuple[float, float] | None = None  # where the pointer last moved to
+        last_move_s = 0.0
+        shown = self.visible.copy()
+        for i in np.flatnonzero(shown):
+            position = (self.x[i], self.y[i])
+            appeared = i == 0 or not shown[i - 1]
+            if appeared or math.dist(position, anchor) > min_move_px:
+                anchor, last_move_s = position, i / self.fps
+            elif i / self.fps - last_move_s >= idle_s:
+                self.visible[i] = False
 
     def move_to(self, target: tuple[float, float], arrive_by: float | None = None) -> float:
         """Move along a curved minimum-jerk path (waits if `arrive_by` leaves time); returns arrival."""

