@@ -109,16 +109,13 @@ def main() -> None:
         print(f"image region IoU: mean {sum(ious) / max(len(ious), 1):.3f}, min {min(ious, default=0):.3f}")
 
     print_by_split(groups, print_split)
-    print("\n-- by style factor")
-    print(
-        groups.factor_table(
-            {
-                "boundary F1": lambda s: s.boundary_f1,
-                "medical precision": lambda s: s.medical_precision,
-                "medical recall": lambda s: s.medical_recall,
-                "medical slides": lambda s: s.medical_truth,
-            }
-        )
+    groups.print_factor_table(
+        {
+            "boundary F1": lambda s: s.boundary_f1,
+            "medical precision": lambda s: s.medical_precision,
+            "medical recall": lambda s: s.medical_recall,
+            "medical slides": lambda s: s.medical_truth,
+        }
     )
     print()
     print_checks(

@@ -117,18 +117,15 @@ def main() -> None:
         print(f"false positives: {score.false_positives} of {score.hidden_samples} samples without a pointer")
 
     print_by_split(groups, print_split)
-    print("\n-- by style factor")
-    print(
-        groups.factor_table(
-            {
-                "within 6 px": lambda s: s.within(6),
-                "median px": lambda s: s.median_error_px,
-                "offset x": lambda s: s.median_offset_px[0],
-                "offset y": lambda s: s.median_offset_px[1],
-                "coverage": lambda s: s.coverage,
-                "false positives": lambda s: s.false_positive_rate,
-            }
-        )
+    groups.print_factor_table(
+        {
+            "within 6 px": lambda s: s.within(6),
+            "median px": lambda s: s.median_error_px,
+            "offset x": lambda s: s.median_offset_px[0],
+            "offset y": lambda s: s.median_offset_px[1],
+            "coverage": lambda s: s.coverage,
+            "false positives": lambda s: s.false_positive_rate,
+        }
     )
     print()
     print_checks(

@@ -138,16 +138,14 @@ def main() -> None:
         print_checks(checks, name_width=28, value_width=7)
 
     print_by_split(groups, print_split)
-    print("\n-- by style factor (ours)")
-    print(
-        groups.factor_table(
-            {
-                "ROIs": lambda s: len(s.roi_ious),
-                "IoU >= 0.5": lambda s: s.iou_at_least(0.5),
-                "caption recall": lambda s: s.caption_recall,
-                "paired": lambda s: s.paired_share,
-            }
-        )
+    groups.print_factor_table(
+        {
+            "ROIs": lambda s: len(s.roi_ious),
+            "IoU >= 0.5": lambda s: s.iou_at_least(0.5),
+            "caption recall": lambda s: s.caption_recall,
+            "paired": lambda s: s.paired_share,
+        },
+        "ours",
     )
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mednarratives_assets.demo.speech import PiperNarrator
 from mednarratives_assets.evaluation.transcript_scores import TimedWord
 from mednarratives_assets.mp4 import write_mp4
+from mednarratives_assets.synthetic.speech import PiperNarrator
 
 PAUSE_S = 0.4
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import statistics
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +20,18 @@ from mednarratives_assets.asr.audio import (
     open_audio,
     quietest_cut,
 )
+from mednarratives_assets.asr.checkpoints import (
+    CHECKPOINTS,
+    DEFAULT_CHECKPOINT,
+    MODEL_CACHE_ENV,
+    MODEL_FILES,
+    CheckpointError,
+    PackagedCheckpoint,
+    Part,
+    checkpoint_folder,
+)
 from mednarratives_assets.asr.engines import (
+    DECODING_OPTIONS,
     TORCHAUDIO_ALIGN_FILE,
     AlignmentModelUnavailable,
     AsrConfigError,
@@ -25,16 +39,19 @@ from mednarratives_assets.asr.engines import (
     AsrSegment,
     AsrSettings,
     AsrWord,
+    FasterWhisperEngine,
     WhisperXEngine,
     build_engine,
     find_alignment_model,
+    joined_decimals,
     merge_windows,
     sentence_segments,
 )
 from mednarratives_assets.asr.vocabulary import PROMPT, MedicalVocabulary
-from mednarratives_assets.demo.speech import PiperNarrator
-from mednarratives_assets.evaluation.transcript_scores import TimedWord, score_words
+from mednarratives_assets.asr.word_times import shift_word_times
+from mednarratives_assets.evaluation.transcript_scores import TimedWord, score_words, signed_start_errors
 from mednarratives_assets.mp4 import write_mp4
+from mednarratives_assets.synthetic.speech import PiperNarrator
 from mednarratives_tests.asr_fixtures import save_tiny_alignment_model, write_narrated_video
 from mednarratives_tests.conftest import make_video
 
@@ -397,3 +414,173 @@ def test_wer_counts_spoken_forms_and_start_errors_come_from_matched_words():
     assert sorted(round(e, 2) for e in score.start_errors_s) == [0.0, 0.05, 0.1, 0.2, 0.95, 1.95]
     wrong = score_words(truth, [TimedWord("a", 0), TimedWord("cist", 1)])
     assert wrong.errors == 5 and wrong.wer == pytest.approx(5 / 6)
+
+
+# --- word-start shift ------------------------------------------------------------------------
+
+
+def _word(start: float, end: float) -> AsrWord:
+    return AsrWord("lesion", start, end, 0.9, 0)
+
+
+def test_shifted_word_times_never_go_below_zero_nor_end_before_they_start():
+    shifted = shift_word_times([_word(0.03, 0.05), _word(0.5, 0.9), _word(1.0, 1.0)], -0.1)
+    assert [t for w in shifted for t in (w.start_s, w.end_s)] == pytest.approx([0, 0, 0.4, 0.8, 0.9, 0.9])
+    assert all(0 <= w.start_s <= w.end_s for w in shifted)
+    assert shift_word_times([_word(0.2, 0.3)], 0.25)[0].start_s == pytest.approx(0.45)
+
+
+class _FakePipeline:
+    """Stands in for faster-whisper's batched pipeline: two words as Whisper timed them."""
+
+    def __init__(self):
+        self.options: dict = {}
+
+    def transcribe(self, _samples, **options):
+        self.options = options
+        words = [
+            SimpleNamespace(word=" Axial", start=0.04, end=0.40, probability=0.9),
+            SimpleNamespace(word=" CT.", start=0.60, end=0.62, probability=0.8),
+        ]
+        return iter([SimpleNamespace(end=0.62, words=words)]), None
+
+
+def test_the_engine_decodes_with_the_loop_guards_and_they_count_in_the_fingerprint(monkeypatch):
+    engine = FasterWhisperEngine(AsrSettings())
+    engine._pipeline = _FakePipeline()
+    engine.transcribe(np.zeros(SAMPLE_RATE, np.float32), lambda _: None)
+    assert engine._pipeline.options["no_repeat_ngram_size"] >= 2
+    before = AsrSettings().fingerprint("p")
+    monkeypatch.setitem(DECODING_OPTIONS, "no_repeat_ngram_size", 0)
+    assert AsrSettings().fingerprint("p") != before
+
+
+def test_a_split_off_decimal_tail_joins_its_number():
+    heard = [
+        AsrWord("measures", 0.0, 0.4, 0.9, -1),
+        AsrWord("2", 0.5, 0.6, 0.8, -1),
+        AsrWord(".6", 0.6, 0.7, 0.7, -1),
+        AsrWord("cm.", 0.8, 1.0, 0.9, -1),
+        AsrWord("Level", 1.2, 1.4, 0.9, -1),
+        AsrWord("L2.", 1.5, 1.7, 0.9, -1),
+        AsrWord(".5", 1.8, 1.9, 0.9, -1),  # not a tail: the number before it ended its sentence
+    ]
+    joined = joined_decimals(heard)
+    assert [w.word for w in joined] == ["measures", "2.6", "cm.", "Level", "L2.", ".5"]
+    assert (joined[1].start_s, joined[1].end_s, joined[1].probability) == (0.5, 0.7, 0.7)
+
+
+@pytest.mark.parametrize(
+    ("setting", "shift"), [(None, CHECKPOINTS[DEFAULT_CHECKPOINT].word_start_shift_s), (-0.3, -0.3)]
+)
+def test_faster_whisper_word_times_carry_the_word_start_shift(setting, shift):
+    engine = FasterWhisperEngine(AsrSettings(word_start_shift_s=setting))
+    engine._pipeline = _FakePipeline()
+    result = engine.transcribe(np.zeros(SAMPLE_RATE, np.float32), lambda _: None)
+    expected = [
+        (max(0.0, 0.04 + shift), max(0.0, 0.40 + shift)),
+        (max(0.0, 0.60 + shift), max(0.0, 0.62 + shift)),
+    ]
+    assert [t for w in result.words for t in (w.start_s, w.end_s)] == pytest.approx(
+        [t for pair in expected for t in pair]
+    )
+    assert result.segments[0].start_s == pytest.approx(expected[0][0])
+    assert all(0 <= w.start_s <= w.end_s for w in result.words)
+
+
+def test_the_shift_defaults_to_the_checkpoints_and_counts_in_the_fingerprint():
+    assert AsrSettings().word_shift_s == CHECKPOINTS[DEFAULT_CHECKPOINT].word_start_shift_s
+    assert AsrSettings(engine="whisperx").word_shift_s == 0.0
+    assert AsrSettings(word_start_shift_s=0.0).word_shift_s == 0.0
+    assert AsrSettings().fingerprint("p") != AsrSettings(word_start_shift_s=0.0).fingerprint("p")
+    with pytest.raises(AsrConfigError, match="word_start_shift_s must lie between -1.0 and 1.0"):
+        AsrSettings(word_start_shift_s=2.5).validated()
+
+
+def test_the_shift_brings_real_word_starts_closer_to_the_narrators(narrated):
+    path, truth = narrated
+    samples = load_audio(path).samples
+    unshifted = build_engine(AsrSettings(word_start_shift_s=0.0)).transcribe(samples, lambda _: None)
+    shifted = build_engine(AsrSettings()).transcribe(samples, lambda _: None)
+    lag = statistics.median(
+        signed_start_errors(truth, [TimedWord(w.word, w.start_s) for w in unshifted.words])
+    )
+    after = signed_start_errors(truth, [TimedWord(w.word, w.start_s) for w in shifted.words])
+    assert abs(lag) > 0.02  # Whisper's attention times are off on this voice
+    assert abs(statistics.median(after)) < abs(lag)
+    assert all(0 <= w.start_s <= w.end_s for w in shifted.words)
+
+
+def test_signed_start_errors_are_heard_minus_true():
+    truth = [TimedWord("a", 1.0), TimedWord("cyst", 1.5)]
+    heard = [TimedWord("a", 1.1), TimedWord("cyst", 1.4), TimedWord("here", 2.0)]
+    assert signed_start_errors(truth, heard) == pytest.approx([0.1, -0.1])
+
+
+# --- packaged checkpoints --------------------------------------------------------------------
+
+
+def _fake_checkpoint(root: Path, monkeypatch, halves: list[bytes], expected: bytes | None = None) -> str:
+    """A two-part checkpoint in importable fake packages; returns its name."""
+    parts = []
+    for k, data in enumerate(halves, 1):
+        module = f"fake_whisper_part{k}_{root.parent.name}"
+        folder = root / module / "data"
+        folder.mkdir(parents=True)
+        (folder.parent / "__init__.py").write_text("")
+        (folder / f"model.bin.part{k}").write_bytes(data)
+        parts.append(Part(f"fake-whisper-part{k}==1.0", module, f"data/model.bin.part{k}", len(data)))
+    for name in MODEL_FILES:
+        (root / parts[0].module / "data" / name).write_text("{}")
+    monkeypatch.syspath_prepend(str(root))
+    digest = hashlib.sha256(expected if expected is not None else b"".join(halves)).hexdigest()
+    monkeypatch.setitem(CHECKPOINTS, "fake", PackagedCheckpoint("fake", tuple(parts), digest, -0.05))
+    return "fake"
+
+
+def test_a_split_checkpoint_is_joined_once_into_the_cache(tmp_path, monkeypatch):
+    name = _fake_checkpoint(tmp_path / "pkgs", monkeypatch, [b"first half ", b"second half"])
+    folder = checkpoint_folder(name, tmp_path / "cache")
+    assert (folder / "model.bin").read_bytes() == b"first half second half"
+    assert all((folder / f).is_file() for f in MODEL_FILES)
+    written = (folder / "model.bin").stat().st_mtime_ns
+    assert checkpoint_folder(name, tmp_path / "cache") == folder
+    assert (folder / "model.bin").stat().st_mtime_ns == written
+    assert [p.name for p in folder.iterdir() if "partial" in p.name] == []
+
+
+def test_a_missing_part_names_the_package_to_install(tmp_path, monkeypatch):
+    name = _fake_checkpoint(tmp_path / "pkgs", monkeypatch, [b"aaaa", b"bbbb"])
+    missing = replace(CHECKPOINTS[name].parts[1], module="no_such_whisper_part")
+    monkeypatch.setitem(
+        CHECKPOINTS, name, replace(CHECKPOINTS[name], parts=(CHECKPOINTS[name].parts[0], missing))
+    )
+    with pytest.raises(
+        CheckpointError, match="needs the package fake-whisper-part2==1.0, which is not installed"
+    ):
+        checkpoint_folder(name, tmp_path / "cache")
+
+
+def test_a_truncated_part_names_its_package(tmp_path, monkeypatch):
+    name = _fake_checkpoint(tmp_path / "pkgs", monkeypatch, [b"aaaa", b"bbbb"])
+    part = CHECKPOINTS[name].parts[1]
+    (tmp_path / "pkgs" / part.module / part.file).write_bytes(b"bb")
+    with pytest.raises(CheckpointError, match=r"has 2 bytes, not 4; .*reinstall fake-whisper-part2==1.0"):
+        checkpoint_folder(name, tmp_path / "cache")
+
+
+def test_corrupt_parts_fail_the_digest_and_leave_no_model(tmp_path, monkeypatch):
+    name = _fake_checkpoint(tmp_path / "pkgs", monkeypatch, [b"aaaa", b"bXbb"], expected=b"aaaabbbb")
+    with pytest.raises(CheckpointError, match="do not match the expected model"):
+        checkpoint_folder(name, tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*/model.bin*"))
+    monkeypatch.setenv(MODEL_CACHE_ENV, str(tmp_path / "cache"))
+    with pytest.raises(AsrConfigError, match="model_path 'fake': Whisper fake: the joined parts"):
+        AsrSettings(model_path=name).validated()
+
+
+def test_an_unknown_checkpoint_lists_the_known_ones():
+    with pytest.raises(
+        CheckpointError, match="no packaged Whisper checkpoint 'huge'; choose one of tiny.en, base"
+    ):
+        checkpoint_folder("huge")

@@ -110,7 +110,7 @@ def test_the_detector_finds_the_hotspot_of_a_pointer_it_never_saw(trained_cursor
         for c, d in zip(crops, found, strict=True)
         if d is not None
     ]
-    assert len(errors) >= 0.4 * len(crops) and np.median(errors) < 5
+    assert len(errors) >= 0.3 * len(crops) and np.median(errors) < 5
 
 
 def test_loading_ultralytics_leaves_pil_as_it_was(tmp_path):

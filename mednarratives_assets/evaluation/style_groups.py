@@ -63,6 +63,12 @@ class StyleGroups(Generic[Score]):
         """(split, score), training before reserved."""
         return sorted(self.splits.items(), key=lambda item: SPLIT_ORDER.index(item[0]))
 
+    def print_factor_table(
+        self, columns: dict[str, Callable[[Score], float | int | str]], title: str = ""
+    ) -> None:
+        print(f"\n-- by style factor{f' ({title})' if title else ''}")
+        print(self.factor_table(columns))
+
     def factor_table(self, columns: dict[str, Callable[[Score], float | int | str]]) -> str:
         """A markdown table: one row per factor value, the split of lectures it came from, and `columns`."""
         header = ["factor", "value", "lectures", *columns]

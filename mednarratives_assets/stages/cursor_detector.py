@@ -24,7 +24,7 @@ from mednarratives_assets.atomic_files import replaced_file, write_file
 from mednarratives_assets.contact_sheets import contact_sheet_png
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.synthetic.cursor_crops import CROP_PX, CursorCrop, cursor_crops
-from mednarratives_assets.synthetic.styles import split_cursor_themes
+from mednarratives_assets.synthetic.styles import split_cursor_themes, split_designs
 
 FILE_FORMAT = "mednarratives-cursor-detector/1"
 # OKS sigma of the hotspot, for the loss and for matching predictions to pointers in training.
@@ -198,12 +198,13 @@ def write_dataset(
 ) -> tuple[Path, list[CursorCrop]]:
     """A YOLO pose dataset under `root` (train and a held-out val split from other seeds) and its yaml.
 
-    Every pointer is drawn in a training cursor theme: reserved themes only ever measure.
+    Every pointer is drawn in a training cursor theme, on slides partly in training slide designs:
+    reserved themes and designs only ever measure.
     """
     shutil.rmtree(root, ignore_errors=True)
-    themes = split_cursor_themes("training")
-    train = list(cursor_crops(settings.train_crops, settings.seed * 2, picture_for, themes=themes))
-    held_out = list(cursor_crops(settings.val_crops, settings.seed * 2 + 1, picture_for, themes=themes))
+    styles = {"themes": split_cursor_themes("training"), "designs": split_designs("training")}
+    train = list(cursor_crops(settings.train_crops, settings.seed * 2, picture_for, **styles))
+    held_out = list(cursor_crops(settings.val_crops, settings.seed * 2 + 1, picture_for, **styles))
     _write_split(root, "train", train)
     _write_split(root, "val", held_out)
     data = root / "data.yaml"

@@ -77,11 +77,16 @@ def random_cursor_style(rng: np.random.Generator, themes: Sequence[str]) -> Curs
     )
 
 
-def _background(rng: np.random.Generator, picture_for: Callable[[int], np.ndarray], j: int) -> np.ndarray:
-    """A 720p frame without a pointer: a medical slide half the time, else a frame of any other kind."""
+def _background(
+    rng: np.random.Generator, picture_for: Callable[[int], np.ndarray], j: int, designs: Sequence[str]
+) -> np.ndarray:
+    """A 720p frame without a pointer: a medical slide half the time, else a frame of any other kind;
+    part of them in the given slide designs, whose arrows and letters drawn on pictures teach the
+    detector what is not a pointer."""
     if rng.random() < 0.5:
-        return positive_frame(picture_for(j), rng, FRAME_720P, pointer=False)
-    return negative_frame(NEGATIVE_KINDS[rng.integers(len(NEGATIVE_KINDS))], rng, FRAME_720P, pointer=False)
+        return positive_frame(picture_for(j), rng, FRAME_720P, pointer=False, designs=designs)
+    kind = NEGATIVE_KINDS[rng.integers(len(NEGATIVE_KINDS))]
+    return negative_frame(kind, rng, FRAME_720P, pointer=False, designs=designs)
 
 
 def _degrade(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -110,9 +115,11 @@ def cursor_crops(
     pointer_fraction: float = 0.6,
     *,
     themes: Sequence[str],
+    designs: Sequence[str] = (),
 ) -> Iterator[CursorCrop]:
-    """n crops, `pointer_fraction` of them with a pointer drawn from `themes` (the caller's choice:
-    the training themes); crop i depends only on (seed, i // 8, themes).
+    """n crops, `pointer_fraction` of them with a pointer drawn from `themes` on backgrounds partly
+    in slide `designs` (the caller's choice: the training themes and designs); crop i depends only
+    on (seed, i // 8, themes, designs).
 
     The region around each crop is padded by twice the largest sprite height, so a pointer whose
     hotspot lies near the crop's edge is drawn whole and then cut by the crop, as it would be in a frame.
@@ -124,7 +131,12 @@ def cursor_crops(
     for start in range(0, n, _CROPS_PER_FRAME):
         rng = np.random.default_rng([seed, start // _CROPS_PER_FRAME])
         frame = cv2.copyMakeBorder(
-            _background(rng, picture_for, start // _CROPS_PER_FRAME), pad, pad, pad, pad, cv2.BORDER_REFLECT
+            _background(rng, picture_for, start // _CROPS_PER_FRAME, designs),
+            pad,
+            pad,
+            pad,
+            pad,
+            cv2.BORDER_REFLECT,
         )
         for _ in range(min(_CROPS_PER_FRAME, n - start)):
             x0 = pad + int(rng.integers(0, FRAME_720P[0] - CROP_PX))
