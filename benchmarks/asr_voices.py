@@ -5,7 +5,7 @@
                                     [--threads 2] [--cache DIR]
 
 Each voice (synthetic/voices.py) reads a fixed, seeded draw of captions (the train split of
-/work/shared/datasets/medpix, else the packaged images' captions) in a seeded style (rate, pitch,
+../shared/datasets/medpix, else the packaged images' captions) in a seeded style (rate, pitch,
 room noise, level); the audio is cached under --cache. Each model runs without and with the
 medical prompt; the correction pass runs on the prompted text. Voices are TRAINING or RESERVED
 (synthetic/styles.py); reserved voices only measure: the prompt, the confusion list and the
@@ -40,6 +40,7 @@ from mednarratives_assets.asr.engines import AsrSettings, FasterWhisperEngine
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.evaluation.report import Check
 from mednarratives_assets.evaluation.transcript_scores import TimedWord, score_words, signed_start_errors
+from mednarratives_assets.settings import MEDPIX_DIR
 from mednarratives_assets.spoken_text import speakable
 from mednarratives_assets.synthetic.styles import voice_split
 from mednarratives_assets.synthetic.voices import (
@@ -53,7 +54,7 @@ from mednarratives_assets.synthetic.voices import (
     room_audio,
 )
 
-MEDPIX = Path("/work/shared/datasets/medpix/metadata.jsonl")
+MEDPIX = MEDPIX_DIR / "metadata.jsonl"
 TARGET_RESERVED_WER = 0.10
 TARGET_START_ERROR_S = 0.080
 TARGET_X_REAL_TIME = 15.0
