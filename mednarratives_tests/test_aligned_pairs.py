@@ -150,7 +150,7 @@ def test_a_pointer_left_in_the_keyframe_is_painted_out_where_the_trace_went(
     tables["cursor_traces"] = tables["cursor_traces"].with_columns(pl.col("x_px", "y_px") * 2)
     clean = cv2.resize(keyframe(), (1280, 720))
     rest = (660, 160)  # where the trace rests from 2.6 to 5 s, doubled
-    mark = (560, 420)
+    mark = (520, 470)  # 64 px from the nearest trace point
     with_pointers = clean.copy()
     sprite = render_sprite(CursorStyle("arrow", "dark", 32))
     for hotspot in (rest, mark):

@@ -337,7 +337,7 @@ def test_on_the_default_demo_corpus_traces_match_the_truth(traced_default_corpus
     score = TraceScore()
     for lecture in traced_default_corpus:
         score.add(lecture.traced.points.to_dicts(), lecture.traced.sample_times, lecture.truth)
-    assert score.visible_samples > 1000 and score.hidden_samples > 100
+    assert score.visible_samples > 1000 and score.hidden_samples > 50
     # CI's detector trains for minutes; benchmarks/cursor.py holds the default one to the targets
     assert score.coverage >= 0.85 and score.within(6) >= 0.9, (score.coverage, score.within(6))
     assert score.false_positive_rate < 0.03, score.false_positives

@@ -1,8 +1,7 @@
 """One lecture in reserved styles (a voice, cursor theme and slide design no model or setting was
 chosen with) through the whole pipeline, scored against its truth.
 
-The bars are lower than the benchmarks' targets: CI's models are small (docs/generalization.md
-gives the default models' figures). They still fail when a stage loses the lecture: a chunker that
+The bars are lower than the benchmarks' targets (docs/generalization.md gives the figures). They still fail when a stage loses the lecture: a chunker that
 misses its slides, a tracer following something else, a transcript of the wrong audio, no pairs.
 """
 
@@ -91,7 +90,9 @@ def test_its_trace_points_sit_on_the_pointer(reserved_lecture):
         else:
             errors.append(math.inf)  # a point where no pointer is
     assert errors, "no trace points"
-    assert sum(e <= 6 for e in errors) / len(errors) >= 0.5, sorted(errors)
+    # Not the benchmarks' 6 px: on an unseen theme the hotspot may sit a few pixels off its tip
+    # (docs/generalization.md), but the trace must follow the pointer and nothing else.
+    assert sum(e <= 12 for e in errors) / len(errors) >= 0.9, sorted(errors)
 
 
 def test_its_medical_slides_become_pairs_with_the_narrated_words(reserved_lecture):

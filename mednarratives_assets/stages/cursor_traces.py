@@ -96,12 +96,24 @@ class _Chunk:
     overlay: np.ndarray | None = None  # bool at ANALYSIS_WIDTH: busy regions larger than a pointer
 
 
+# In crop pixels (720p scale): a pointer's hotspot lies within its sprite, at most about 64 px tall,
+# so within this of the centre of the blob its pixels make.
+BLOB_REACH = 0.35 * CROP_PX
+
+
 @dataclass(frozen=True)
 class _Crop:
     x0: int  # the crop's top-left in frame pixels
     y0: int
     scale: float  # frame pixels per crop pixel
     parked: int | None  # the index of the keyframe pointer it checks; None around a moving blob
+    centre: tuple[float, float]  # the blob or parked pointer it was cut around, in frame pixels
+
+    def holds(self, detection: Detection) -> bool:
+        """Whether the detection lies on what the crop was cut around, not on another pointer-like
+        mark in the crop (an arrow drawn on the slide): its hotspot within BLOB_REACH of the centre."""
+        x, y = self.x0 + detection.x * self.scale, self.y0 + detection.y * self.scale
+        return bool(np.hypot(x - self.centre[0], y - self.centre[1]) <= BLOB_REACH * self.scale)
 
 
 def _crop_at(frame: np.ndarray, cx: float, cy: float, side: int) -> tuple[np.ndarray, int, int]:
@@ -252,14 +264,14 @@ class _ChunkTracer:
         for x, y, parked in centres:
             crop, x0, y0 = _crop_at(sample.frame, x, y, self.side)
             self.crops.append(crop)
-            self.placements.append((sample.t, _Crop(x0, y0, self.side / CROP_PX, parked)))
+            self.placements.append((sample.t, _Crop(x0, y0, self.side / CROP_PX, parked, (x, y))))
         if len(self.crops) >= self._BATCH:
             self._detect()
 
     def _detect(self) -> None:
         detections = self.detector.locate(self.crops, self.settings.confirm_min_confidence)
         for (t, placement), detection in zip(self.placements, detections, strict=True):
-            if detection is None:
+            if detection is None or not placement.holds(detection):
                 continue
             if placement.parked is None or detection.confidence >= self.detector.min_confidence:
                 self.found.append((t, detection, placement))
