@@ -1,8 +1,9 @@
 """One lecture in reserved styles (a voice, cursor theme and slide design no model or setting was
 chosen with) through the whole pipeline, scored against its truth.
 
-The bars are lower than the benchmarks' targets (docs/generalization.md gives the figures). They still fail when a stage loses the lecture: a chunker that
-misses its slides, a tracer following something else, a transcript of the wrong audio, no pairs.
+The bars are lower than the benchmarks' targets (docs/generalization.md gives the figures). They
+still fail when a stage loses the lecture: a chunker that misses its slides, a tracer following
+something else, a transcript of the wrong audio, no pairs.
 """
 
 from __future__ import annotations
