@@ -51,8 +51,12 @@ def upstream_tables(corpus: Path) -> dict[str, pl.DataFrame]:
 
 
 def evaluate(corpora: list[Path]) -> tuple[dict[str, NarrativeScore], StyleGroups[NarrativeScore], dict]:
-    scores = {name: NarrativeScore() for name in ("ours", "ours, trace only", "reference (Quilt-LLaVA)")}
-    groups = StyleGroups(NarrativeScore)  # ours, by style
+    groups = StyleGroups(NarrativeScore)  # ours, overall and by style
+    scores = {
+        "ours": groups.overall,
+        "ours, trace only": NarrativeScore(),
+        "reference (Quilt-LLaVA)": NarrativeScore(),
+    }
     vocabulary = MedicalVocabulary()
     tables = {corpus: upstream_tables(corpus) for corpus in corpora}
     with tempfile.TemporaryDirectory() as scratch:
@@ -89,9 +93,10 @@ def evaluate(corpora: list[Path]) -> tuple[dict[str, NarrativeScore], StyleGroup
                 by_chunk = {p["chunk_index"]: p for p in pairs.filter(video).to_dicts()}
                 for name, found in methods.items():
                     boxes = found.filter(video).to_dicts() if found.height else []
-                    scores[name].add(lecture.truth, chunks, boxes, by_chunk)
                     if name == "ours":
                         groups.add(lecture.truth, lecture.truth, chunks, boxes, by_chunk)
+                    else:
+                        scores[name].add(lecture.truth, chunks, boxes, by_chunk)
 
         run = run_channels(corpora, box_and_score)
     return scores, groups, {"n_lectures": len(run.lectures), "seconds": run.seconds}

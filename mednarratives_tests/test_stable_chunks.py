@@ -368,14 +368,21 @@ def screen_recording(tmp_path_factory, slides):
     return video
 
 
-def test_a_variable_frame_rate_video_is_chunked_at_its_true_times(screen_recording, tmp_path):
+@pytest.fixture(scope="module")
+def recording_chunks(screen_recording, tmp_path_factory) -> list[dict]:
+    """The screen recording's stable chunks, every one called medical."""
     rows, _ = chunk_video(
         screen_recording.path,
-        tmp_path / "keyframes",
+        tmp_path_factory.mktemp("vfr-keyframes"),
         lambda frames: np.ones(len(frames)),
         SETTINGS,
         screen_recording.duration_s,
     )
+    return rows
+
+
+def test_a_variable_frame_rate_video_is_chunked_at_its_true_times(recording_chunks):
+    rows = recording_chunks
     found = [(row["start_s"], row["end_s"]) for row in rows]
     truth = list(zip(VFR_CHANGES, VFR_CHANGES[1:], strict=False))
     assert len(found) == len(truth), found
@@ -384,16 +391,10 @@ def test_a_variable_frame_rate_video_is_chunked_at_its_true_times(screen_recordi
         assert abs(end - true_end) <= 1 / SETTINGS.sample_hz, (found, truth)
 
 
-def test_words_spoken_during_a_slide_are_paired_with_its_chunk(screen_recording, tmp_path):
+def test_words_spoken_during_a_slide_are_paired_with_its_chunk(recording_chunks):
     """The narratives stage takes a chunk's words by time (`chunk_words`): on the variable-frame-rate
     video each slide's chunk gets the words said while it was shown, and no other slide's."""
-    rows, _ = chunk_video(
-        screen_recording.path,
-        tmp_path / "kf",
-        lambda f: np.ones(len(f)),
-        SETTINGS,
-        screen_recording.duration_s,
-    )
+    rows = recording_chunks
     words = []
     for slide, (start, end) in enumerate(zip(VFR_CHANGES, VFR_CHANGES[1:], strict=False)):
         for j, t in enumerate(np.arange(start + 0.7, end - 0.7, 0.45)):

@@ -25,10 +25,10 @@ from mednarratives_assets.synthetic.pointers import (
     LASER_THEMES,
     CursorSprite,
     CursorStyle,
+    draw_theme,
     paste_sprite,
     render_sprite,
     sprite_coverage,
-    theme_family,
     theme_shapes,
 )
 
@@ -52,9 +52,8 @@ class CursorCrop:
 def random_cursor_style(rng: np.random.Generator, themes: Sequence[str]) -> CursorStyle:
     """A style from the given themes only: theme, shape, size and shadow drawn independently.
 
-    The theme is a laser LASER_SHARE of the time (when lasers are given), else a family first and
-    then one of its themes, so that families with dozens of colour variants do not crowd out the
-    rest. Sizes are log-uniform over SPRITE_HEIGHTS; a shadow four times in ten.
+    The theme is a laser LASER_SHARE of the time (when lasers are given), else `draw_theme`'s.
+    Sizes are log-uniform over SPRITE_HEIGHTS; a shadow four times in ten.
     """
     if not themes:
         raise ValueError("random_cursor_style needs at least one cursor theme to draw from")
@@ -63,10 +62,7 @@ def random_cursor_style(rng: np.random.Generator, themes: Sequence[str]) -> Curs
     if lasers and (not pointers or rng.random() < LASER_SHARE):
         theme = lasers[rng.integers(len(lasers))]
     else:
-        families = sorted({theme_family(theme) for theme in pointers})
-        family = families[rng.integers(len(families))]
-        members = [theme for theme in pointers if theme_family(theme) == family]
-        theme = members[rng.integers(len(members))]
+        theme = draw_theme(pointers, rng)
     shapes = theme_shapes(theme)
     low, high = np.log(SPRITE_HEIGHTS[0]), np.log(SPRITE_HEIGHTS[1])
     return CursorStyle(

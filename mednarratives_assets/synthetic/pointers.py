@@ -14,6 +14,7 @@ Fitts' law; dwelling is still, trembling or circling; a pointer may blink or hid
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -85,6 +86,15 @@ def pointer_themes() -> dict[str, tuple[str, ...]]:
     themes.update(dict.fromkeys(xcursor.installed_themes(), CURSOR_SHAPES))
     themes.update(dict.fromkeys(LASER_THEMES, LASER_SHAPES))
     return themes
+
+
+def draw_theme(themes: Sequence[str], rng: np.random.Generator) -> str:
+    """A family first, then one of its themes in the order given: families with dozens of colour
+    variants (oxygen has 37) do not crowd out the rest."""
+    families = sorted({theme_family(theme) for theme in themes})
+    family = families[rng.integers(len(families))]
+    members = [theme for theme in themes if theme_family(theme) == family]
+    return members[rng.integers(len(members))]
 
 
 def theme_family(theme: str) -> str:

@@ -18,7 +18,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mednarratives_assets.synthetic.pointers import CursorStyle, pointer_themes, theme_family
+from mednarratives_assets.synthetic.pointers import (
+    CursorStyle,
+    draw_theme,
+    pointer_themes,
+    theme_family,
+    theme_shapes,
+)
 from mednarratives_assets.synthetic.slides import SLIDE_DESIGNS
 from mednarratives_assets.synthetic.voices import VoiceStyle, available_voices
 
@@ -171,12 +177,10 @@ def draw_style(rng: np.random.Generator, split: str) -> LectureStyle:
         noise_db=float(rng.uniform(-62, -38)),
         level_db=float(rng.uniform(-14, -1)),
     )
-    families = sorted({theme_family(t) for t in themes})  # a family first: oxygen has 37 colours
-    family = str(rng.choice(families))
-    theme = str(rng.choice([t for t in themes if theme_family(t) == family]))
+    theme = draw_theme(themes, rng)
     low, high = (math.log(v) for v in POINTER_HEIGHT_1080P)
     cursor = CursorStyle(
-        shape=str(rng.choice(pointer_themes()[theme])),
+        shape=str(rng.choice(theme_shapes(theme))),
         theme=theme,
         size=round(math.exp(rng.uniform(low, high))),
         shadow=bool(rng.random() < 0.4),
