@@ -220,6 +220,7 @@ _INITIALIZE_PHONEME_EVENTS = 0x0001
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE, _PITCH = 1, 3
+_ESPEAK_NOISE_SEED = 1
 _EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_PHONEME = 0, 1, 7
 # TextToPhonemes: mnemonics with "|" between the phonemes of a word
 _PHONEMES_SEPARATED = ord("|") << 8
@@ -287,6 +288,8 @@ class _Espeak:
         self._events: list[_Event] = []
         self._callback = _SYNTH_CALLBACK(self._collect)  # kept alive as long as the library uses it
         lib.espeak_SetSynthCallback(self._callback)
+        # Initialize seeds the noise of the Klatt variants from the clock.
+        lib.espeak_ng_SetRandSeed(ctypes.c_long(_ESPEAK_NOISE_SEED))
 
     def close(self) -> None:
         self.lib.espeak_Terminate()
