@@ -5,12 +5,13 @@
 The corpora must hold training-style lectures only (`mednarratives demo --styles training`): a
 reserved-style lecture stops the script, since a threshold chosen with it would no longer be
 measured fairly on it (docs/generalization.md). For each setting it sweeps a few values around
-the default, the others at their defaults, and prints the figures and the value it would choose:
+the default and prints the figures and the value it would choose:
 
 - `medical_threshold` (stable_chunks): the classifier score from which a chunk is medical; the
   choice maximizes the lower of medical precision and recall (ties: nearest 0.5);
-- `confirm_min_confidence` and `min_lone_confidence` (cursor_traces): the choice maximizes the
-  points within 6 px of the hotspot among values with under 1% false positives.
+- `confirm_min_confidence`, `min_lone_confidence` and `zoom_to_px` (cursor_traces), one after
+  the other, each with the values chosen before it: the choice maximizes the samples with a point
+  within 6 px of the hotspot among values with under 1% false positives.
 
 The models are the data root's (--classifier, --detector to override).
 """
@@ -34,9 +35,10 @@ from mednarratives_assets.stages.frame_classifier import FrameClassifier
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video
 
 MEDICAL_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
-TRACE_SWEEPS = {
+TRACE_SWEEPS = {  # swept in this order, each with the values chosen before it
     "confirm_min_confidence": (0.3, 0.4, 0.5),
     "min_lone_confidence": (0.6, 0.75, 0.9),
+    "zoom_to_px": (24.0, 32.0, 40.0),
 }
 MAX_FALSE_POSITIVES = 0.01
 
@@ -80,7 +82,7 @@ def sweep_trace_settings(
         print(f"\n{name:<24} within 6 px  coverage  false positives")
         candidates = []
         for value in values:
-            settings = dataclasses.replace(TraceSettings(), **{name: value})
+            settings = dataclasses.replace(TraceSettings(), **{**chosen, name: value})
             score = TraceScore()
             for lecture, rows in chunked:
                 medical = [row for row in rows if row["is_medical"]]

@@ -2,12 +2,13 @@
 
 Two passes over the video's medical chunks (10 samples a second by default):
 1. Each sample is compared with the chunk's median keyframe, counting how often each pixel
-   differs. Busy regions larger than a pointer (a webcam inset) become the chunk's overlay mask,
-   and the keyframe is scanned for a pointer parked there, one whose hotspot changed at some
-   sample; a mark on the slide never changes.
+   differs. The rectangle around busy regions larger than a pointer (a webcam inset) becomes the
+   chunk's overlay mask, and the keyframe is scanned for a pointer parked there, one whose
+   hotspot changed at some sample; a mark on the slide never changes.
 2. Outside the overlay, the blobs that differ from the keyframe are candidates; the cursor
-   detector, run on a 720p-scale crop around each and around any parked pointer, confirms one
-   and puts its hotspot to the pixel.
+   detector, run on a 720p-scale crop around each (narrower around a small blob, so that a small
+   pointer is seen zoomed in) and around any parked pointer, confirms one and puts its hotspot
+   to the pixel.
 Isolated jumps are then removed and detector jitter smoothed; where no pointer is confirmed the
 trace has a gap.
 """
@@ -55,6 +56,7 @@ PARKED = "parked"  # where the keyframe scan found a pointer that sits still thr
 ANALYSIS_WIDTH = 640  # frames are differenced at this width
 _BUSY_FRACTION = 0.3  # a pixel differing in this share of a chunk's samples is busy
 _PARKED_REACH_PX = 8  # at 720p: how close to a parked pointer's hotspot some change must lie
+_MARK_SHARE = 0.25  # of a parked pointer's samples: seen beside the moving pointer this often, a mark
 OVERLAY_WIDTH = 480
 _PROGRESS_EVERY_S = 300.0  # a long video logs how far tracing has got, in seconds of video
 
@@ -71,14 +73,21 @@ class TraceSettings:
     outlier_px: float = setting(60.0, "A point this far from both neighbours, which agree, is dropped.", ge=0)
     jitter_px: float = setting(3.0, "Smoothing moves a point by at most this many pixels.", ge=0)
     min_lone_confidence: float = setting(
-        0.75, "Detector confidence a point with no neighbour within 0.3 s needs.", ge=0, le=1
+        0.6, "Detector confidence a point with no neighbour within 0.3 s needs.", ge=0, le=1
     )
     # A blob that differs from the keyframe is evidence already: the detector need only agree a
     # little. Where the keyframe scan found a pointer, the frame holds no such evidence, so a
     # parked pointer needs the detector's own min_confidence.
+    # These three were chosen on training styles by benchmarks/thresholds.py.
     confirm_min_confidence: float = setting(
-        0.4, "Detector confidence that confirms a moving blob as the pointer.", ge=0, le=1
+        0.5, "Detector confidence that confirms a moving blob as the pointer.", ge=0, le=1
     )
+    # The detector finds a pointer of 11 to 64 px (720p) but is unsure of the smallest ones; seen
+    # zoomed in, it knows them (issue 19: a 13 px hand at confidence 0.13, at 2x 0.79).
+    zoom_to_px: float = setting(
+        32.0, "At 720p: a blob smaller than this is cut narrower, so the detector sees it this size.", gt=0
+    )
+    max_zoom: float = setting(2.0, "The most a small blob is zoomed in.", ge=1)
 
     def validated(self) -> TraceSettings:
         return check_settings(self, "trace setting {name}={value!r}: must {rule}")
@@ -99,6 +108,7 @@ class _Chunk:
 # In crop pixels (720p scale): a pointer's hotspot lies within its sprite, at most about 64 px tall,
 # so within this of the centre of the blob its pixels make.
 BLOB_REACH = 0.35 * CROP_PX
+_POINTER_REACH_720P = 0.25 * CROP_PX  # the change that may belong to one pointer, around a blob
 
 
 @dataclass(frozen=True)
@@ -140,14 +150,24 @@ def overlay_mask(change_counts: np.ndarray, n_samples: int, settings: TraceSetti
     differed from the keyframe. A trembling pointer keeps a pointer-sized spot busy; a pointer
     that stays longer is part of the keyframe and changes nothing.
     """
-    busy = (change_counts >= _BUSY_FRACTION * max(n_samples, 1)).astype(np.uint8)
-    busy = cv2.dilate(busy, np.ones((9, 9), np.uint8))  # an inset's busy pixels lie scattered
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(busy, connectivity=8)
+    busy = change_counts >= _BUSY_FRACTION * max(n_samples, 1)
     max_side = settings.max_blob_side_px * change_counts.shape[0] / 720
-    large = [
-        i for i in range(1, n) if max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]) > max_side
-    ]
-    return np.isin(labels, large)
+    # A presenter's head and shoulders are busy apart, a few pixels from each other.
+    join = 2 * round(max_side / 8) + 1
+    n, labels = cv2.connectedComponents(cv2.dilate(busy.astype(np.uint8), np.ones((join, join), np.uint8)))
+    mask = np.zeros(change_counts.shape, bool)
+    for i in range(1, n):
+        ys, xs = np.nonzero(busy & (labels == i))
+        if max(np.ptp(xs), np.ptp(ys)) + 1 > max_side:  # an inset is a rectangle: all of it is masked
+            mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class Blob:
+    x: float  # centre, in frame pixels
+    y: float
+    extent: float  # the longer side of its box, in frame pixels
 
 
 def candidate_blobs(
@@ -156,8 +176,8 @@ def candidate_blobs(
     settings: TraceSettings,
     frame_scale: float,
     overlay: np.ndarray | None = None,
-) -> list[tuple[float, float]]:
-    """Centres (frame pixels) of the largest blobs where the frame differs from the background.
+) -> list[Blob]:
+    """The largest blobs where the frame differs from the background.
 
     `frame_scale` is frame pixels per analysis pixel. Blobs larger than a pointer, and changes
     inside `overlay`, are ignored.
@@ -174,13 +194,23 @@ def candidate_blobs(
         and max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]) <= max_side
     ]
     blobs.sort(key=lambda blob: -blob[0])
-    return [
-        (
-            (s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH] / 2) * frame_scale,
-            (s[cv2.CC_STAT_TOP] + s[cv2.CC_STAT_HEIGHT] / 2) * frame_scale,
+    # A thin pointer (a crosshair's lines) changes in fragments: its extent is that of all the
+    # change within a pointer's reach of the blob.
+    reach = round(_POINTER_REACH_720P * small.shape[0] / 720)
+    found = []
+    for _, s in blobs[: settings.max_candidates]:
+        cx = s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH] // 2
+        cy = s[cv2.CC_STAT_TOP] + s[cv2.CC_STAT_HEIGHT] // 2
+        ys, xs = np.nonzero(changed[max(cy - reach, 0) : cy + reach + 1, max(cx - reach, 0) : cx + reach + 1])
+        extent = max(np.ptp(xs), np.ptp(ys)) + 1
+        found.append(
+            Blob(
+                (s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH] / 2) * frame_scale,
+                (s[cv2.CC_STAT_TOP] + s[cv2.CC_STAT_HEIGHT] / 2) * frame_scale,
+                float(extent) * frame_scale,
+            )
         )
-        for _, s in blobs[: settings.max_candidates]
-    ]
+    return found
 
 
 @dataclass(frozen=True)
@@ -250,21 +280,28 @@ class _ChunkTracer:
         self.found: list[tuple[float, Detection, _Crop]] = []
         self.sample_times: list[float] = []
 
+    def _side_for(self, extent: float) -> int:
+        """The crop side around a blob `extent` frame pixels long: CROP_PX at 720p scale, narrowed
+        for a small blob so that it fills `zoom_to_px` of the crop."""
+        extent_720p = extent * 720 / self.chunk.frame_shape[0]
+        zoom = float(np.clip(self.settings.zoom_to_px / max(extent_720p, 1.0), 1.0, self.settings.max_zoom))
+        return round(self.side / zoom)
+
     def add(self, sample: Sample) -> None:
         self.sample_times.append(round(sample.t, 3))
         centres = [
-            (x, y, None)
-            for x, y in candidate_blobs(
+            (blob.x, blob.y, self._side_for(blob.extent), None)
+            for blob in candidate_blobs(
                 sample.small, self.chunk.background_small, self.settings, self.frame_scale, self.chunk.overlay
             )
         ]
         for i, (px, py) in enumerate(self.chunk.parked):
-            if all(np.hypot(px - x, py - y) > self.side / 4 for x, y, _ in centres):
-                centres.append((px, py, i))
-        for x, y, parked in centres:
-            crop, x0, y0 = _crop_at(sample.frame, x, y, self.side)
+            if all(np.hypot(px - x, py - y) > self.side / 4 for x, y, _, _ in centres):
+                centres.append((px, py, self.side, i))
+        for x, y, side, parked in centres:
+            crop, x0, y0 = _crop_at(sample.frame, x, y, side)
             self.crops.append(crop)
-            self.placements.append((sample.t, _Crop(x0, y0, self.side / CROP_PX, parked, (x, y))))
+            self.placements.append((sample.t, _Crop(x0, y0, side / CROP_PX, parked, (x, y))))
         if len(self.crops) >= self._BATCH:
             self._detect()
 
@@ -277,10 +314,29 @@ class _ChunkTracer:
                 self.found.append((t, detection, placement))
         self.crops, self.placements = [], []
 
+    def _marks(self, located: list[tuple[float, Detection, _Crop, tuple[float, float]]]) -> set[int]:
+        """The parked pointers that are marks on the slide: a lecture has one pointer, and these
+        were confirmed, in at least _MARK_SHARE of their samples, while the pointer was confirmed
+        moving elsewhere."""
+        moving: dict[float, list[tuple[float, float]]] = {}
+        for t, _, p, xy in located:
+            if p.parked is None:
+                moving.setdefault(t, []).append(xy)
+        seen: dict[int, int] = {}
+        beside_moving: dict[int, int] = {}
+        for t, _, p, (x, y) in located:
+            if p.parked is not None:
+                seen[p.parked] = seen.get(p.parked, 0) + 1
+                if any(np.hypot(x - mx, y - my) > self.side / 4 for mx, my in moving.get(t, [])):
+                    beside_moving[p.parked] = beside_moving.get(p.parked, 0) + 1
+        return {i for i, n in beside_moving.items() if n >= max(2, _MARK_SHARE * seen[i])}
+
     def points(self) -> pl.DataFrame:
         """The most confident pointer of each sample, in time order."""
         self._detect()
         located = [(t, d, p, (p.x0 + d.x * p.scale, p.y0 + d.y * p.scale)) for t, d, p in self.found]
+        marks = self._marks(located)
+        located = [entry for entry in located if entry[2].parked not in marks]
         best: dict[float, tuple[Detection, _Crop, tuple[float, float]]] = {}
         for t, d, p, xy in located:
             if t not in best or d.confidence > best[t][0].confidence:
