@@ -31,7 +31,15 @@ from mednarratives_assets.stages.stable_chunks import (
 )
 from mednarratives_assets.synthetic.medical_images import packaged_images
 from mednarratives_assets.synthetic.pointers import CursorStyle, paste_sprite, render_sprite
-from mednarratives_assets.synthetic.slides import THEMES, bullet_slide, image_slide, title_slide
+from mednarratives_assets.synthetic.slides import (
+    SLIDE_DESIGNS,
+    THEMES,
+    bullet_slide,
+    designed_image_slide,
+    image_slide,
+    title_slide,
+)
+from mednarratives_assets.synthetic.styles import split_designs
 from mednarratives_assets.synthetic.vfr_video import VfrScene, vfr_video
 from mednarratives_assets.video_frames import sample_video
 from mednarratives_tests.conftest import step_failure
@@ -223,6 +231,31 @@ def test_the_medical_image_is_located_on_the_slide(theme, pictures):
         assert inter / (w * h + fw * fh - inter) >= 0.95, (theme, found, (x, y, w, h))
     text_only = bullet_slide((1280, 720), THEMES[theme], "Key points", ["one", "two"])[0]
     assert locate_image_region(cv2.cvtColor(text_only, cv2.COLOR_RGB2BGR)) is None
+
+
+@pytest.mark.parametrize("design", split_designs("training"))
+@pytest.mark.parametrize("text_position", ["beside", "below"])
+def test_two_pictures_on_a_slide_are_one_region(design, text_position, pictures):
+    """The lecturer points at either picture, so the region spans both (before: the larger alone,
+    IoU 0.44 to 0.49 against both)."""
+    slide = designed_image_slide(
+        (1280, 720),
+        SLIDE_DESIGNS[design],
+        "Heading",
+        pictures[:2],
+        ["a note"],
+        text_position,
+        1,
+        np.random.default_rng(0),
+    )
+    x0, y0 = min(r[0] for r in slide.image_rects), min(r[1] for r in slide.image_rects)
+    x1 = max(r[0] + r[2] for r in slide.image_rects)
+    y1 = max(r[1] + r[3] for r in slide.image_rects)
+    found = locate_image_region(cv2.cvtColor(slide.pixels, cv2.COLOR_RGB2BGR))
+    assert found is not None
+    fx, fy, fw, fh = found
+    inter = max(0, min(x1, fx + fw) - max(x0, fx)) * max(0, min(y1, fy + fh) - max(y0, fy))
+    assert inter / ((x1 - x0) * (y1 - y0) + fw * fh - inter) >= 0.8, (design, found, (x0, y0, x1, y1))
 
 
 @pytest.mark.parametrize(

@@ -284,6 +284,9 @@ def sharpness(keyframe_bgr: np.ndarray, rect: tuple[int, int, int, int] | None =
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
+_SECOND_PICTURE_SHARE = 0.4  # of the largest picture's area: a block this large beside it is a picture too
+
+
 def locate_image_region(keyframe_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
     """The largest picture-like rectangle on the slide (x, y, w, h) in frame pixels, or None.
 
@@ -293,7 +296,9 @@ def locate_image_region(keyframe_bgr: np.ndarray) -> tuple[int, int, int, int] |
     and 85% of the height, where no bar or corner inset reaches) stands for the row. Whatever
     differs from its row's background is content. Text is sparse and comes in thin lines, so the
     picture is the biggest block that stays dense after rows and columns sparser than half content
-    (a heading above it, notes beside it) are trimmed off its edges.
+    (a heading above it, notes beside it) are trimmed off its edges. Pictures shown side by side or
+    one above the other (blocks at least _SECOND_PICTURE_SHARE as large, level with it or in line
+    with it) are one region: the lecturer points at either.
     """
     height, width = keyframe_bgr.shape[:2]
     scale = REGION_WIDTH / width
@@ -309,16 +314,21 @@ def locate_image_region(keyframe_bgr: np.ndarray) -> tuple[int, int, int, int] |
     content = (np.abs(small.astype(np.int16) - background).max(axis=2) > 12).astype(np.uint8)
     closed = cv2.morphologyEx(content, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-    best: tuple[int, int, int, int] | None = None
+    blocks = []
     for label in range(1, count):
         x, y, w, h = _trim_sparse_edges(content, *stats[label][:4])
-        if h < 0.12 * small.shape[0] or w < 0.08 * small.shape[1]:
-            continue  # a line of text or a rule
-        if best is None or w * h > best[2] * best[3]:
-            best = (x, y, w, h)
-    if best is None:
+        if h >= 0.12 * small.shape[0] and w >= 0.08 * small.shape[1]:  # not a line of text or a rule
+            blocks.append((x, y, w, h))
+    if not blocks:
         return None
+    best = max(blocks, key=lambda block: block[2] * block[3])
     x, y, w, h = best
+    for bx, by, bw, bh in blocks:
+        level = min(y + h, by + bh) - max(y, by) >= 0.5 * min(h, bh)
+        in_line = min(x + w, bx + bw) - max(x, bx) >= 0.5 * min(w, bw)
+        if bw * bh >= _SECOND_PICTURE_SHARE * best[2] * best[3] and (level or in_line):
+            x1, y1 = min(x, bx), min(y, by)
+            x, y, w, h = x1, y1, max(x + w, bx + bw) - x1, max(y + h, by + bh) - y1
     left, top = round(x / scale), round(y / scale)
     return left, top, min(width, round((x + w) / scale)) - left, min(height, round((y + h) / scale)) - top
 
