@@ -16,7 +16,7 @@ from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.evaluation.ground_truth import load_truth
-from mednarratives_assets.evaluation.stage_scores import ChunkScore
+from mednarratives_assets.evaluation.stage_scores import ChunkScore, box_iou
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.stages import stable_chunks as stage
 from mednarratives_assets.stages.narratives import NarrativeSettings, chunk_words
@@ -226,9 +226,7 @@ def test_the_medical_image_is_located_on_the_slide(theme, pictures):
         slide, (x, y, w, h) = image_slide((1280, 720), THEMES[theme], "Heading", picture, notes)
         found = locate_image_region(cv2.cvtColor(slide, cv2.COLOR_RGB2BGR))
         assert found is not None
-        fx, fy, fw, fh = found
-        inter = max(0, min(x + w, fx + fw) - max(x, fx)) * max(0, min(y + h, fy + fh) - max(y, fy))
-        assert inter / (w * h + fw * fh - inter) >= 0.95, (theme, found, (x, y, w, h))
+        assert box_iou(found, (x, y, w, h)) >= 0.95, (theme, found, (x, y, w, h))
     text_only = bullet_slide((1280, 720), THEMES[theme], "Key points", ["one", "two"])[0]
     assert locate_image_region(cv2.cvtColor(text_only, cv2.COLOR_RGB2BGR)) is None
 
@@ -251,11 +249,10 @@ def test_two_pictures_on_a_slide_are_one_region(design, text_position, pictures)
     x0, y0 = min(r[0] for r in slide.image_rects), min(r[1] for r in slide.image_rects)
     x1 = max(r[0] + r[2] for r in slide.image_rects)
     y1 = max(r[1] + r[3] for r in slide.image_rects)
+    both = (x0, y0, x1 - x0, y1 - y0)
     found = locate_image_region(cv2.cvtColor(slide.pixels, cv2.COLOR_RGB2BGR))
     assert found is not None
-    fx, fy, fw, fh = found
-    inter = max(0, min(x1, fx + fw) - max(x0, fx)) * max(0, min(y1, fy + fh) - max(y0, fy))
-    assert inter / ((x1 - x0) * (y1 - y0) + fw * fh - inter) >= 0.8, (design, found, (x0, y0, x1, y1))
+    assert box_iou(found, both) >= 0.8, (design, found, both)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ trace has a gap.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -154,9 +155,12 @@ def overlay_mask(change_counts: np.ndarray, n_samples: int, settings: TraceSetti
     max_side = settings.max_blob_side_px * change_counts.shape[0] / 720
     # A presenter's head and shoulders are busy apart, a few pixels from each other.
     join = 2 * round(max_side / 8) + 1
-    n, labels = cv2.connectedComponents(cv2.dilate(busy.astype(np.uint8), np.ones((join, join), np.uint8)))
+    grouped = cv2.dilate(busy.astype(np.uint8), np.ones((join, join), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
     mask = np.zeros(change_counts.shape, bool)
     for i in range(1, n):
+        if max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]) <= max_side:
+            continue  # grown by the join, and still pointer-sized
         ys, xs = np.nonzero(busy & (labels == i))
         if max(np.ptp(xs), np.ptp(ys)) + 1 > max_side:  # an inset is a rectangle: all of it is masked
             mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
@@ -322,13 +326,13 @@ class _ChunkTracer:
         for t, _, p, xy in located:
             if p.parked is None:
                 moving.setdefault(t, []).append(xy)
-        seen: dict[int, int] = {}
-        beside_moving: dict[int, int] = {}
-        for t, _, p, (x, y) in located:
-            if p.parked is not None:
-                seen[p.parked] = seen.get(p.parked, 0) + 1
-                if any(np.hypot(x - mx, y - my) > self.side / 4 for mx, my in moving.get(t, [])):
-                    beside_moving[p.parked] = beside_moving.get(p.parked, 0) + 1
+        parked = [(t, p.parked, xy) for t, _, p, xy in located if p.parked is not None]
+        seen = Counter(i for _, i, _ in parked)
+        beside_moving = Counter(
+            i
+            for t, i, (x, y) in parked
+            if any(np.hypot(x - mx, y - my) > self.side / 4 for mx, my in moving.get(t, []))
+        )
         return {i for i, n in beside_moving.items() if n >= max(2, _MARK_SHARE * seen[i])}
 
     def points(self) -> pl.DataFrame:
