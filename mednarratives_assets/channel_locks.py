@@ -1,13 +1,17 @@
-"""One writer per channel and stage, across every process and Dagster instance on the machine.
+"""Advisory lock files that make processes take turns, across every Dagster instance on the machine.
 
-Dagster's `duckdb` pool serializes steps within one instance only; the CLI's throwaway instance
-beside `mednarratives ui`, or two deployments sharing a data root, can run the same stage of the same
-channel at once. An advisory lock file per (stage, channel) under the data root makes the second
-writer wait for the first, then fail cleanly if the first holds it too long.
+- One writer per channel and stage: two runs of one channel (the CLI's throwaway instance beside
+  `mednarratives ui`, or two deployments sharing a data root) would write the same keyframes and
+  rows. A lock file per (stage, channel) under the data root makes the second wait for the first,
+  then fail cleanly if the first holds it too long.
+- One connection to the DuckDB file at a time (`database_turn`): DuckDB admits one process with
+  the file open for writing, so steps take turns for their short reads and writes, while their
+  compute runs in parallel.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -33,9 +37,11 @@ def channel_lock(
     wait_s: float = DEFAULT_WAIT_S,
     log: Callable[[str], None] = lambda _msg: None,
     poll_s: float = 0.5,
+    shared: bool = False,
 ) -> Iterator[None]:
     """Hold the lock file `lock_path` for the block; `holder` (a run and stage) is written into it so
-    that a waiting writer can say whom it waits for."""
+    that a waiting writer can say whom it waits for. `shared`: held beside other shared holders
+    (readers), never beside an exclusive one."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -43,7 +49,7 @@ def channel_lock(
         reported = None
         while True:
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(descriptor, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
@@ -59,12 +65,14 @@ def channel_lock(
                 log(f"{lock_path.stem}: waiting for {other} to finish ({waited:.0f} s so far)")
                 reported = waited
             time.sleep(poll_s)
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{holder} (pid {os.getpid()})".encode(), 0)
+        if not shared:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"{holder} (pid {os.getpid()})".encode(), 0)
         try:
             yield
         finally:
-            os.ftruncate(descriptor, 0)
+            if not shared:
+                os.ftruncate(descriptor, 0)
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)
@@ -72,3 +80,15 @@ def channel_lock(
 
 def _read_holder(descriptor: int) -> str:
     return os.pread(descriptor, 512, 0).decode(errors="replace").strip() or "another process"
+
+
+def database_turn(
+    database: Path | str,
+    holder: str,
+    shared: bool = False,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> contextlib.AbstractContextManager[None]:
+    """This process's turn with the DuckDB file `database`, through the lock file beside it: hold it
+    exclusively for a read-write connection, `shared` for a read-only one."""
+    database = Path(database)
+    return channel_lock(database.with_name(f"{database.name}.lock"), holder, log=log, shared=shared)

@@ -1,5 +1,6 @@
-"""End to end through `dagster dev`: the UI serves the asset graph, and a backfill over three
-channels runs beside the sensor's own runs without tripping over DuckDB's single-writer lock."""
+"""End to end through `dagster dev`: the UI serves the asset graph, and a backfill over four
+channels runs beside the sensor's own runs, two at a time, without tripping over DuckDB's
+single-writer lock."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from mednarratives_tests.servers import running_server, wait_until
 
 pytestmark = pytest.mark.integration
 
-CHANNELS = {"neuro_rounds": 2, "chest_imaging": 3, "msk_review": 1}
+CHANNELS = {"neuro_rounds": 2, "chest_imaging": 3, "msk_review": 1, "abdomen_cases": 2}
 
 LAUNCH_BACKFILL = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -81,7 +82,19 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
-def test_ui_graph_and_backfill_over_three_channels(dagster_dev, layout):
+def most_at_once(records) -> int:
+    """The largest number of runs that were running at one moment."""
+    events = sorted(
+        [(r.start_time, 1) for r in records] + [(r.end_time, -1) for r in records], key=lambda e: (e[0], e[1])
+    )
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def test_ui_graph_and_backfill_over_four_channels_two_at_a_time(dagster_dev, layout):
     url, home = dagster_dev
     assert "<html" in requests.get(url, timeout=10).text.lower()
     nodes = {tuple(n["assetKey"]["path"]): n for n in graphql(url, ASSET_NODES)["assetNodes"]}
@@ -96,7 +109,9 @@ def test_ui_graph_and_backfill_over_three_channels(dagster_dev, layout):
         )
     params = {
         "partitionNames": sorted(CHANNELS),
-        "assetSelection": [{"path": ["video_downloads"]}, {"path": ["videos"]}],
+        "assetSelection": [
+            {"path": [asset]} for asset in ("video_downloads", "videos", "stable_chunks", "cursor_traces")
+        ],
         "title": "all channels",
     }
     launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
@@ -120,6 +135,8 @@ def test_ui_graph_and_backfill_over_three_channels(dagster_dev, layout):
     assert all(s == dg.DagsterRunStatus.SUCCESS for s in statuses.values()), statuses
     backfill_runs = [r for r in records if r.dagster_run.tags.get("dagster/backfill") == backfill_id]
     assert len(backfill_runs) == len(CHANNELS)
+    # No pool serializes the steps: channels compute at once, up to max_concurrent_runs (2).
+    assert most_at_once(records) == 2
     sensor_runs = [r for r in records if r.dagster_run.tags.get("dagster/sensor_name") == "new_video_sensor"]
     assert {r.dagster_run.tags["dagster/partition"] for r in sensor_runs} == set(CHANNELS)
 

@@ -43,8 +43,15 @@ def test_the_narratives_group_has_its_lineage_and_runs_with_every_channel():
     graph = defs.get_repository_def().asset_graph
     parents = {
         "narratives": {"videos", "stable_chunks", "cursor_traces", "transcript_words"},
-        "boxes": {"stable_chunks", "cursor_traces", "transcript_words"},
-        "aligned_pairs": {"stable_chunks", "narratives", "boxes", "cursor_traces", "cursor_detector"},
+        "boxes": {"videos", "stable_chunks", "cursor_traces", "transcript_words"},
+        "aligned_pairs": {
+            "videos",
+            "stable_chunks",
+            "narratives",
+            "boxes",
+            "cursor_traces",
+            "cursor_detector",
+        },
         "dataset_export": {"aligned_pairs", "narratives", "boxes"},
     }
     for asset, expected in parents.items():
@@ -93,7 +100,7 @@ def test_workspace_points_at_the_definitions_module():
     assert isinstance(module.defs, dg.Definitions)
 
 
-def test_instance_config_turns_telemetry_off_and_limits_the_duckdb_pool(tmp_path, monkeypatch):
+def test_instance_config_turns_telemetry_off_and_runs_two_channels_at_once(tmp_path, monkeypatch):
     home = REPO_ROOT / "data" / "dagster_home"
     assert (home / "dagster.yaml").resolve() == REPO_ROOT / "dagster.yaml"
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
@@ -101,4 +108,4 @@ def test_instance_config_turns_telemetry_off_and_limits_the_duckdb_pool(tmp_path
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
     with dg.DagsterInstance.get() as instance:
-        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,7 @@ from mednarratives_assets.stages.stable_chunks import (
     chunk_channel,
     chunk_video,
     find_stable_spans,
+    keyframes_intact,
     locate_image_region,
     median_keyframe,
 )
@@ -41,6 +43,7 @@ from mednarratives_assets.synthetic.slides import (
 )
 from mednarratives_assets.synthetic.styles import split_designs
 from mednarratives_assets.synthetic.vfr_video import VfrScene, vfr_video
+from mednarratives_assets.video_cache import StageCache
 from mednarratives_assets.video_frames import sample_video
 from mednarratives_tests.conftest import step_failure
 
@@ -555,3 +558,38 @@ def test_a_channel_name_that_would_leave_the_keyframe_folder_is_refused(tmp_path
         chunk_channel(
             tmp_path, tmp_path / "keyframes", "../x", channel_videos(tmp_path, []), np.ones, SETTINGS
         )
+
+
+def test_a_cached_video_is_not_chunked_again_unless_its_keyframes_or_settings_changed(tmp_path, slides):
+    root = tmp_path / "data"
+    render(root / "videos" / "ch" / "a.mp4", [("ct", 3), ("bullets", 3)], slides)
+    render(root / "videos" / "ch" / "b.mp4", [("title", 3), ("ct", 3)], slides)
+    videos = channel_videos(root, ["a", "b"]).with_columns(sha256=pl.Series(["sha-a", "sha-b"]))
+    scored: list[int] = []
+
+    def score(frames):
+        scored.append(len(frames))
+        return np.ones(len(frames))
+
+    def run(settings=SETTINGS):
+        cache = StageCache.open(root / "cache", "stable_chunks", "ch", videos, settings)
+        result = chunk_channel(root, root / "keyframes", "ch", videos, score, settings, cache=cache)
+        return result, cache
+
+    first, cache = run()
+    assert (cache.computed, cache.reused) == (["a", "b"], [])
+    assert first.videos["from_cache"].to_list() == [False, False]
+    scored.clear()
+    again, cache = run()
+    assert (cache.computed, cache.reused) == ([], ["a", "b"]) and scored == []
+    assert again.chunks.equals(first.chunks)
+    assert again.videos["from_cache"].to_list() == [True, True]
+
+    (root / again.chunks.filter(pl.col("video_id") == "b")["keyframe_path"][0]).unlink()
+    repaired, cache = run()
+    assert (cache.computed, cache.reused) == (["b"], ["a"])
+    assert repaired.chunks.equals(first.chunks)
+    assert keyframes_intact(root, repaired.chunks)
+
+    _, cache = run(replace(SETTINGS, min_duration_s=1.5))
+    assert cache.computed == ["a", "b"]

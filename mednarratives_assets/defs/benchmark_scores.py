@@ -6,7 +6,7 @@ import polars as pl
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.genmedclip_model import genmedclip_model, genmedclip_no_dense_model
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths, ModelStore
+from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.settings import MEDPIX_DIR
 from mednarratives_assets.stages.benchmark_scores import (
     UNTRAINED_ID,
@@ -33,7 +33,6 @@ class BenchmarkConfig(dg.Config):
 
 @dg.asset(
     deps=[genmedclip_model, genmedclip_no_dense_model],
-    pool=DUCKDB_POOL,
     kinds={"duckdb", "polars", "pytorch"},
     group_name="genmedclip",
     check_specs=[

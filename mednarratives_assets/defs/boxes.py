@@ -24,6 +24,7 @@ BoxesConfig = config_class(BoxSettings, "BoxesConfig", "Dwell detection and boxi
 def boxes(
     context: dg.AssetExecutionContext,
     config: BoxesConfig,
+    videos: pl.DataFrame,
     stable_chunks: pl.DataFrame,
     cursor_traces: pl.DataFrame,
     transcript_words: pl.DataFrame,
@@ -40,9 +41,17 @@ def boxes(
     except ValueError as exc:
         raise dg.Failure(f"boxes: {exc}") from exc
     data_root = paths.layout.data_root
+    cache = paths.stage_cache("boxes", context.partition_key, videos, settings)
     table = box_channel(
-        data_root, stable_chunks, cursor_traces, transcript_words, settings, log=context.log.warning
+        data_root,
+        stable_chunks,
+        cursor_traces,
+        transcript_words,
+        settings,
+        log=context.log.warning,
+        cache=cache,
     )
+    context.log.info(f"channel {context.partition_key!r}: {cache.summary()}")
     outside = table.filter(pl.any_horizontal([~pl.col(c).is_between(0.0, 1.0) for c in NORMALIZED]))
     pictures = {
         f"boxes {video_id} #{chunk_index}": png_image(png, f"boxes of {video_id} chunk {chunk_index}")
@@ -52,6 +61,7 @@ def boxes(
         table,
         metadata={
             "dagster/row_count": table.height,
+            **cache.metadata(),
             "n_chunks_with_boxes": table.select("video_id", "chunk_index").unique().height,
             "boxes": markdown_preview(
                 table.with_columns(pl.col(NORMALIZED).round(3)),

@@ -44,15 +44,20 @@ def cursor_traces(
         settings = settings_from(config, TraceSettings)
     except ValueError as exc:
         raise dg.Failure(f"cursor_traces: {exc}") from exc
-    detector = models.load("cursor_detector", "cursor_traces")
+    detector = models.deferred("cursor_detector", "cursor_traces")
+    channel = context.partition_key
+    cache = paths.stage_cache(
+        "cursor_traces", channel, videos, settings, {"cursor_detector": models.fingerprint("cursor_detector")}
+    )
     result = trace_channel(
         layout.data_root,
-        context.partition_key,
+        channel,
         videos,
         stable_chunks,
         detector,
         settings,
         log=context.log.info,
+        cache=cache,
     )
     traces = result.traces
     errors = result.videos.filter(pl.col("status") == "error")
@@ -66,6 +71,7 @@ def cursor_traces(
         traces,
         metadata={
             "dagster/row_count": traces.height,
+            **cache.metadata(),
             "n_samples": n_samples,
             "share_of_samples_with_pointer": round(traces.height / max(n_samples, 1), 3),
             "points_by_method": {m: int(n) for m, n in traces["method"].value_counts().iter_rows()},

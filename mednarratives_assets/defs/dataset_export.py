@@ -6,7 +6,6 @@ from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.dataset_export import export_dataset
 
 
-# In the duckdb pool too: it reads its inputs from DuckDB, which a writer in another process would lock.
 @channel_asset("narratives", kinds=frozenset({"parquet", "huggingface"}))
 def dataset_export(
     context: dg.AssetExecutionContext,

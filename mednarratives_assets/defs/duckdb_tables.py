@@ -1,7 +1,9 @@
-"""The DuckDB IO manager: dagster-duckdb-polars' own, with four changes.
+"""The DuckDB IO manager: dagster-duckdb-polars' own, with five changes.
 
 - A channel's delete and insert commit in one transaction, so a crash between them leaves the old
   rows (the stock client commits each statement on its own).
+- Steps take turns for the file only while they load or store (`channel_locks.database_turn`), so
+  their compute runs in parallel, across runs and Dagster instances, and never meets the lock.
 - Partition keys are checked as channel names before any SQL is built from them.
 - Another process holding the file (a notebook, the DuckDB CLI) is named in the log as soon as a
   writer meets it, and after `lock_wait_s` the step fails saying what to close, instead of a
@@ -22,6 +24,7 @@ from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 from pydantic import Field
 
+from mednarratives_assets.channel_locks import database_turn
 from mednarratives_assets.channels import check_channel_name
 from mednarratives_assets.tables import connect_when_free, is_lock_error, lock_holder, table_exists
 
@@ -72,18 +75,24 @@ class TransactionalDuckDbClient(DuckDbClient):
     def connect(self, context, table_slice: TableSlice) -> Iterator[duckdb.DuckDBPyConnection]:
         check_partition_keys(table_slice)
         config = context.resource_config
-        connection = open_for_writing(
-            config["database"], config["connection_config"], self.lock_wait_s, context.log
+        holder = (
+            f"run {context.run_id[:8]} storing {table_slice.table}"
+            if isinstance(context, dg.OutputContext)
+            else f"a step loading {table_slice.table}"
         )
-        try:
-            connection.begin()
-            yield connection
-            connection.commit()
-        except BaseException:
-            connection.rollback()
-            raise
-        finally:
-            connection.close()
+        with database_turn(config["database"], holder, log=context.log.info):
+            connection = open_for_writing(
+                config["database"], config["connection_config"], self.lock_wait_s, context.log
+            )
+            try:
+                connection.begin()
+                yield connection
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                connection.close()
 
     @staticmethod
     def delete_table_slice(context, table_slice: TableSlice, connection) -> None:

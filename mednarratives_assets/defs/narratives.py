@@ -47,15 +47,19 @@ def narratives(
         settings = settings_from(config, NarrativeSettings)
     except ValueError as exc:
         raise dg.Failure(f"narratives: {exc}") from exc
-    table = narrate_channel(videos, stable_chunks, cursor_traces, transcript_words, settings)
+    channel = context.partition_key
+    cache = paths.stage_cache("narratives", channel, videos, settings)
+    table = narrate_channel(videos, stable_chunks, cursor_traces, transcript_words, settings, cache)
+    context.log.info(f"channel {channel!r}: {cache.summary()}")
     layout = paths.layout
-    jsonl = write_jsonl(table, layout.channel_path(layout.narratives_dir, context.partition_key, ".jsonl"))
+    jsonl = write_jsonl(table, layout.channel_path(layout.narratives_dir, channel, ".jsonl"))
     outside = traces_outside_their_chunk(table, stable_chunks)
     context.log.info(f"{table.height} narratives written to {jsonl}")
     yield dg.Output(
         table,
         metadata={
             "dagster/row_count": table.height,
+            **cache.metadata(),
             "jsonl": dg.MetadataValue.path(str(jsonl)),
             "n_words": int(table["n_words"].sum() or 0),
             "n_trace_points": int(table["n_trace_points"].sum() or 0),

@@ -12,7 +12,7 @@ import dagster as dg
 
 from mednarratives_assets.channel_locks import ChannelBusy, channel_lock
 from mednarratives_assets.channels import InvalidChannelName, check_channel_name
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths
+from mednarratives_assets.defs.resources import DataPaths
 
 # One partition per channel (one video source); the new-video sensor adds them as folders appear.
 channel_partitions = dg.DynamicPartitionsDefinition(name="channel")
@@ -96,8 +96,9 @@ def channel_asset(
 ) -> Callable:
     """@dg.asset for a table with one partition per channel, written to DuckDB by the IO manager.
 
-    Every such asset writes through the `duckdb` pool (DuckDB admits one writing process) and is
-    stored by its `channel` column. checks: name -> description of the asset's per-channel checks.
+    Its rows are stored by their `channel` column; the IO manager takes turns with other steps for
+    the DuckDB file only while it loads and stores, so channels compute in parallel.
+    checks: name -> description of the asset's per-channel checks.
     Inputs come from the function's parameter names.
     """
 
@@ -107,7 +108,6 @@ def channel_asset(
             name=name,
             partitions_def=channel_partitions,
             metadata={"partition_expr": "channel"},
-            pool=DUCKDB_POOL,
             kinds=set(kinds),
             group_name=group,
             deps=list(deps),

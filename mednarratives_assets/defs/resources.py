@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 
 from mednarratives_assets.asr.engines import AsrEngine, AsrSettings, build_engine
 from mednarratives_assets.defs.duckdb_tables import DuckDBTablesIOManager
@@ -13,10 +15,7 @@ from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
 from mednarratives_assets.stages.genmedclip_model import SavedClip
-
-# Assets that write to DuckDB share this pool; dagster.yaml limits it to one at a time, because
-# DuckDB admits a single writing process.
-DUCKDB_POOL = "duckdb"
+from mednarratives_assets.video_cache import StageCache, files_fingerprint
 
 
 class DataPaths(dg.ConfigurableResource):
@@ -28,6 +27,23 @@ class DataPaths(dg.ConfigurableResource):
     @property
     def layout(self) -> DataLayout:
         return DataLayout(data_root=Path(self.data_root), duckdb_path=Path(self.duckdb_path))
+
+    def stage_cache(
+        self,
+        stage: str,
+        channel: str,
+        videos: pl.DataFrame,
+        settings: object,
+        models: dict[str, str] | None = None,
+    ) -> StageCache:
+        """The per-video cache of `stage` for one channel, keyed by its settings, the model fingerprints
+        and the source of its module `stages/<stage>.py` (a new version of the code computes anew)."""
+        code = files_fingerprint(
+            [Path(importlib.import_module(f"mednarratives_assets.stages.{stage}").__file__)]
+        )
+        return StageCache.open(
+            self.layout.cache_dir, stage, channel, videos, {"settings": settings, "code": code}, models
+        )
 
 
 # Trained models by the asset that trains them: where the asset saves it, and how to open it.
@@ -60,6 +76,12 @@ class ModelStore(DataPaths):
         """The model; FileNotFoundError when it was never trained, ValueError when it cannot be used."""
         return SAVED_MODELS[model][1](self.path(model))
 
+    def fingerprint(self, model: str) -> str:
+        """sha256 over the model's saved files: its weights and the settings saved beside them."""
+        path = self.path(model)
+        files = sorted(path.parent.glob(f"{path.stem}.*")) if path.suffix else sorted(path.rglob("*"))
+        return files_fingerprint([f for f in files if f.is_file()])
+
     def problem(self, model: str) -> str | None:
         """None when the model opens; otherwise why not, in one line."""
         try:
@@ -83,6 +105,24 @@ class ModelStore(DataPaths):
             raise dg.Failure(
                 f"{needed_by} cannot use the saved {model} ({exc}); materialize {model} again"
             ) from exc
+
+    def deferred(self, model: str, needed_by: str, purpose: str | None = None, alternative: str = "") -> Any:
+        """The model as `load` gives it, opened at its first use: a run whose videos all come from
+        the cache never spends the time to open it."""
+        return _Deferred(lambda: self.load(model, needed_by, purpose, alternative))
+
+
+class _Deferred:
+    """Stands for a model and opens it when one of its attributes is first asked for."""
+
+    def __init__(self, open_model: Callable[[], Any]):
+        self._open_model = open_model
+        self._model = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._model is None:
+            self._model = self._open_model()
+        return getattr(self._model, name)
 
 
 class SpeechRecognizer(dg.ConfigurableResource):

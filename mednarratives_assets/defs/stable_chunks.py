@@ -37,15 +37,24 @@ def stable_chunks(
         settings = settings_from(config, ChunkingSettings)
     except ValueError as exc:
         raise dg.Failure(f"stable_chunks: {exc}") from exc
-    classifier = models.load("frame_classifier", "stable_chunks")
+    classifier = models.deferred("frame_classifier", "stable_chunks")
+    channel = context.partition_key
+    cache = paths.stage_cache(
+        "stable_chunks",
+        channel,
+        videos,
+        settings,
+        {"frame_classifier": models.fingerprint("frame_classifier")},
+    )
     result = chunk_channel(
         layout.data_root,
         layout.keyframes_dir,
-        context.partition_key,
+        channel,
         videos,
-        classifier.medical_scores,
+        lambda keyframes: classifier.medical_scores(keyframes),
         settings,
         log=context.log.info,
+        cache=cache,
     )
     chunks = result.chunks
     errors = result.videos.filter(pl.col("status") == "error")
@@ -57,6 +66,7 @@ def stable_chunks(
         chunks,
         metadata={
             "dagster/row_count": chunks.height,
+            **cache.metadata(),
             "n_medical": chunks.filter(pl.col("is_medical")).height,
             "n_duplicate_keyframes": chunks.filter(pl.col("duplicate_of").is_not_null()).height,
             "stable_hours": round(float((chunks["end_s"] - chunks["start_s"]).sum() or 0.0) / 3600, 3),

@@ -8,7 +8,7 @@ from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.metadata import markdown_preview
 from mednarratives_assets.defs.partitions import channel_check, channel_partitions, one_writer_per_channel
-from mednarratives_assets.defs.resources import DUCKDB_POOL, DataPaths, SpeechRecognizer
+from mednarratives_assets.defs.resources import DataPaths, SpeechRecognizer
 from mednarratives_assets.stages.transcripts import TranscriptCache, transcribe_channel
 
 
@@ -31,7 +31,6 @@ def _table(description: str) -> dg.AssetOut:
         "transcript_segments": _table("One sentence per row, its text and the medical corrections."),
     },
     check_specs=[channel_check("transcripts", "all_videos_transcribed")],
-    pool=DUCKDB_POOL,
 )
 @one_writer_per_channel
 def transcripts(
@@ -66,7 +65,8 @@ def transcripts(
             "dagster/row_count": table.height,
             "engine": engine.name,
             "engine_fingerprint": engine.fingerprint,
-            "n_transcribed_now": table.filter(pl.col("from_cache").not_()).height,
+            "n_videos_computed": table.filter(pl.col("from_cache").not_()).height,
+            "n_videos_reused": table.filter(pl.col("from_cache")).height,
             "hours_of_audio": round((table["audio_s"].sum() or 0.0) / 3600, 3),
             "videos": markdown_preview(
                 table, ["video_id", "status", "reason", "audio_s", "n_words", "n_corrections", "from_cache"]

@@ -32,14 +32,17 @@ def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
     layout = paths.layout
     data_root = layout.data_root
     try:
-        frame = probe_channel(layout, channel, log=context.log.info)
-    except OutsideDataRoot as exc:
-        raise dg.Failure(f"videos of channel {channel!r}: {exc}") from exc
-    try:
         previous = stored_videos(layout.duckdb_path, channel)
     except duckdb.Error as exc:  # held by another process, say: the cached transcripts wait for a later run
-        context.log.warning(f"cannot read the stored videos of {channel!r} ({exc}); cached transcripts kept")
+        context.log.warning(
+            f"cannot read the stored videos of {channel!r} ({exc}); every file is read again and "
+            "cached transcripts are kept"
+        )
         previous = None
+    try:
+        frame = probe_channel(layout, channel, log=context.log.info, known=previous)
+    except OutsideDataRoot as exc:
+        raise dg.Failure(f"videos of channel {channel!r}: {exc}") from exc
     removed = remove_files_of_deleted_videos(layout, channel, frame, previous, log=context.log.info)
     errors = frame.filter(pl.col("status") == "error")
     yield dg.Output(

@@ -14,7 +14,9 @@ detector, each pointer it finds on the picture where the chunk's trace went is p
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,12 +29,14 @@ import polars as pl
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.atomic_files import replaced_folder
 from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
+from mednarratives_assets.file_hashing import sha256_of
 from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
 from mednarratives_assets.spoken_text import strip_punctuation
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.cursor_traces import scan_keyframe
 from mednarratives_assets.tables import chunk_region, grouped, medical_chunks, pair_id
+from mednarratives_assets.video_cache import Frames, StageCache
 
 GREY_DOMAINS = frozenset({"CT", "MRI", "X-ray", "ultrasound", "mammography", "dental"})
 COLOUR_DOMAINS = frozenset(
@@ -42,7 +46,7 @@ COLOUR_DOMAINS = frozenset(
 # others were said while the pointer merely rested.
 REFERRING_WORDS = frozenset({"this", "these", "that", "those", "here", "there"})
 _COLOURFUL = 0.15  # mean saturation of the lit pixels above which an image counts as colour
-_PROGRESS_EVERY = 500  # chunks; each takes about 0.1 s, most of it the pointer scan
+_PROGRESS_EVERY_VIDEOS = 50  # a video's chunks take about 0.1 s each, most of it the pointer scan
 ALIGNED_PAIRS_SCHEMA = {
     "channel": pl.Utf8,
     "pair_id": pl.Utf8,
@@ -172,6 +176,81 @@ def crop(keyframe_bgr: np.ndarray, region: tuple[int, int, int, int]) -> np.ndar
     return keyframe_bgr[y : y + h, x : x + w]
 
 
+_CANDIDATES_SCHEMA = ALIGNED_PAIRS_SCHEMA | {"png": pl.Binary}
+
+
+def _video_candidates(
+    data_root: Path,
+    pairs_dir: Path,
+    chunks: pl.DataFrame,
+    narratives: pl.DataFrame,
+    boxes: pl.DataFrame,
+    traces: pl.DataFrame,
+    vocabulary: MedicalVocabulary,
+    detector: CursorDetector | None,
+    log: Callable[[str], None],
+) -> Frames:
+    """One video's would-be pairs, each with its crop as PNG bytes, before the channel's
+    de-duplication; and its chunks that can give no pair, with the reason."""
+    by_chunk = {r["chunk_index"]: r for r in narratives.iter_rows(named=True)}
+    points_of, boxes_of = grouped(traces, "chunk_index"), grouped(boxes, "chunk_index")
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    for chunk in chunks.iter_rows(named=True):
+        video_id, index = chunk["video_id"], chunk["chunk_index"]
+        told = by_chunk.get(index)
+        if told is None or not told["caption"].strip():
+            skipped.append({"video_id": video_id, "chunk_index": index, "reason": "nothing was said"})
+            continue
+        keyframe = cv2.imread(str(data_root / chunk["keyframe_path"]))
+        if keyframe is None:
+            reason = f"cannot read keyframe {chunk['keyframe_path']}"
+            log(f"{video_id} chunk {index}: {reason}")
+            skipped.append({"video_id": video_id, "chunk_index": index, "reason": reason})
+            continue
+        removed = 0
+        if detector is not None:
+            trace_xy = points_of(index).select("x_px", "y_px").to_numpy()
+            keyframe, removed = without_pointers(keyframe, chunk_region(chunk), detector, trace_xy)
+        image = crop(keyframe, chunk_region(chunk))
+        ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        if not ok:
+            raise ValueError(f"{video_id} chunk {index}: the crop could not be encoded as PNG")
+        identifier = pair_id(chunk["channel"], video_id, index)
+        corrected, _ = vocabulary.correct(told["caption"])
+        domain, votes = infer_domain(corrected, image)
+        chunk_boxes = boxes_of(index)
+        rows.append(
+            {
+                "channel": chunk["channel"],
+                "pair_id": identifier,
+                "video_id": video_id,
+                "chunk_index": index,
+                "image_path": (pairs_dir / f"{identifier}.png").as_posix(),
+                "image_sha256": hashlib.sha256(png.tobytes()).hexdigest(),
+                "image_width": image.shape[1],
+                "image_height": image.shape[0],
+                "phash": perceptual_hash(image),
+                "caption": told["caption"],
+                "corrected_caption": corrected,
+                "medical_text": medical_sentences(corrected, vocabulary.terms),
+                "roi_text": roi_text(chunk_boxes.sort("box_index")["phrase"].to_list()),
+                "domain": domain,
+                "domain_votes": ", ".join(f"{d} {v}" for d, v in sorted(votes.items(), key=lambda i: -i[1])),
+                "n_trace_points": told["n_trace_points"],
+                "n_boxes": chunk_boxes.height,
+                "n_pointers_removed": removed,
+                "start_s": chunk["start_s"],
+                "end_s": chunk["end_s"],
+                "png": png.tobytes(),
+            }
+        )
+    return {
+        "candidates": pl.DataFrame(rows, schema=_CANDIDATES_SCHEMA),
+        "skipped": pl.DataFrame(skipped, schema=SKIPPED_SCHEMA),
+    }
+
+
 def pair_channel(
     data_root: Path,
     pairs_dir: Path,
@@ -183,82 +262,86 @@ def pair_channel(
     settings: PairSettings,
     detector: CursorDetector | None,
     log: Callable[[str], None] = print,
+    cache: StageCache | None = None,
 ) -> ChannelPairs:
     """The `aligned_pairs` table of one channel. Crops are written to `pairs_dir`, relative to the data
-    root and rebuilt whole; a failed run leaves the stored crops as they were. Without a detector,
-    pointers left in keyframes stay in the crops."""
+    root and rebuilt whole (a crop already there with the same content is linked, not written
+    again); a failed run leaves the stored crops as they were. Without a detector, pointers left in
+    keyframes stay in the crops.
+
+    Each video's would-be pairs are made once per content of its chunks, narratives, boxes and
+    traces (with a `cache`, only for new or changed videos); the channel's de-duplication then
+    runs over all of them in order."""
+    cache = cache or StageCache.off()
     target = data_root / pairs_dir
-    by_chunk = {(r["video_id"], r["chunk_index"]): r for r in narratives.iter_rows(named=True)}
-    rows: list[dict] = []
-    skipped: list[dict] = []
     chunks = medical_chunks(stable_chunks)
-    points_of = grouped(cursor_traces, "video_id", "chunk_index")
-    boxes_of = grouped(boxes, "video_id", "chunk_index")
-    with replaced_folder(target) as staging:  # a failed run leaves the stored crops as they were
-        for done, chunk in enumerate(chunks.iter_rows(named=True)):
-            if done and done % _PROGRESS_EVERY == 0:
-                log(f"{done} of {chunks.height} medical chunks paired")
-            key = (chunk["video_id"], chunk["chunk_index"])
-            told = by_chunk.get(key)
-            if told is None or not told["caption"].strip():
-                skipped.append({"video_id": key[0], "chunk_index": key[1], "reason": "nothing was said"})
-                continue
-            keyframe = cv2.imread(str(data_root / chunk["keyframe_path"]))
-            if keyframe is None:
-                reason = f"cannot read keyframe {chunk['keyframe_path']}"
-                log(f"{key[0]} chunk {key[1]}: {reason}")
-                skipped.append({"video_id": key[0], "chunk_index": key[1], "reason": reason})
-                continue
-            removed = 0
-            if detector is not None:
-                trace_xy = points_of(*key).select("x_px", "y_px").to_numpy()
-                keyframe, removed = without_pointers(keyframe, chunk_region(chunk), detector, trace_xy)
-            image = crop(keyframe, chunk_region(chunk))
-            phash = perceptual_hash(image)
-            first = next(
-                (r for r in rows if hash_distance(r["phash"], phash) <= settings.duplicate_distance), None
-            )
-            if first is not None:
-                reason = f"same image as {first['video_id']} chunk {first['chunk_index']}"
-                skipped.append({"video_id": key[0], "chunk_index": key[1], "reason": reason})
-                continue
-            ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-            if not ok:
-                raise ValueError(f"{key[0]} chunk {key[1]}: the crop could not be encoded as PNG")
-            identifier = pair_id(chunk["channel"], *key)
-            (staging / f"{identifier}.png").write_bytes(png.tobytes())
-            corrected, _ = vocabulary.correct(told["caption"])
-            domain, votes = infer_domain(corrected, image)
-            chunk_boxes = boxes_of(*key)
-            rows.append(
-                {
-                    "channel": chunk["channel"],
-                    "pair_id": identifier,
-                    "video_id": key[0],
-                    "chunk_index": key[1],
-                    "image_path": (pairs_dir / f"{identifier}.png").as_posix(),
-                    "image_sha256": hashlib.sha256(png.tobytes()).hexdigest(),
-                    "image_width": image.shape[1],
-                    "image_height": image.shape[0],
-                    "phash": phash,
-                    "caption": told["caption"],
-                    "corrected_caption": corrected,
-                    "medical_text": medical_sentences(corrected, vocabulary.terms),
-                    "roi_text": roi_text(chunk_boxes.sort("box_index")["phrase"].to_list()),
-                    "domain": domain,
-                    "domain_votes": ", ".join(
-                        f"{d} {v}" for d, v in sorted(votes.items(), key=lambda i: -i[1])
-                    ),
-                    "n_trace_points": told["n_trace_points"],
-                    "n_boxes": chunk_boxes.height,
-                    "n_pointers_removed": removed,
-                    "start_s": chunk["start_s"],
-                    "end_s": chunk["end_s"],
-                }
-            )
-    return ChannelPairs(
-        pl.DataFrame(rows, schema=ALIGNED_PAIRS_SCHEMA), pl.DataFrame(skipped, schema=SKIPPED_SCHEMA)
+    chunks_of, told_of, boxes_of, points_of = (
+        grouped(frame, "video_id") for frame in (chunks, narratives, boxes, cursor_traces)
     )
+    rows: list[dict] = []
+    skipped = [pl.DataFrame(schema=SKIPPED_SCHEMA)]
+    with replaced_folder(target) as staging:  # a failed run leaves the stored crops as they were
+        for done, video_id in enumerate(chunks["video_id"].unique(maintain_order=True)):
+            inputs = {
+                "chunks": chunks_of(video_id),
+                "narratives": told_of(video_id),
+                "boxes": boxes_of(video_id),
+                "traces": points_of(video_id),
+            }
+            if done and done % _PROGRESS_EVERY_VIDEOS == 0:
+                log(f"{done} videos paired, {len(rows)} pairs so far")
+            frames, _ = cache.cached(
+                video_id,
+                inputs,
+                ("candidates", "skipped"),
+                lambda inputs=inputs: _video_candidates(
+                    data_root, pairs_dir, **inputs, vocabulary=vocabulary, detector=detector, log=log
+                ),
+            )
+            skipped.append(frames["skipped"])
+            for candidate in frames["candidates"].iter_rows(named=True):
+                first = next(
+                    (
+                        r
+                        for r in rows
+                        if hash_distance(r["phash"], candidate["phash"]) <= settings.duplicate_distance
+                    ),
+                    None,
+                )
+                if first is not None:
+                    reason = f"same image as {first['video_id']} chunk {first['chunk_index']}"
+                    skipped.append(
+                        pl.DataFrame(
+                            [
+                                {
+                                    "video_id": video_id,
+                                    "chunk_index": candidate["chunk_index"],
+                                    "reason": reason,
+                                }
+                            ],
+                            schema=SKIPPED_SCHEMA,
+                        )
+                    )
+                    continue
+                _place_crop(staging, target, candidate)
+                rows.append(candidate)
+    pairs = pl.DataFrame(rows, schema=_CANDIDATES_SCHEMA).drop("png")
+    return ChannelPairs(pairs, pl.concat(skipped).sort("video_id", "chunk_index"))
+
+
+def _place_crop(staging: Path, stored: Path, pair: dict) -> None:
+    """The pair's crop in `staging`: linked from the stored folder when the file there has the same
+    content, else written from its bytes."""
+    name = Path(pair["image_path"]).name
+    previous = stored / name
+    if previous.is_file() and not previous.is_symlink() and sha256_of(previous) == pair["image_sha256"]:
+        try:
+            os.link(previous, staging / name)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+    (staging / name).write_bytes(pair["png"])
 
 
 _TILE_WIDTH = 240

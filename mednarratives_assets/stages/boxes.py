@@ -24,6 +24,7 @@ import polars as pl
 
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.tables import chunk_region, grouped, medical_chunks
+from mednarratives_assets.video_cache import Frames, StageCache
 
 BOXES_SCHEMA = {
     "channel": pl.Utf8,
@@ -309,16 +310,33 @@ def _box_chunks(
     settings: BoxSettings,
     method: str,
     box_chunk: Callable[[dict, pl.DataFrame], list[Box]],
+    cache: StageCache | None = None,
 ) -> pl.DataFrame:
-    """`box_chunk(chunk, points)` over every traced medical chunk, as rows of the `boxes` table."""
-    points_of = grouped(cursor_traces, "video_id", "chunk_index")
-    words_of = grouped(words, "video_id")
+    """`box_chunk(chunk, points)` over every traced medical chunk, as rows of the `boxes` table,
+    one video at a time (with a `cache`, only videos whose chunks, traces or words changed)."""
+    cache = cache or StageCache.off()
+    chunks = medical_chunks(stable_chunks)
+    chunks_of, points_of, words_of = (
+        grouped(chunks, "video_id"),
+        grouped(cursor_traces, "video_id"),
+        grouped(words, "video_id"),
+    )
     frames = [pl.DataFrame(schema=BOXES_SCHEMA)]
-    for chunk in medical_chunks(stable_chunks).iter_rows(named=True):
-        points = points_of(chunk["video_id"], chunk["chunk_index"])
-        if not points.is_empty():
-            boxes = box_chunk(chunk, points)
-            frames.append(boxes_frame(chunk, boxes, words_of(chunk["video_id"]), settings, method))
+    for video_id in chunks["video_id"].unique(maintain_order=True):
+        inputs = {"chunks": chunks_of(video_id), "traces": points_of(video_id), "words": words_of(video_id)}
+
+        def boxed(inputs: dict = inputs) -> Frames:
+            points_in = grouped(inputs["traces"], "chunk_index")
+            video_boxes = [pl.DataFrame(schema=BOXES_SCHEMA)]
+            for chunk in inputs["chunks"].iter_rows(named=True):
+                points = points_in(chunk["chunk_index"])
+                if not points.is_empty():
+                    found = box_chunk(chunk, points)
+                    video_boxes.append(boxes_frame(chunk, found, inputs["words"], settings, method))
+            return {"boxes": pl.concat(video_boxes)}
+
+        result, _ = cache.cached(video_id, inputs, ("boxes",), boxed)
+        frames.append(result["boxes"])
     return pl.concat(frames)
 
 
@@ -329,6 +347,7 @@ def box_channel(
     words: pl.DataFrame,
     settings: BoxSettings,
     log: Callable[[str], None] = print,
+    cache: StageCache | None = None,
 ) -> pl.DataFrame:
     """The `boxes` table of one channel: every medical chunk's dwells, with the words said meanwhile."""
 
@@ -343,7 +362,7 @@ def box_channel(
                 )
         return dwell_boxes(points, chunk_region(chunk), keyframe, settings)
 
-    return _box_chunks(stable_chunks, cursor_traces, words, settings, OURS, box_chunk)
+    return _box_chunks(stable_chunks, cursor_traces, words, settings, OURS, box_chunk, cache)
 
 
 _PICTURE_WIDTH = 420

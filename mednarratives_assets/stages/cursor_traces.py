@@ -27,6 +27,7 @@ import polars as pl
 
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.stages.cursor_detector import CROP_PX, CursorDetector, Detection
+from mednarratives_assets.video_cache import Frames, StageCache
 from mednarratives_assets.video_frames import Sample, VideoUnreadable, is_video_fault, sample_video
 
 CURSOR_TRACES_SCHEMA = {
@@ -50,6 +51,7 @@ TRACED_VIDEOS_SCHEMA = {
     "n_samples": pl.Int32,
     "n_points": pl.Int32,
     "seconds": pl.Float64,
+    "from_cache": pl.Boolean,
 }
 # method: how a point was found
 MOVED = "motion"  # a blob that differs from the background, confirmed by the detector
@@ -574,23 +576,48 @@ def trace_channel(
     detector: CursorDetector,
     settings: TraceSettings,
     log: Callable[[str], None] = lambda _msg: None,
+    cache: StageCache | None = None,
 ) -> ChannelTraces:
-    """Traces through every medical chunk of the channel's videos; a failing video is reported, not fatal."""
+    """Traces through every medical chunk of the channel's videos; a failing video is reported, not fatal.
+
+    With a `cache`, a video traced before with the same content, medical chunks, settings and
+    detector is not traced again (its overlays are then not drawn)."""
     settings = settings.validated()
+    cache = cache or StageCache.off()
     medical = chunks.filter(pl.col("is_medical")).sort("video_id", "chunk_index")
     by_video = {key[0]: frame for key, frame in medical.group_by("video_id")}
     traced = videos.filter(pl.col("video_id").is_in(list(by_video))).sort("video_id")
     log(f"channel {channel!r}: {medical.height} medical chunks in {traced.height} videos to trace")
-    traces, summaries, overlays = [], [], {}
+    traces, summaries, overlays = [pl.DataFrame(schema=CURSOR_TRACES_SCHEMA)], [], {}
     for i, video in enumerate(traced.iter_rows(named=True), 1):
-        rows = by_video[video["video_id"]].sort("chunk_index").to_dicts()
+        video_chunks = by_video[video["video_id"]].sort("chunk_index")
+        rows = video_chunks.to_dicts()
         summary = {"video_id": video["video_id"], "status": "ok", "reason": None, "n_chunks": len(rows)}
         summaries.append(summary)
         prefix = f"video {i} of {traced.height} ({video['video_id']})"
         started = time.perf_counter()
-        try:
+
+        def traced_video(video: dict = video, rows: list[dict] = rows) -> Frames:
             _check_keyframes(rows, data_root)
-            traced_video = trace_video(data_root / video["path"], rows, data_root, detector, settings, log)
+            result = trace_video(data_root / video["path"], rows, data_root, detector, settings, log)
+            overlays.update({(video["video_id"], index): png for index, png in result.overlays.items()})
+            points = result.points.with_columns(
+                pl.lit(channel).alias("channel"), pl.lit(video["video_id"]).alias("video_id")
+            )
+            return {
+                "points": points.select(list(CURSOR_TRACES_SCHEMA)).cast(CURSOR_TRACES_SCHEMA),
+                "samples": pl.DataFrame(
+                    {"n_samples": [len(result.sample_times)]}, schema={"n_samples": pl.Int32}
+                ),
+            }
+
+        try:
+            frames, from_cache = cache.cached(
+                video["video_id"],
+                {"path": video["path"], "chunks": video_chunks.drop("channel")},
+                ("points", "samples"),
+                traced_video,
+            )
         except (OSError, VideoUnreadable, cv2.error) as exc:
             # A video that cannot be decoded, or whose keyframes are gone, is this video's fault; any
             # other OSError (a full disk, a missing permission, an I/O error) is the machine's and
@@ -604,22 +631,15 @@ def trace_channel(
             continue
         seconds = time.perf_counter() - started
         traced_s = sum(row["end_s"] - row["start_s"] for row in rows)
-        points, n_samples = traced_video.points, len(traced_video.sample_times)
-        traces.append(
-            points.with_columns(pl.lit(channel).alias("channel"), pl.lit(video["video_id"]).alias("video_id"))
+        points, n_samples = frames["points"], int(frames["samples"]["n_samples"][0])
+        traces.append(points)
+        summary.update(
+            n_samples=n_samples, n_points=points.height, seconds=round(seconds, 2), from_cache=from_cache
         )
-        overlays |= {(video["video_id"], index): png for index, png in traced_video.overlays.items()}
-        summary.update(n_samples=n_samples, n_points=points.height, seconds=round(seconds, 2))
+        source = "from the cache" if from_cache else f"in {seconds:.1f} s"
         log(
             f"{prefix}: {points.height} points from {n_samples} samples of {len(rows)} medical chunks "
-            f"({traced_s:.0f} s) in {seconds:.1f} s"
+            f"({traced_s:.0f} s), {source}"
         )
-    columns = list(CURSOR_TRACES_SCHEMA)
-    table = (
-        pl.concat([t.select(columns) for t in traces])
-        if traces
-        else pl.DataFrame(schema=CURSOR_TRACES_SCHEMA)
-    )
-    return ChannelTraces(
-        table.cast(CURSOR_TRACES_SCHEMA), pl.DataFrame(summaries, schema=TRACED_VIDEOS_SCHEMA), overlays
-    )
+    log(f"channel {channel!r}: {cache.summary()}")
+    return ChannelTraces(pl.concat(traces), pl.DataFrame(summaries, schema=TRACED_VIDEOS_SCHEMA), overlays)

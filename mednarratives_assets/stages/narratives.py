@@ -21,6 +21,7 @@ import polars as pl
 from mednarratives_assets.atomic_files import replaced_file
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.tables import grouped, medical_chunks, pair_id
+from mednarratives_assets.video_cache import Frames, StageCache
 
 DATASET_ID = "mednarratives"
 TIMED_UTTERANCE = pl.Struct({"utterance": pl.Utf8, "start_time": pl.Float64, "end_time": pl.Float64})
@@ -125,22 +126,39 @@ def narrate_channel(
     cursor_traces: pl.DataFrame,
     words: pl.DataFrame,
     settings: NarrativeSettings,
+    cache: StageCache | None = None,
 ) -> pl.DataFrame:
-    """The `narratives` table of one channel: one row per medical chunk with an image region."""
+    """The `narratives` table of one channel: one row per medical chunk with an image region.
+
+    With a `cache`, a video whose chunks, traces and words are unchanged is not narrated again."""
+    cache = cache or StageCache.off()
     paths = dict(videos.select("video_id", "path").iter_rows())
-    points_of = grouped(cursor_traces, "video_id", "chunk_index")
-    words_of = grouped(words, "video_id")
-    rows = [
-        narrative(
-            chunk,
-            words_of(chunk["video_id"]),
-            points_of(chunk["video_id"], chunk["chunk_index"]),
-            paths.get(chunk["video_id"], chunk["video_id"]),
-            settings,
-        )
-        for chunk in medical_chunks(stable_chunks).iter_rows(named=True)
-    ]
-    return pl.DataFrame(rows, schema=NARRATIVES_SCHEMA)
+    chunks = medical_chunks(stable_chunks)
+    chunks_of, points_of, words_of = (
+        grouped(chunks, "video_id"),
+        grouped(cursor_traces, "video_id"),
+        grouped(words, "video_id"),
+    )
+    frames = [pl.DataFrame(schema=NARRATIVES_SCHEMA)]
+    for video_id in chunks["video_id"].unique(maintain_order=True):
+        inputs = {
+            "path": paths.get(video_id, video_id),
+            "chunks": chunks_of(video_id),
+            "traces": points_of(video_id),
+            "words": words_of(video_id),
+        }
+
+        def narrated(inputs: dict = inputs) -> Frames:
+            points_in = grouped(inputs["traces"], "chunk_index")
+            rows = [
+                narrative(chunk, inputs["words"], points_in(chunk["chunk_index"]), inputs["path"], settings)
+                for chunk in inputs["chunks"].iter_rows(named=True)
+            ]
+            return {"narratives": pl.DataFrame(rows, schema=NARRATIVES_SCHEMA)}
+
+        result, _ = cache.cached(video_id, inputs, ("narratives",), narrated)
+        frames.append(result["narratives"])
+    return pl.concat(frames)
 
 
 def write_jsonl(narratives: pl.DataFrame, path: Path) -> Path:

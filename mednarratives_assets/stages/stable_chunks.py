@@ -30,9 +30,11 @@ import polars as pl
 from mednarratives_assets.atomic_files import replaced_folder
 from mednarratives_assets.channels import video_id_problem
 from mednarratives_assets.contact_sheets import contact_sheet_png
+from mednarratives_assets.file_hashing import sha256_of
 from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
 from mednarratives_assets.settings import DataLayout, resolves_outside
 from mednarratives_assets.stage_settings import check_settings, setting
+from mednarratives_assets.video_cache import Frames, StageCache
 from mednarratives_assets.video_frames import Sample, is_video_fault, sample_video
 
 # A span's reference frame follows the picture this long after it opens, so the end of a
@@ -83,6 +85,7 @@ VIDEO_SUMMARY_SCHEMA = {
     "n_chunks": pl.Int32,
     "n_medical": pl.Int32,
     "seconds": pl.Float64,
+    "from_cache": pl.Boolean,
 }
 
 
@@ -500,6 +503,7 @@ def chunk_channel(
     score_medical: MedicalScorer,
     settings: ChunkingSettings,
     log: Callable[[str], None] = lambda _msg: None,
+    cache: StageCache | None = None,
 ) -> ChannelChunks:
     """Stable chunks of every readable video of the channel.
 
@@ -508,14 +512,18 @@ def chunk_channel(
     permission, an I/O error: any other OSError) is raised, naming the path, so that a run never
     stores "chunking failed" for a good video, nor replaces good rows with none.
 
-    Keyframes go under `keyframes_root/<channel>/<video_id>/`, which must lie inside `data_root`.
+    Keyframes go under `keyframes_root/<channel>/<video_id>/`, which must lie inside `data_root`
+    (the videos stage deletes the folders of removed videos). With a `cache`, a video chunked before
+    with the same content and settings, whose keyframes are still intact, is not chunked again (its
+    contact sheet is then not drawn).
     """
     settings = settings.validated()
+    cache = cache or StageCache.off()
     # The channel's keyframe folder, through the channel-safe helper: a name that passes the channel
     # rule, a folder that resolves inside the data root (InvalidChannelName or OutsideDataRoot).
     channel_keyframes = DataLayout.at(data_root).channel_path(keyframes_root, channel)
     videos = videos.sort("video_id")
-    rows, summaries, sheets = [], [], {}
+    chunks, summaries, sheets = [pl.DataFrame(schema=STABLE_CHUNKS_SCHEMA)], [], {}
     log(f"channel {channel!r}: {videos.height} videos to chunk")
     for i, video in enumerate(videos.iter_rows(named=True), 1):
         summary = {
@@ -525,6 +533,7 @@ def chunk_channel(
             "n_chunks": 0,
             "n_medical": 0,
             "seconds": 0.0,
+            "from_cache": None,
         }
         summaries.append(summary)
         prefix = f"video {i} of {videos.height} ({video['video_id']})"
@@ -538,13 +547,29 @@ def chunk_channel(
             log(f"{prefix}: skipped, {refused}")
             continue
         started = time.perf_counter()
-        try:
-            video_rows, sheet = chunk_video(
+
+        def chunked(video: dict = video) -> Frames:
+            rows, sheet = chunk_video(
                 data_root / video["path"],
                 channel_keyframes / video["video_id"],
                 score_medical,
                 settings,
                 video["duration_s"],
+            )
+            if sheet is not None:
+                sheets[video["video_id"]] = sheet
+            for row in rows:  # tables hold paths relative to the data root
+                row["keyframe_path"] = Path(row["keyframe_path"]).relative_to(data_root).as_posix()
+            key = {"channel": channel, "video_id": video["video_id"]}
+            return {"chunks": pl.DataFrame([key | row for row in rows], schema=STABLE_CHUNKS_SCHEMA)}
+
+        try:
+            frames, from_cache = cache.cached(
+                video["video_id"],
+                {"path": video["path"], "duration_s": video["duration_s"]},
+                ("chunks",),
+                chunked,
+                usable=lambda frames: keyframes_intact(data_root, frames["chunks"]),
             )
         except (OSError, ValueError, cv2.error) as exc:
             if isinstance(exc, OSError) and not is_video_fault(exc):
@@ -553,25 +578,34 @@ def chunk_channel(
             log(f"{prefix}: {summary['reason']}")
             continue
         seconds = time.perf_counter() - started
-        for row in video_rows:  # tables hold paths relative to the data root
-            row["keyframe_path"] = Path(row["keyframe_path"]).relative_to(data_root).as_posix()
-        rows += [{"channel": channel, "video_id": video["video_id"]} | row for row in video_rows]
-        if sheet is not None:
-            sheets[video["video_id"]] = sheet
+        video_chunks = frames["chunks"]
+        chunks.append(video_chunks)
         summary.update(
-            n_chunks=len(video_rows),
-            n_medical=sum(r["is_medical"] for r in video_rows),
+            n_chunks=video_chunks.height,
+            n_medical=int(video_chunks["is_medical"].sum()),
             seconds=round(seconds, 2),
+            from_cache=from_cache,
         )
+        source = "from the cache" if from_cache else f"in {seconds:.1f} s"
         log(
-            f"{prefix}: {len(video_rows)} stable chunks, {summary['n_medical']} medical, "
-            f"{video['duration_s'] or 0:.0f} s of video in {seconds:.1f} s"
+            f"{prefix}: {video_chunks.height} stable chunks, {summary['n_medical']} medical, "
+            f"{video['duration_s'] or 0:.0f} s of video, {source}"
         )
+    log(f"channel {channel!r}: {cache.summary()}")
     return ChannelChunks(
-        pl.DataFrame(rows, schema=STABLE_CHUNKS_SCHEMA),
+        pl.concat(chunks),
         pl.DataFrame(summaries, schema=VIDEO_SUMMARY_SCHEMA),
         sheets,
     )
+
+
+def keyframes_intact(data_root: Path, chunks: pl.DataFrame) -> bool:
+    """Whether every keyframe the rows name is on disk with the sha256 they record."""
+    for path, digest in chunks.select("keyframe_path", "keyframe_sha256").unique().iter_rows():
+        file = data_root / path
+        if not file.is_file() or sha256_of(file) != digest:
+            return False
+    return True
 
 
 def _refused(data_root: Path, video: dict) -> str | None:

@@ -180,12 +180,16 @@ def read_info_json(video_path: Path, data_root: Path | None = None) -> dict:
     }
 
 
-def probe_video(path: Path, channel: str, data_root: Path) -> dict:
+def probe_video(path: Path, channel: str, data_root: Path, known: dict | None = None) -> dict:
     """One `videos` row for one file; problems of the file become status 'error' with a message.
 
     A file that leads (through a symlink) out of the data root is refused before it is opened. A
     file gone before it is read gets an error row; any other OSError (permission denied, I/O error)
-    is the machine's and propagates."""
+    is the machine's and propagates.
+
+    known: the file's stored row from an earlier run; when it was readable and the file's size and
+    modification time are unchanged, its sha256 and stream properties are taken over instead of
+    reading the whole file again (as `git status` trusts its index)."""
     row = dict.fromkeys(VIDEOS_SCHEMA) | {
         "channel": channel,
         "video_id": path.stem,
@@ -200,13 +204,13 @@ def probe_video(path: Path, channel: str, data_root: Path) -> dict:
     else:
         try:
             stat = path.stat()
-            row.update(
-                size_bytes=stat.st_size,
-                mtime=_utc(stat.st_mtime),
-                sha256=sha256_of(path),
-                **read_info_json(path, data_root),
-            )
-            info = probe_streams(path)
+            row.update(size_bytes=stat.st_size, mtime=_utc(stat.st_mtime), **read_info_json(path, data_root))
+            if _unchanged(known, row):
+                row["sha256"] = known["sha256"]
+                info = StreamInfo(**{f.name: known[f.name] for f in fields(StreamInfo)})
+            else:
+                row["sha256"] = sha256_of(path)
+                info = probe_streams(path)
             row.update(status="ok", error=None)
         except VideoProbeError as exc:
             row.update(status="error", error=str(exc))
@@ -216,6 +220,17 @@ def probe_video(path: Path, channel: str, data_root: Path) -> dict:
             row.update(status="error", error=f"cannot decode the video: {exc}")
     row.update({f.name: getattr(info, f.name) for f in fields(StreamInfo)})
     return row
+
+
+def _unchanged(known: dict | None, row: dict) -> bool:
+    return (
+        known is not None
+        and known["status"] == "ok"
+        and known["path"] == row["path"]
+        and known["size_bytes"] == row["size_bytes"]
+        and row["mtime"] is not None
+        and known["mtime"] == row["mtime"]
+    )
 
 
 def _layout_of(data_root: Path | DataLayout) -> DataLayout:
@@ -228,18 +243,22 @@ def probe_channel(
     data_root: Path | DataLayout,
     channel: str,
     log: Callable[[str], None] = lambda _msg: None,
+    known: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The `videos` rows of one channel: `<data_root>/videos/<channel>/*.{mp4,mkv,webm,mov}`.
 
+    known: the channel's stored rows (see `stored_videos`); files unchanged since are not read again.
     InvalidChannelName or OutsideDataRoot (both ValueError) when the channel's folder cannot be
     used: a bad name, or a folder (or symlink) that leads out of the data root."""
     layout = _layout_of(data_root)
     files = list_video_files(layout.channel_dir(channel))
+    known_by_path = {row["path"]: row for row in known.iter_rows(named=True)} if known is not None else {}
     log(f"channel {channel!r}: probing {len(files)} video files")
     rows = []
     first_file_of: dict[str, Path] = {}
     for i, path in enumerate(files, 1):
-        row = probe_video(path, channel, layout.data_root)
+        relative = path.relative_to(layout.data_root).as_posix()
+        row = probe_video(path, channel, layout.data_root, known_by_path.get(relative))
         if path.stem in first_file_of:  # video_id must identify one file downstream
             row.update(
                 status="error",
@@ -257,24 +276,33 @@ def probe_channel(
     return pl.DataFrame(rows, schema=VIDEOS_SCHEMA)
 
 
-# Inside a run the instance's `duckdb` pool keeps its own writers away, so a lock held longer is
-# another process's (a notebook, the CLI): the cleanup waits for a later run rather than stall this one.
-STORED_VIDEOS_WAIT_S = 5.0
+# Other steps hold the file only for their short loads and stores, so a lock held longer is another
+# process's (a notebook, the CLI): the cleanup waits for a later run rather than stall this one.
+STORED_VIDEOS_WAIT_S = 30.0
+
+
+_STORED_COLUMNS = (
+    "video_id",
+    "path",
+    "size_bytes",
+    "mtime",
+    "sha256",
+    "status",
+    *(f.name for f in fields(StreamInfo)),
+)
 
 
 def stored_videos(database: Path, channel: str) -> pl.DataFrame:
-    """The channel's rows of the stored `videos` table (video_id, sha256, size_bytes), read-only;
-    empty when there are none yet. DuckDB's lock error after `STORED_VIDEOS_WAIT_S`."""
+    """The channel's rows of the stored `videos` table (the columns a re-probe can take over),
+    read-only; empty when there are none yet. DuckDB's lock error after `STORED_VIDEOS_WAIT_S`."""
     rows = stored_rows(
         database,
         "videos",
-        "select video_id, sha256, size_bytes from main.videos where channel in (select unnest(?))",
+        f"select {', '.join(_STORED_COLUMNS)} from main.videos where channel in (select unnest(?))",
         [channel],
         STORED_VIDEOS_WAIT_S,
     )
-    return pl.DataFrame(
-        rows, schema={"video_id": pl.Utf8(), "sha256": pl.Utf8(), "size_bytes": pl.Int64()}, orient="row"
-    )
+    return pl.DataFrame(rows, schema={c: VIDEOS_SCHEMA[c] for c in _STORED_COLUMNS}, orient="row")
 
 
 def unreadable_videos(database: Path, channels: list[str]) -> dict[str, str]:
