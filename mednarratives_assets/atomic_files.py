@@ -7,6 +7,7 @@ stored version as it was, plus at most a hidden temporary that the next writer c
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
@@ -111,3 +112,14 @@ def _swap_in(staging: Path, target: Path) -> None:
     staging.rename(target)
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """`target` as a hard link to `source` (no bytes copied; files here are replaced, never edited
+    in place), or a copy where the file system cannot link."""
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copyfile(source, target)

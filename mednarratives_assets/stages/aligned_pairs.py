@@ -14,9 +14,7 @@ detector, each pointer it finds on the picture where the chunk's trace went is p
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.atomic_files import replaced_folder
+from mednarratives_assets.atomic_files import link_or_copy, replaced_folder
 from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
 from mednarratives_assets.file_hashing import sha256_of
 from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
@@ -335,13 +333,9 @@ def _place_crop(staging: Path, stored: Path, pair: dict) -> None:
     name = Path(pair["image_path"]).name
     previous = stored / name
     if previous.is_file() and not previous.is_symlink() and sha256_of(previous) == pair["image_sha256"]:
-        try:
-            os.link(previous, staging / name)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                raise
-    (staging / name).write_bytes(pair["png"])
+        link_or_copy(previous, staging / name)
+    else:
+        (staging / name).write_bytes(pair["png"])
 
 
 _TILE_WIDTH = 240

@@ -11,13 +11,12 @@ reads the metadata directly. The folder is written whole beside the old one, the
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from mednarratives_assets.atomic_files import replaced_folder
+from mednarratives_assets.atomic_files import link_or_copy, replaced_folder
 from mednarratives_assets.stages.narratives import write_jsonl
 
 _CARD = """---
@@ -111,7 +110,7 @@ def export_dataset(
                 raise FileNotFoundError(
                     f"pair {identifier}: image {source} is missing: re-materialize aligned_pairs"
                 )
-            shutil.copyfile(source, staging / "train" / f"{identifier}.png")
+            link_or_copy(source, staging / "train" / f"{identifier}.png")
         table = pairs_with_boxes(pairs, boxes)
         table.write_parquet(staging / "train" / "metadata.parquet")
         told = narratives.filter(pl.col("image_id").is_in(pairs["pair_id"].to_list()))
