@@ -28,6 +28,7 @@ from mednarratives_assets.stages.transcripts import (
 )
 from mednarratives_assets.stages.videos import probe_channel
 from mednarratives_assets.synthetic.speech import PiperNarrator
+from mednarratives_assets.video_cache import StageCache
 from mednarratives_tests.asr_fixtures import write_narrated_video
 from mednarratives_tests.conftest import make_video, step_failure
 
@@ -215,7 +216,42 @@ def test_segments_keep_the_heard_text_and_the_corrections(layout, narrator, tmp_
     assert result.transcripts["n_corrections"].to_list() == [2, 2]
     # progress: video i of n, and seconds of audio done
     assert any(line.startswith("video 1 of 2 (one): 2 of ") and "s of audio" in line for line in log)
-    assert "video 2 of 2 (two): 11 words, 2 corrections, 5 s of audio, from the cache" in log
+    assert "channel 'demo': 1 videos transcribed now, 1 from the cache" in log
+
+
+def test_finished_rows_are_reused_and_a_new_term_list_corrects_again_without_asr(
+    layout, narrator, tmp_path, monkeypatch
+):
+    folder = layout.channel_dir("demo")
+    write_narrated_video(folder / "one.mp4", narrator, LECTURES["brain"])
+    frame = probe_channel(layout.data_root, "demo")
+    engine = CountingEngine(ScriptedEngine(["The hyper intense lesion on the axle image."]))
+    before = len(TRANSCRIBED)
+    corrected: list[str] = []
+    correct = MedicalVocabulary.correct
+    monkeypatch.setattr(
+        MedicalVocabulary, "correct", lambda self, text: corrected.append(text) or correct(self, text)
+    )
+
+    def run(vocabulary: MedicalVocabulary):
+        tables = StageCache.open(tmp_path / "tables", "transcripts", "demo", frame, vocabulary.fingerprint)
+        asr = TranscriptCache(tmp_path / "asr")
+        result = transcribe_channel(
+            layout.data_root, "demo", frame, engine, asr, vocabulary, tables_cache=tables
+        )
+        return result.segments["corrected_text"].to_list(), tables
+
+    segments, _ = run(MedicalVocabulary())
+    assert segments == ["The hyperintense lesion on the axial image."]
+    assert len(TRANSCRIBED) - before == 1 and len(corrected) == 1
+    segments, tables = run(MedicalVocabulary())
+    assert tables.reused == ["one"] and len(TRANSCRIBED) - before == 1 and len(corrected) == 1
+
+    terms = tmp_path / "terms.txt"
+    terms.write_text("lesion\n")  # without "hyperintense" there is nothing to join
+    segments, tables = run(MedicalVocabulary(terms_file=terms))
+    assert tables.computed == ["one"] and len(TRANSCRIBED) - before == 1 and len(corrected) == 2
+    assert segments == ["The hyper intense lesion on the axial image."]
 
 
 ENTRY = {"status": "ok", "reason": None, "audio_s": 1.0, "transcribe_s": 0.1, "segments": [], "words": []}

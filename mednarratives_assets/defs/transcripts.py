@@ -47,14 +47,18 @@ def transcripts(
         engine = asr.build()
     except (AsrConfigError, AlignmentModelUnavailable) as exc:
         raise dg.Failure(f"ASR resource 'asr': {exc}") from exc
+    vocabulary = MedicalVocabulary() if asr.vocabulary_corrections else None
     result = transcribe_channel(
         layout.data_root,
         channel,
         videos,
         engine,
         TranscriptCache(layout.transcripts_cache_dir),
-        MedicalVocabulary() if asr.vocabulary_corrections else None,
+        vocabulary,
         log=context.log.info,
+        tables_cache=paths.stage_cache(
+            "transcripts", channel, videos, {"vocabulary": vocabulary.fingerprint if vocabulary else None}
+        ),
     )
     table = result.transcripts
     errors = table.filter(pl.col("status") == "error")

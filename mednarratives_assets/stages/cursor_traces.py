@@ -636,10 +636,10 @@ def trace_channel(
         summary.update(
             n_samples=n_samples, n_points=points.height, seconds=round(seconds, 2), from_cache=from_cache
         )
-        source = "from the cache" if from_cache else f"in {seconds:.1f} s"
-        log(
-            f"{prefix}: {points.height} points from {n_samples} samples of {len(rows)} medical chunks "
-            f"({traced_s:.0f} s), {source}"
-        )
+        if not from_cache:  # reused videos are counted in one line: a log line is an event to store
+            log(
+                f"{prefix}: {points.height} points from {n_samples} samples of {len(rows)} medical "
+                f"chunks ({traced_s:.0f} s) in {seconds:.1f} s"
+            )
     log(f"channel {channel!r}: {cache.summary()}")
     return ChannelTraces(pl.concat(traces), pl.DataFrame(summaries, schema=TRACED_VIDEOS_SCHEMA), overlays)

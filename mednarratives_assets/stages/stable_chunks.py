@@ -586,11 +586,11 @@ def chunk_channel(
             seconds=round(seconds, 2),
             from_cache=from_cache,
         )
-        source = "from the cache" if from_cache else f"in {seconds:.1f} s"
-        log(
-            f"{prefix}: {video_chunks.height} stable chunks, {summary['n_medical']} medical, "
-            f"{video['duration_s'] or 0:.0f} s of video, {source}"
-        )
+        if not from_cache:  # reused videos are counted in one line: a log line is an event to store
+            log(
+                f"{prefix}: {video_chunks.height} stable chunks, {summary['n_medical']} medical, "
+                f"{video['duration_s'] or 0:.0f} s of video in {seconds:.1f} s"
+            )
     log(f"channel {channel!r}: {cache.summary()}")
     return ChannelChunks(
         pl.concat(chunks),

@@ -26,6 +26,7 @@ from mednarratives_assets.asr.audio import NoSpeechAudio, Windowing, open_audio
 from mednarratives_assets.asr.engines import AsrEngine, AsrResult, merge_windows
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.atomic_files import write_file
+from mednarratives_assets.video_cache import Frames, StageCache
 from mednarratives_assets.video_frames import is_video_fault
 
 CACHE_FORMAT = "mednarratives-transcript/1"
@@ -164,6 +165,31 @@ def _progress_logger(log: Callable[[str], None], prefix: str) -> Callable[[float
     return progress
 
 
+_VIDEO_FIELDS = ("status", "reason", "audio_s", "transcribe_s", "n_segments", "n_words", "n_corrections")
+
+
+def _video_tables(channel: str, video_id: str, entry: dict, vocabulary: MedicalVocabulary | None) -> Frames:
+    """One video's rows of the three tables from its ASR output, with the vocabulary's corrections."""
+    key = {"channel": channel, "video_id": video_id}
+    words = [key | {"word_index": k} | word for k, word in enumerate(entry["words"])]
+    segments = []
+    for segment in entry["segments"]:
+        corrected, corrections = vocabulary.correct(segment["text"]) if vocabulary else (segment["text"], [])
+        segments.append(
+            key | segment | {"corrected_text": corrected, "corrections": [asdict(c) for c in corrections]}
+        )
+    video = {name: entry.get(name) for name in ("status", "reason", "audio_s", "transcribe_s")} | {
+        "n_segments": len(segments),
+        "n_words": len(words),
+        "n_corrections": sum(len(s["corrections"]) for s in segments),
+    }
+    return {
+        "video": pl.DataFrame([video], schema={name: TRANSCRIPTS_SCHEMA[name] for name in _VIDEO_FIELDS}),
+        "words": pl.DataFrame(words, schema=WORDS_SCHEMA),
+        "segments": pl.DataFrame(segments, schema=SEGMENTS_SCHEMA),
+    }
+
+
 def transcribe_channel(
     data_root: Path,
     channel: str,
@@ -173,15 +199,20 @@ def transcribe_channel(
     vocabulary: MedicalVocabulary | None = None,
     log: Callable[[str], None] = lambda _msg: None,
     windowing: Windowing | None = None,
+    tables_cache: StageCache | None = None,
 ) -> ChannelTranscripts:
     """Transcribe the channel's `videos` rows (those with status ok); others get an error row, as do
     videos whose media fails to decode. An OSError of the machine's (see `is_media_error`) raises.
 
-    windowing: how long tracks are cut for transcription (default: `Windowing()`, 10 minutes)."""
+    windowing: how long tracks are cut for transcription (default: `Windowing()`, 10 minutes).
+    tables_cache: the videos' finished rows, corrections applied, by engine and vocabulary (keyed
+    so by the caller); a hit skips even reading the ASR output and correcting it."""
     windowing = (windowing or Windowing()).validated()
+    tables_cache = tables_cache or StageCache.off()
     videos = videos.sort("video_id")
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows, words, segments = [], [], []
+    rows = []
+    words, segments = [pl.DataFrame(schema=WORDS_SCHEMA)], [pl.DataFrame(schema=SEGMENTS_SCHEMA)]
     n = videos.height
     log(f"channel {channel!r}: {n} videos to transcribe with {engine.name}")
     for i, video in enumerate(videos.iter_rows(named=True), 1):
@@ -202,45 +233,40 @@ def transcribe_channel(
             row.update(status="error", reason=f"video unreadable: {video['error']}")
             log(f"{prefix}: skipped, {row['reason']}")
             continue
-        entry = cache.get(engine.fingerprint, video["sha256"])
-        row["from_cache"] = entry is not None
-        if entry is None:
-            try:
+        transcribed_now = []
+
+        def transcribed(
+            video: dict = video, prefix: str = prefix, transcribed_now: list = transcribed_now
+        ) -> Frames:
+            entry = cache.get(engine.fingerprint, video["sha256"])
+            if entry is None:
                 entry = _transcribe_video(
                     data_root / video["path"], engine, _progress_logger(log, prefix), windowing
                 )
-            except Exception as exc:
-                if not is_media_error(exc):
-                    raise
-                row.update(status="error", reason=f"transcription failed: {exc}")
-                log(f"{prefix}: {row['reason']}")
-                continue
-            cache.put(engine.fingerprint, video["sha256"], entry)
-        row.update(
-            status=entry["status"],
-            reason=entry["reason"],
-            audio_s=entry["audio_s"],
-            transcribe_s=entry["transcribe_s"],
-            n_segments=len(entry["segments"]),
-            n_words=len(entry["words"]),
-        )
-        key = {"channel": channel, "video_id": video["video_id"]}
-        words += [key | {"word_index": k} | word for k, word in enumerate(entry["words"])]
-        for segment in entry["segments"]:
-            corrected, corrections = (
-                vocabulary.correct(segment["text"]) if vocabulary else (segment["text"], [])
+                cache.put(engine.fingerprint, video["sha256"], entry)
+                transcribed_now.append(True)
+            return _video_tables(channel, video["video_id"], entry, vocabulary)
+
+        try:
+            frames, _ = tables_cache.cached(
+                video["video_id"], {"engine": engine.fingerprint}, ("video", "words", "segments"), transcribed
             )
-            row["n_corrections"] += len(corrections)
-            segments.append(
-                key | segment | {"corrected_text": corrected, "corrections": [asdict(c) for c in corrections]}
+        except Exception as exc:
+            if not is_media_error(exc):
+                raise
+            row.update(status="error", reason=f"transcription failed: {exc}")
+            log(f"{prefix}: {row['reason']}")
+            continue
+        row.update(frames["video"].row(0, named=True), from_cache=not transcribed_now)
+        words.append(frames["words"])
+        segments.append(frames["segments"])
+        if transcribed_now:  # reused videos are counted in one line: a log line is an event to store
+            log(
+                f"{prefix}: {row['n_words']} words, {row['n_corrections']} corrections, "
+                f"{row['audio_s']:.0f} s of audio in {row['transcribe_s']:.1f} s"
+                + (f" ({row['reason']})" if row["reason"] else "")
             )
-        source = "from the cache" if row["from_cache"] else f"in {row['transcribe_s']:.1f} s"
-        log(
-            f"{prefix}: {row['n_words']} words, {row['n_corrections']} corrections, "
-            f"{row['audio_s']:.0f} s of audio, {source}" + (f" ({row['reason']})" if row["reason"] else "")
-        )
-    return ChannelTranscripts(
-        transcripts=pl.DataFrame(rows, schema=TRANSCRIPTS_SCHEMA),
-        words=pl.DataFrame(words, schema=WORDS_SCHEMA),
-        segments=pl.DataFrame(segments, schema=SEGMENTS_SCHEMA),
-    )
+    table = pl.DataFrame(rows, schema=TRANSCRIPTS_SCHEMA)
+    n_now, n_cached = (table.filter(pl.col("from_cache") == flag).height for flag in (False, True))
+    log(f"channel {channel!r}: {n_now} videos transcribed now, {n_cached} from the cache")
+    return ChannelTranscripts(transcripts=table, words=pl.concat(words), segments=pl.concat(segments))
