@@ -87,8 +87,10 @@ def build_corpus(work: Path, seconds: float, quick: bool) -> dict[str, list[Path
     return lectures
 
 
-def data_root(work: Path, name: str, classifier: Path, detector: Path) -> DataLayout:
-    """A fresh data root with the models in place and no videos."""
+def data_root(
+    work: Path, name: str, classifier: Path, detector: Path, channels: dict[str, list[Path]]
+) -> DataLayout:
+    """A fresh data root with the models in place and the channels' lectures."""
     root = work / "runs" / name
     shutil.rmtree(root, ignore_errors=True)
     layout = DataLayout.at(root / "data")
@@ -104,6 +106,8 @@ def data_root(work: Path, name: str, classifier: Path, detector: Path) -> DataLa
 
     with dg.DagsterInstance.from_config(str(home)):  # its storage is made once, not by racing runs
         pass
+    for channel, lectures in channels.items():
+        place(layout, channel, lectures)
     return layout
 
 
@@ -242,9 +246,7 @@ def main() -> None:
     size_of = {channel: channel.split("_")[1] for channel in groups}
     print(f"models: {classifier}, {detector}; {os.cpu_count()} cores")
 
-    serial = data_root(work, "serial", classifier, detector)
-    for channel, files in groups.items():
-        place(serial, channel, files)
+    serial = data_root(work, "serial", classifier, detector, groups)
     serial_wall, serial_runs = run_all(serial, list(groups), 1)
     print(
         f"\n1. serial: {len(groups)} channels, {sum(r.video_s for r in serial_runs):.0f} s of video, "
@@ -261,9 +263,7 @@ def main() -> None:
         f"({again_s / first_s:.1%}); {rerun_wall:.1f} s wall with process start"
     )
 
-    parallel = data_root(work, "parallel", classifier, detector)
-    for channel, files in groups.items():
-        place(parallel, channel, files)
+    parallel = data_root(work, "parallel", classifier, detector, groups)
     parallel_wall, parallel_runs = run_all(parallel, list(groups), 2)
     print(
         f"\n3. backfill of {len(groups)} channels: {serial_wall:.1f} s at concurrency 1, "
@@ -272,13 +272,11 @@ def main() -> None:
     peak = max(peak, *(r.peak_rss_mb for r in parallel_runs))
 
     newest, earlier = lectures["720p"][-1], lectures["720p"][:-1]
-    growing = data_root(work, "growing", classifier, detector)
-    place(growing, "growing", earlier)
+    growing = data_root(work, "growing", classifier, detector, {"growing": earlier})
     first_growing = run_channel(growing, "growing")
     place(growing, "growing", [newest])
     with_new = run_channel(growing, "growing")
-    alone_layout = data_root(work, "alone", classifier, detector)
-    place(alone_layout, "alone", [newest])
+    alone_layout = data_root(work, "alone", classifier, detector, {"alone": [newest]})
     alone = run_channel(alone_layout, "alone")
     ratio = with_new.run_s / alone.run_s
     print(

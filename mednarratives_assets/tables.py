@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -97,6 +97,19 @@ def medical_chunks(stable_chunks: pl.DataFrame) -> pl.DataFrame:
     return stable_chunks.filter(pl.col("is_medical") & pl.col("image_x").is_not_null()).sort(
         "video_id", "chunk_index"
     )
+
+
+def medical_chunks_by_video(
+    stable_chunks: pl.DataFrame, **tables: pl.DataFrame
+) -> Iterator[tuple[str, dict[str, pl.DataFrame]]]:
+    """Each video with medical chunks, in order, with its rows: `chunks` and each of `tables` (by
+    its keyword; no rows where the video has none)."""
+    chunks = medical_chunks(stable_chunks)
+    of = {"chunks": grouped(chunks, "video_id")} | {
+        name: grouped(t, "video_id") for name, t in tables.items()
+    }
+    for video_id in chunks["video_id"].unique(maintain_order=True):
+        yield video_id, {name: rows_of(video_id) for name, rows_of in of.items()}
 
 
 def chunk_region(chunk: dict) -> tuple[int, int, int, int]:

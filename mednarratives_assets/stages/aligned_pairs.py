@@ -33,7 +33,7 @@ from mednarratives_assets.spoken_text import strip_punctuation
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.cursor_traces import scan_keyframe
-from mednarratives_assets.tables import chunk_region, grouped, medical_chunks, pair_id
+from mednarratives_assets.tables import chunk_region, grouped, medical_chunks_by_video, pair_id
 from mednarratives_assets.video_cache import Frames, StageCache
 
 GREY_DOMAINS = frozenset({"CT", "MRI", "X-ray", "ultrasound", "mammography", "dental"})
@@ -272,20 +272,13 @@ def pair_channel(
     runs over all of them in order."""
     cache = cache or StageCache.off()
     target = data_root / pairs_dir
-    chunks = medical_chunks(stable_chunks)
-    chunks_of, told_of, boxes_of, points_of = (
-        grouped(frame, "video_id") for frame in (chunks, narratives, boxes, cursor_traces)
-    )
     rows: list[dict] = []
     skipped = [pl.DataFrame(schema=SKIPPED_SCHEMA)]
+    by_video = medical_chunks_by_video(
+        stable_chunks, narratives=narratives, boxes=boxes, traces=cursor_traces
+    )
     with replaced_folder(target) as staging:  # a failed run leaves the stored crops as they were
-        for done, video_id in enumerate(chunks["video_id"].unique(maintain_order=True)):
-            inputs = {
-                "chunks": chunks_of(video_id),
-                "narratives": told_of(video_id),
-                "boxes": boxes_of(video_id),
-                "traces": points_of(video_id),
-            }
+        for done, (video_id, inputs) in enumerate(by_video):
             if done and done % _PROGRESS_EVERY_VIDEOS == 0:
                 log(f"{done} videos paired, {len(rows)} pairs so far")
             frames, _ = cache.cached(

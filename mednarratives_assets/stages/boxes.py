@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from mednarratives_assets.stage_settings import check_settings, setting
-from mednarratives_assets.tables import chunk_region, grouped, medical_chunks
+from mednarratives_assets.tables import chunk_region, grouped, medical_chunks, medical_chunks_by_video
 from mednarratives_assets.video_cache import Frames, StageCache
 
 BOXES_SCHEMA = {
@@ -315,15 +315,8 @@ def _box_chunks(
     """`box_chunk(chunk, points)` over every traced medical chunk, as rows of the `boxes` table,
     one video at a time (with a `cache`, only videos whose chunks, traces or words changed)."""
     cache = cache or StageCache.off()
-    chunks = medical_chunks(stable_chunks)
-    chunks_of, points_of, words_of = (
-        grouped(chunks, "video_id"),
-        grouped(cursor_traces, "video_id"),
-        grouped(words, "video_id"),
-    )
     frames = [pl.DataFrame(schema=BOXES_SCHEMA)]
-    for video_id in chunks["video_id"].unique(maintain_order=True):
-        inputs = {"chunks": chunks_of(video_id), "traces": points_of(video_id), "words": words_of(video_id)}
+    for video_id, inputs in medical_chunks_by_video(stable_chunks, traces=cursor_traces, words=words):
 
         def boxed(inputs: dict = inputs) -> Frames:
             points_in = grouped(inputs["traces"], "chunk_index")

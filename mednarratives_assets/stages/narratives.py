@@ -20,7 +20,7 @@ import polars as pl
 
 from mednarratives_assets.atomic_files import replaced_file
 from mednarratives_assets.stage_settings import check_settings, setting
-from mednarratives_assets.tables import grouped, medical_chunks, pair_id
+from mednarratives_assets.tables import grouped, medical_chunks_by_video, pair_id
 from mednarratives_assets.video_cache import Frames, StageCache
 
 DATASET_ID = "mednarratives"
@@ -133,20 +133,9 @@ def narrate_channel(
     With a `cache`, a video whose chunks, traces and words are unchanged is not narrated again."""
     cache = cache or StageCache.off()
     paths = dict(videos.select("video_id", "path").iter_rows())
-    chunks = medical_chunks(stable_chunks)
-    chunks_of, points_of, words_of = (
-        grouped(chunks, "video_id"),
-        grouped(cursor_traces, "video_id"),
-        grouped(words, "video_id"),
-    )
     frames = [pl.DataFrame(schema=NARRATIVES_SCHEMA)]
-    for video_id in chunks["video_id"].unique(maintain_order=True):
-        inputs = {
-            "path": paths.get(video_id, video_id),
-            "chunks": chunks_of(video_id),
-            "traces": points_of(video_id),
-            "words": words_of(video_id),
-        }
+    for video_id, rows in medical_chunks_by_video(stable_chunks, traces=cursor_traces, words=words):
+        inputs = rows | {"path": paths.get(video_id, video_id)}
 
         def narrated(inputs: dict = inputs) -> Frames:
             points_in = grouped(inputs["traces"], "chunk_index")
