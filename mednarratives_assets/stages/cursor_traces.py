@@ -480,7 +480,8 @@ def _chunks_of(rows: list[dict], data_root: Path) -> list[_Chunk]:
 
 
 def _samples_in(video_path: Path, chunks: list[_Chunk], sample_hz: float) -> Iterator[tuple[_Chunk, Sample]]:
-    """Each sample that falls inside a chunk, with its chunk; decoding stops after the last chunk."""
+    """Each sample that falls inside a chunk, with its chunk; decoding skips ahead to each chunk and
+    stops after the last."""
     spans = [(chunk.start_s, chunk.end_s) for chunk in chunks]
     for sample in sample_video(video_path, sample_hz, ANALYSIS_WIDTH, spans=spans):
         yield next(chunk for chunk in chunks if chunk.start_s <= sample.t <= chunk.end_s), sample
