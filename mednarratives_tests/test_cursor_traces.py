@@ -256,6 +256,22 @@ def test_blobs_larger_than_a_pointer_are_not_candidates():
     assert abs(blob.x - 408) < 4 and abs(blob.y - 212) < 4
 
 
+def test_equal_blobs_come_in_the_order_labelling_the_whole_frame_gives_them():
+    """Only the rectangle around the change is labelled; blobs of one size, at odd corners, are
+    the candidates, and in the order, that labelling the whole frame picks."""
+    background = np.full((360, 640), 40, np.uint8)
+    frame = background.copy()
+    for x, y in [(301, 151), (121, 153), (455, 150), (201, 203)]:
+        frame[y : y + 9, x : x + 7] = 250
+    changed = cv2.dilate(
+        (cv2.absdiff(frame, background) > SETTINGS.diff_threshold).astype(np.uint8), np.ones((3, 3))
+    )
+    _, _, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+    expected = [(left + width / 2, top + height / 2) for left, top, width, height, _ in stats[1:4]]
+    blobs = candidate_blobs(frame, background, SETTINGS, frame_scale=1.0)
+    assert [(blob.x, blob.y) for blob in blobs] == expected
+
+
 class CentreDetector:
     """Finds a pointer at the centre of every crop, and keeps each crop it is shown."""
 

@@ -141,7 +141,7 @@ def _crop_at(frame: np.ndarray, cx: float, cy: float, side: int) -> tuple[np.nda
 
 def _changed(small: np.ndarray, background_small: np.ndarray, threshold: int) -> np.ndarray:
     """uint8 mask of the pixels that differ from the background, dilated to join a pointer's parts."""
-    changed = (cv2.absdiff(small, background_small) > threshold).astype(np.uint8)
+    _, changed = cv2.threshold(cv2.absdiff(small, background_small), threshold, 1, cv2.THRESH_BINARY)
     return cv2.dilate(changed, np.ones((3, 3), np.uint8))
 
 
@@ -190,7 +190,16 @@ def candidate_blobs(
     changed = _changed(small, background_small, settings.diff_threshold)
     if overlay is not None:
         changed[overlay] = 0
-    n, _, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+    # Labelling costs by the pixel, so only the rectangle around the change is labelled (a fifth of
+    # the time), from an even corner: the labeller's 2x2 blocks, and so the blobs' order, stay as
+    # over the whole frame.
+    x, y, w, h = cv2.boundingRect(changed)
+    if w == 0:
+        return []
+    x0, y0 = x - x % 2, y - y % 2
+    n, _, stats, _ = cv2.connectedComponentsWithStats(changed[y0 : y + h, x0 : x + w], connectivity=8)
+    stats[:, cv2.CC_STAT_LEFT] += x0
+    stats[:, cv2.CC_STAT_TOP] += y0
     max_side = settings.max_blob_side_px * small.shape[0] / 720
     blobs = [
         (int(stats[i, cv2.CC_STAT_AREA]), stats[i])
