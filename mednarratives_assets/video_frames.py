@@ -8,6 +8,7 @@ recordings, which emit frames only when the picture changes).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,22 +52,22 @@ def sample_frames(
     Every frame is grabbed; at each tick k / sample_hz the first frame presented at or after it is
     retrieved (a frame that covers several ticks, after a gap in a variable-frame-rate video, is
     retrieved once). With `spans` ((start_s, end_s) pairs), only samples inside one of them are
-    retrieved and yielded, and decoding stops after the last span ends.
+    retrieved and yielded, decoding skips the stretch before a span where a keyframe lies in it
+    (`_Frames.skip_to`), and it stops after the last span ends. The samples are those that grabbing
+    every frame gives: after one frame, which lies before the span, the ticks are where they would be.
 
     VideoUnreadable, naming the file, when it cannot be opened or decoded, or when its frames carry
     no presentation times (a raw stream) or times that run backwards.
     """
     _check_readable(path)
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise VideoUnreadable(f"{path}: not a readable video")
+    spans = None if spans is None else sorted(spans)
+    last_s = math.inf if spans is None else max((end for _, end in spans), default=-1.0)
+    frames = _Frames(path, keyframe_times(path, last_s) if spans else [])
     try:
-        last_s = math.inf if spans is None else max((end for _, end in spans), default=-1.0)
         next_tick = 0  # the index of the next tick to sample
         previous_t = -math.inf
         index = 0
-        while capture.grab():
-            t = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+        while (t := frames.grab()) is not None:
             if index > 0 and t <= previous_t:
                 _check_time(path, index, t, previous_t)
             previous_t = max(previous_t, t)
@@ -75,14 +76,95 @@ def sample_frames(
             if t >= next_tick / sample_hz - TICK_TOLERANCE_S:
                 next_tick = math.floor((t + TICK_TOLERANCE_S) * sample_hz) + 1
                 if spans is None or any(start <= t <= end for start, end in spans):
-                    ok, frame = capture.retrieve()
+                    ok, frame = frames.capture.retrieve()
                     if ok:
                         yield t, frame
             index += 1
+            if spans is not None:
+                upcoming = next((start for start, end in spans if end >= t), None)
+                if upcoming is not None and upcoming > t:
+                    frames.skip_to(upcoming)
         if index == 0:
             raise VideoUnreadable(f"{path}: no frame could be decoded")
     finally:
-        capture.release()
+        frames.capture.release()
+
+
+# Decoding skips ahead to this long before a span. OpenCV seeks by decoding on from the keyframe
+# before a point 16 frames earlier (under a second at 16 fps and more), so a skip pays only across
+# a keyframe twice this far before the span; and the frame it lands on lies before the span.
+SEEK_LEAD_S = 1.0
+
+
+def keyframe_times(path: Path, until_s: float) -> list[float]:
+    """Presentation times, as OpenCV reports them, of the video's keyframes up to `until_s`, read
+    from the container's packets without decoding; none where PyAV cannot read them."""
+    times = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            start, seconds_per_tick = stream.start_time or 0, float(stream.time_base)
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                t = (packet.pts - start) * seconds_per_tick
+                if t > until_s:
+                    break
+                if packet.is_keyframe:
+                    times.append(t)
+    except (av.FFmpegError, IndexError):
+        return []
+    return times
+
+
+class _Frames:
+    """An OpenCV capture of the video, grabbed frame by frame, that can skip ahead to a keyframe."""
+
+    def __init__(self, path: Path, keyframes: list[float]):
+        self.path, self.keyframes = path, keyframes
+        self.capture = self._open()
+        self.t = -math.inf  # the presentation time of the frame grabbed last
+        self.landed: float | None = None  # a frame grabbed by skip_to, not yet handed on
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise VideoUnreadable(f"{self.path}: not a readable video")
+        return capture
+
+    def _grab(self) -> float | None:
+        return self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000 if self.capture.grab() else None
+
+    def grab(self) -> float | None:
+        """The next frame's presentation time, None at the end; `capture.retrieve()` decodes it."""
+        t = self.landed if self.landed is not None else self._grab()
+        self.landed = None
+        if t is not None:
+            self.t = t
+        return t
+
+    def skip_to(self, start_s: float) -> None:
+        """Skip to SEEK_LEAD_S before `start_s` where a keyframe lies between here and there, so
+        that the frames in between are never decoded.
+
+        The frame landed on must follow the one grabbed last and lie before `start_s`; where it
+        does not (a file whose timestamps OpenCV's seek misjudges), decoding starts again from the
+        beginning and goes on after the last frame grabbed, as if it had never skipped.
+        """
+        target = start_s - SEEK_LEAD_S
+        after = bisect.bisect_right(self.keyframes, self.t)
+        if after == len(self.keyframes) or self.keyframes[after] > target - SEEK_LEAD_S:
+            return
+        self.capture.set(cv2.CAP_PROP_POS_MSEC, target * 1000)
+        landed = self._grab()
+        if landed is not None and self.t < landed < start_s:
+            self.landed = landed
+            return
+        self.capture.release()
+        self.capture, self.keyframes = self._open(), []
+        while (landed := self._grab()) is not None and landed <= self.t:
+            pass
+        self.landed = landed
 
 
 def _check_readable(path: Path) -> None:

@@ -113,6 +113,32 @@ def test_the_detector_finds_the_hotspot_of_a_pointer_it_never_saw(trained_cursor
     assert len(errors) >= 0.3 * len(crops) and np.median(errors) < 5
 
 
+@pytest.fixture(scope="module")
+def untrained_detector(tmp_path_factory) -> CursorDetector:
+    """The detector's network as its yaml builds it, untrained: enough to see how crops reach it."""
+    use_ultralytics_offline()
+    from ultralytics import YOLO
+
+    path = tmp_path_factory.mktemp("untrained-detector") / "cursor_detector.pt"
+    YOLO(DetectorTrainingSettings().model_yaml, task="pose").save(str(path))
+    return CursorDetector(path, {}, min_confidence=0.5)
+
+
+def test_a_crop_gets_the_same_detection_in_a_batch_as_alone(untrained_detector, picture_for):
+    """Crops go through the network in batches (channels-last); each one's answer is its own."""
+    crops = [
+        crop.image[..., ::-1].copy()
+        for crop in cursor_crops(6, seed=11, picture_for=picture_for, themes=TRAINING_THEMES)
+    ]
+    together = untrained_detector.locate(crops, min_confidence=0.0, batch=4)
+    alone = [untrained_detector.locate([crop], min_confidence=0.0)[0] for crop in crops]
+    for batched, single in zip(together, alone, strict=True):
+        assert batched is not None and single is not None
+        assert (batched.x, batched.y) == pytest.approx((single.x, single.y), abs=1e-3)
+        assert batched.box == pytest.approx(single.box, abs=1e-3)
+        assert batched.confidence == pytest.approx(single.confidence, abs=1e-5)
+
+
 def test_loading_ultralytics_leaves_pil_as_it_was(tmp_path):
     """ultralytics patches PIL.Image.open so that an unreadable image tries a pip install and then
     raises ImportError; the platform puts PIL's own back."""

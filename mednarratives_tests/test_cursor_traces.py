@@ -17,7 +17,8 @@ from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.evaluation.stage_scores import TraceScore
 from mednarratives_assets.mp4 import write_mp4
-from mednarratives_assets.stages.cursor_detector import DetectorTrainingSettings
+from mednarratives_assets.stages import cursor_traces as stage
+from mednarratives_assets.stages.cursor_detector import CROP_PX, Detection, DetectorTrainingSettings
 from mednarratives_assets.stages.cursor_traces import (
     CURSOR_TRACES_SCHEMA,
     MOVED,
@@ -35,6 +36,7 @@ from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_vi
 from mednarratives_assets.synthetic.medical_images import packaged_images
 from mednarratives_assets.synthetic.pointers import CursorStyle, paste_sprite, render_sprite
 from mednarratives_assets.synthetic.slides import THEMES, image_slide
+from mednarratives_assets.video_frames import Sample
 from mednarratives_tests.conftest import step_failure
 
 SIZE = (1280, 720)
@@ -252,6 +254,61 @@ def test_blobs_larger_than_a_pointer_are_not_candidates():
     frame[200:300, 400:580] = 200  # a webcam-sized one
     [blob] = candidate_blobs(frame, background, SETTINGS, frame_scale=2.0)
     assert abs(blob.x - 408) < 4 and abs(blob.y - 212) < 4
+
+
+def test_equal_blobs_come_in_the_order_labelling_the_whole_frame_gives_them():
+    """Only the rectangle around the change is labelled; blobs of one size, at odd corners, are
+    the candidates, and in the order, that labelling the whole frame picks."""
+    background = np.full((360, 640), 40, np.uint8)
+    frame = background.copy()
+    for x, y in [(301, 151), (121, 153), (455, 150), (201, 203)]:
+        frame[y : y + 9, x : x + 7] = 250
+    changed = cv2.dilate(
+        (cv2.absdiff(frame, background) > SETTINGS.diff_threshold).astype(np.uint8), np.ones((3, 3))
+    )
+    _, _, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+    expected = [(left + width / 2, top + height / 2) for left, top, width, height, _ in stats[1:4]]
+    blobs = candidate_blobs(frame, background, SETTINGS, frame_scale=1.0)
+    assert [(blob.x, blob.y) for blob in blobs] == expected
+
+
+class CentreDetector:
+    """Finds a pointer at the centre of every crop, and keeps each crop it is shown."""
+
+    min_confidence = 0.5
+
+    def __init__(self):
+        self.shown: list[np.ndarray] = []
+
+    def locate(self, crops, min_confidence=None, batch=64):
+        self.shown += crops
+        return [Detection(CROP_PX / 2, CROP_PX / 2, 0.9, (54.0, 54.0, 74.0, 74.0)) for _ in crops]
+
+
+def test_a_crop_seen_before_in_the_chunk_takes_the_detectors_answer_to_it():
+    """A pointer that goes back and forth between two places on a still slide is cut the same way
+    again and again: the detector sees each of those crops once, and every sample has its point."""
+    slide = np.repeat(np.tile(np.arange(1280, dtype=np.uint8)[:, None] // 8, (720, 1, 1)), 3, axis=2)
+    at = [(300, 200), (900, 500)]
+    frames = []
+    for x, y in at:
+        frame = slide.copy()
+        frame[y : y + 14, x : x + 10] = 250
+        frames.append(frame)
+
+    def small(frame: np.ndarray) -> np.ndarray:
+        return cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (640, 360), interpolation=cv2.INTER_AREA)
+
+    chunk = stage._Chunk(0, 0.0, 2.0, Path("unread.png"), (720, 1280), small(slide))
+    detector = CentreDetector()
+    tracer = stage._ChunkTracer(chunk, detector, SETTINGS)
+    for i in range(20):
+        tracer.add(Sample(i / 10, small(frames[i % 2]), frames[i % 2]))
+    points = tracer.points()
+    assert len(detector.shown) == 2 and not np.array_equal(*detector.shown)
+    assert points["t_s"].to_list() == [round(i / 10, 3) for i in range(20)]
+    for (x, y), row in zip(at * 10, points.iter_rows(named=True), strict=True):
+        assert abs(row["x_px"] - (x + 5)) < 2 and abs(row["y_px"] - (y + 7)) < 2
 
 
 def _trace(rows: list[tuple[float, float, float, float]]) -> pl.DataFrame:

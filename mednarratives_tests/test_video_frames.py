@@ -103,6 +103,59 @@ def test_sampling_spans_keeps_presentation_times(screen_recording):
     assert times == pytest.approx(expected, abs=1e-4) and times
 
 
+@pytest.fixture(scope="module")
+def half_minute(tmp_path_factory) -> Path:
+    """30 s at 30 fps, where x264 puts a keyframe every second or two."""
+    return make_video(tmp_path_factory.mktemp("cfr") / "half-minute.mp4", seconds=30.0, fps=30, audio=False)
+
+
+SPANS = [(12.0, 14.0), (24.0, 26.5)]
+
+
+def _grabs_counted(monkeypatch) -> dict[str, int]:
+    counts = {"grab": 0, "open": 0}
+    grab, open_capture = video_frames._Frames._grab, video_frames._Frames._open
+
+    def counted_grab(self):
+        counts["grab"] += 1
+        return grab(self)
+
+    def counted_open(self):
+        counts["open"] += 1
+        return open_capture(self)
+
+    monkeypatch.setattr(video_frames._Frames, "_grab", counted_grab)
+    monkeypatch.setattr(video_frames._Frames, "_open", counted_open)
+    return counts
+
+
+def _assert_same_samples(
+    found: list[tuple[float, np.ndarray]], expected: list[tuple[float, np.ndarray]]
+) -> None:
+    assert [t for t, _ in found] == [t for t, _ in expected] and found
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(found, expected, strict=True))
+
+
+def test_decoding_skips_to_a_keyframe_before_each_span_and_samples_the_same_frames(half_minute, monkeypatch):
+    """The stretch between spans is never decoded where a keyframe lies in it; the samples, times
+    and pixels, are those of grabbing every frame."""
+    assert len(video_frames.keyframe_times(half_minute, 30.0)) >= 3
+    every = [(t, f) for t, f in sample_frames(half_minute, 10.0) if any(a <= t <= b for a, b in SPANS)]
+    counts = _grabs_counted(monkeypatch)
+    _assert_same_samples(list(sample_frames(half_minute, 10.0, spans=SPANS)), every)
+    assert counts["open"] == 1 and counts["grab"] < 0.5 * 26.5 * 30
+
+
+def test_a_skip_that_lands_past_the_spans_start_decodes_from_the_beginning_instead(half_minute, monkeypatch):
+    """Where the seek lands inside the span (here made to), frames would be lost: the video is
+    opened again and grabbed on from the last frame seen, and no sample differs."""
+    every = [(t, f) for t, f in sample_frames(half_minute, 10.0) if any(a <= t <= b for a, b in SPANS)]
+    monkeypatch.setattr(video_frames, "SEEK_LEAD_S", -0.5)
+    counts = _grabs_counted(monkeypatch)
+    _assert_same_samples(list(sample_frames(half_minute, 10.0, spans=SPANS)), every)
+    assert counts["open"] == 2
+
+
 def test_cursor_tracing_samples_at_the_same_presentation_times(screen_recording, tmp_path):
     """Trace points are timed by the samples cursor_traces takes through sample_video."""
     grey = np.zeros((90, 160), np.uint8)

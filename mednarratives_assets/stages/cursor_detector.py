@@ -119,9 +119,13 @@ class CursorDetector:
         from ultralytics import YOLO
 
         self.weights = Path(weights)
+        import torch
+
         # The network itself: crops are already CROP_PX squares, and only the best anchor of each
         # matters, so ultralytics' predictor (letterbox, NMS, result objects) would only add time.
-        self.net = YOLO(str(weights), task="pose").model.float().fuse(verbose=False).eval()
+        # Channels-last (the crops' own pixel order) runs its convolutions about 1.5x as fast on CPUs.
+        net = YOLO(str(weights), task="pose").model.float().fuse(verbose=False).eval()
+        self.net = net.to(memory_format=torch.channels_last)
         self.metrics = metrics
         self.min_confidence = min_confidence
 
@@ -151,12 +155,14 @@ class CursorDetector:
         threshold = self.min_confidence if min_confidence is None else min_confidence
         found: list[Detection | None] = []
         for start in range(0, len(crops_bgr), batch):
-            rgb = np.stack(crops_bgr[start : start + batch])[..., ::-1].transpose(0, 3, 1, 2)
-            if rgb.shape[2:] != (CROP_PX, CROP_PX):
-                raise ValueError(f"cursor detector: crops must be {CROP_PX}x{CROP_PX}, got {rgb.shape[2:]}")
+            rgb = np.stack(crops_bgr[start : start + batch])[..., ::-1]
+            if rgb.shape[1:3] != (CROP_PX, CROP_PX):
+                raise ValueError(f"cursor detector: crops must be {CROP_PX}x{CROP_PX}, got {rgb.shape[1:3]}")
+            # (batch, channel, y, x) viewed on the pixels as they lie: channels-last, as the net is
+            pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
             with torch.inference_mode():
                 # (batch, 4 + 1 + 3, anchors): box xywh, pointer score, hotspot x, y and visibility
-                out = self.net(torch.from_numpy(np.ascontiguousarray(rgb)).float().div_(255))[0]
+                out = self.net(pixels.float().div_(255))[0]
             scores, anchors = out[:, 4].max(dim=1)
             for row, (score, anchor) in enumerate(zip(scores.tolist(), anchors.tolist(), strict=True)):
                 if score < threshold:
