@@ -87,8 +87,9 @@ def database_turn(
     holder: str,
     shared: bool = False,
     log: Callable[[str], None] = lambda _msg: None,
+    wait_s: float = DEFAULT_WAIT_S,
 ) -> contextlib.AbstractContextManager[None]:
     """This process's turn with the DuckDB file `database`, through the lock file beside it: hold it
     exclusively for a read-write connection, `shared` for a read-only one."""
     database = Path(database)
-    return channel_lock(database.with_name(f"{database.name}.lock"), holder, log=log, shared=shared)
+    return channel_lock(database.with_name(f"{database.name}.lock"), holder, wait_s, log, shared=shared)

@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from mednarratives_assets.atomic_files import replaced_folder, write_file
-from mednarratives_assets.channel_locks import ChannelBusy, channel_lock
+from mednarratives_assets.channel_locks import ChannelBusy, channel_lock, database_turn
 from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.mp4 import write_mp4
@@ -118,6 +118,20 @@ def test_a_lock_held_too_long_fails_naming_the_holder(tmp_path):
         holder.wait()
     with channel_lock(lock, "run ffff0000 (stable_chunks)", wait_s=1.0):  # free once the holder is gone
         pass
+
+
+def test_readers_share_their_turn_with_the_database_and_a_writer_waits_for_them(tmp_path):
+    database = tmp_path / "mednarratives.duckdb"
+    with database_turn(database, "reader 1", shared=True), database_turn(database, "reader 2", shared=True):
+        waits: list[str] = []
+        with pytest.raises(ChannelBusy, match="still in use"):
+            with database_turn(database, "run ffff0000 storing videos", log=waits.append, wait_s=0.6):
+                pass
+        assert waits and "waiting for" in waits[0]
+    with database_turn(database, "run ffff0000 storing videos", wait_s=0.6):  # free once they let go
+        with pytest.raises(ChannelBusy, match=r"run ffff0000 storing videos \(pid \d+\)"):
+            with database_turn(database, "reader 3", shared=True, wait_s=0.6):
+                pass
 
 
 TIMED_STEP = """
