@@ -270,6 +270,11 @@ def main() -> None:
         f"{parallel_wall:.1f} s at concurrency 2 ({parallel_wall / serial_wall:.2f}x)"
     )
     peak = max(peak, *(r.peak_rss_mb for r in parallel_runs))
+    video_s = sum(r.video_s for r in serial_runs)
+    print(
+        f"end to end over all sizes: {video_s / serial_wall:.1f}x real time one run at a time, "
+        f"{video_s / parallel_wall:.1f}x two at a time (wall time, process starts included)"
+    )
 
     newest, earlier = lectures["720p"][-1], lectures["720p"][:-1]
     growing = data_root(work, "growing", classifier, detector, {"growing": earlier})

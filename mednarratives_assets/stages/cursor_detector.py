@@ -125,7 +125,8 @@ class CursorDetector:
         # matters, so ultralytics' predictor (letterbox, NMS, result objects) would only add time.
         # Channels-last (the crops' own pixel order) runs its convolutions about 1.5x as fast on CPUs.
         net = YOLO(str(weights), task="pose").model.float().fuse(verbose=False).eval()
-        self.net = net.to(memory_format=torch.channels_last)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"  # a GPU where there is one
+        self.net = net.to(self.device, memory_format=torch.channels_last)
         self.metrics = metrics
         self.min_confidence = min_confidence
 
@@ -159,10 +160,10 @@ class CursorDetector:
             if rgb.shape[1:3] != (CROP_PX, CROP_PX):
                 raise ValueError(f"cursor detector: crops must be {CROP_PX}x{CROP_PX}, got {rgb.shape[1:3]}")
             # (batch, channel, y, x) viewed on the pixels as they lie: channels-last, as the net is
-            pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
+            pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).to(self.device)
             with torch.inference_mode():
                 # (batch, 4 + 1 + 3, anchors): box xywh, pointer score, hotspot x, y and visibility
-                out = self.net(pixels.float().div_(255))[0]
+                out = self.net(pixels.float().div_(255))[0].cpu()
             scores, anchors = out[:, 4].max(dim=1)
             for row, (score, anchor) in enumerate(zip(scores.tolist(), anchors.tolist(), strict=True)):
                 if score < threshold:
