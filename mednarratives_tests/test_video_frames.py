@@ -105,55 +105,91 @@ def test_sampling_spans_keeps_presentation_times(screen_recording):
 
 @pytest.fixture(scope="module")
 def half_minute(tmp_path_factory) -> Path:
-    """30 s at 30 fps, where x264 puts a keyframe every second or two."""
+    """30 s at 30 fps with B-frames, where x264 puts a keyframe every second or two."""
     return make_video(tmp_path_factory.mktemp("cfr") / "half-minute.mp4", seconds=30.0, fps=30, audio=False)
+
+
+def tagged_clip(path: Path, colorspace: int, color_range: int) -> Path:
+    """4 s of a moving gradient, its colour matrix and range tagged (1: BT.709; range 2: full)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.colorspace, stream.codec_context.color_range = colorspace, color_range
+        for i in range(100):
+            picture = np.zeros((240, 320, 3), np.uint8)
+            picture[..., 0] = np.linspace(0, 255, 320)[None, :]
+            picture[..., 1] = (np.linspace(0, 255, 240)[:, None] + 3 * i) % 256
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.colorspace, frame.color_range = colorspace, color_range
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
 
 
 SPANS = [(12.0, 14.0), (24.0, 26.5)]
 
 
-def _grabs_counted(monkeypatch) -> dict[str, int]:
-    counts = {"grab": 0, "open": 0}
-    grab, open_capture = video_frames._Frames._grab, video_frames._Frames._open
-
-    def counted_grab(self):
-        counts["grab"] += 1
-        return grab(self)
-
-    def counted_open(self):
-        counts["open"] += 1
-        return open_capture(self)
-
-    monkeypatch.setattr(video_frames._Frames, "_grab", counted_grab)
-    monkeypatch.setattr(video_frames._Frames, "_open", counted_open)
-    return counts
+def grabbed_in(path: Path, sample_hz: float, spans: list[tuple[float, float]]) -> list:
+    return [(t, f) for t, f in sample_frames(path, sample_hz) if any(a <= t <= b for a, b in spans)]
 
 
-def _assert_same_samples(
-    found: list[tuple[float, np.ndarray]], expected: list[tuple[float, np.ndarray]]
-) -> None:
+def assert_same_samples(found: list, expected: list) -> None:
     assert [t for t, _ in found] == [t for t, _ in expected] and found
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(found, expected, strict=True))
 
 
-def test_decoding_skips_to_a_keyframe_before_each_span_and_samples_the_same_frames(half_minute, monkeypatch):
-    """The stretch between spans is never decoded where a keyframe lies in it; the samples, times
-    and pixels, are those of grabbing every frame."""
-    assert len(video_frames.keyframe_times(half_minute, 30.0)) >= 3
-    every = [(t, f) for t, f in sample_frames(half_minute, 10.0) if any(a <= t <= b for a, b in SPANS)]
-    counts = _grabs_counted(monkeypatch)
-    _assert_same_samples(list(sample_frames(half_minute, 10.0, spans=SPANS)), every)
-    assert counts["open"] == 1 and counts["grab"] < 0.5 * 26.5 * 30
+@pytest.mark.parametrize("clip", ["half-minute", "screen recording", "BT.709", "full range"])
+def test_samples_inside_spans_are_decoded_by_pyav_as_opencv_grabs_them(
+    clip, half_minute, screen_recording, tmp_path
+):
+    """Decoded from the keyframe before each span, the sampled frames and those others are
+    predicted from only: the times and BGR pixels of grabbing every frame with OpenCV."""
+    path, spans = {
+        "half-minute": (half_minute, SPANS),
+        "screen recording": (screen_recording.path, [(5.0, 6.0), (13.0, 16.5), (24.0, 28.0)]),
+        "BT.709": (tagged_clip(tmp_path / "bt709.mp4", 1, 1), [(1.0, 1.5), (2.5, 4.0)]),
+        "full range": (tagged_clip(tmp_path / "full.mp4", 2, 2), [(1.0, 1.5), (2.5, 4.0)]),
+    }[clip]
+    expected = grabbed_in(path, 10.0, spans)
+    assert_same_samples(list(video_frames._decoded_in_spans(path, 10.0, spans)), expected)
+    assert_same_samples(list(sample_frames(path, 10.0, spans=spans)), expected)
 
 
-def test_a_skip_that_lands_past_the_spans_start_decodes_from_the_beginning_instead(half_minute, monkeypatch):
-    """Where the seek lands inside the span (here made to), frames would be lost: the video is
-    opened again and grabbed on from the last frame seen, and no sample differs."""
-    every = [(t, f) for t, f in sample_frames(half_minute, 10.0) if any(a <= t <= b for a, b in SPANS)]
-    monkeypatch.setattr(video_frames, "SEEK_LEAD_S", -0.5)
-    counts = _grabs_counted(monkeypatch)
-    _assert_same_samples(list(sample_frames(half_minute, 10.0, spans=SPANS)), every)
-    assert counts["open"] == 2
+def test_frames_no_sample_needs_are_left_undecoded(half_minute, monkeypatch):
+    """Between the spans nothing is decoded, and inside them only the frames sampled or predicted
+    from (here, of 30 a second, about 22)."""
+    decoded = []
+    is_sample = video_frames._is_sample
+
+    def counted(frame, times, upcoming):
+        decoded.append(times[frame.pts])
+        return is_sample(frame, times, upcoming)
+
+    monkeypatch.setattr(video_frames, "_is_sample", counted)
+    list(sample_frames(half_minute, 10.0, spans=SPANS))
+    (_, first_end), (second_start, _) = SPANS
+    assert not [t for t in decoded if first_end < t < second_start - 2]  # a keyframe lies 1.4 s before
+    inside = [t for t in decoded if any(start <= t <= end for start, end in SPANS)]
+    assert len(inside) < 0.8 * 30 * sum(end - start for start, end in SPANS)
+
+
+def test_where_pyav_stops_matching_opencv_the_rest_is_grabbed(half_minute, monkeypatch):
+    """After the samples PyAV gave, OpenCV grabs the rest: none twice, none lost."""
+    is_sample = video_frames._is_sample
+    given = []
+
+    def failing_later(frame, times, upcoming):
+        if len(given) == 12:
+            raise video_frames._Unmatched
+        found = is_sample(frame, times, upcoming)
+        given.extend([upcoming] if found else [])
+        return found
+
+    monkeypatch.setattr(video_frames, "_is_sample", failing_later)
+    assert_same_samples(
+        list(sample_frames(half_minute, 10.0, spans=SPANS)), grabbed_in(half_minute, 10.0, SPANS)
+    )
+    assert len(given) == 12
 
 
 def test_cursor_tracing_samples_at_the_same_presentation_times(screen_recording, tmp_path):
@@ -175,8 +211,9 @@ def test_a_stream_without_presentation_times_is_refused_naming_the_file(screen_r
             if packet.dts is not None:
                 packet.stream = out
                 target.mux(packet)
-    with pytest.raises(VideoUnreadable, match=r"no-times\.h264: frame 1 has no presentation time"):
-        list(sample_frames(raw, 6.0))
+    for spans in (None, [(1.0, 2.0)]):
+        with pytest.raises(VideoUnreadable, match=r"no-times\.h264: frame 1 has no presentation time"):
+            list(sample_frames(raw, 6.0, spans=spans))
 
 
 def test_frame_times_must_increase(tmp_path):
