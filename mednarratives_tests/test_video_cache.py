@@ -166,3 +166,21 @@ def test_after_the_traces_only_new_or_changed_videos_are_computed_and_removed_on
     [pair] = removed["tables"]["aligned_pairs"].iter_rows(named=True)
     assert pair["video_id"] == "b"
     assert [p.name for p in (tmp_path / "pairs" / "ch").iterdir()] == [f"{pair['pair_id']}.png"]
+
+
+def test_a_stage_cache_that_leads_out_of_the_data_root_is_refused(layout, tmp_path):
+    from mednarratives_assets.defs.resources import DataPaths
+    from mednarratives_assets.settings import OutsideDataRoot
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    layout.cache_dir.mkdir(parents=True)
+    (layout.cache_dir / "boxes").symlink_to(elsewhere)
+    paths = DataPaths(data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path))
+    videos = pl.DataFrame({"video_id": ["a"], "sha256": ["s"]})
+    with pytest.raises(OutsideDataRoot, match="the boxes cache"):
+        paths.stage_cache("boxes", "ch", videos, BoxSettings())
+    assert (
+        paths.stage_cache("narratives", "ch", videos, NarrativeSettings()).folder
+        == layout.cache_dir / "narratives"
+    )

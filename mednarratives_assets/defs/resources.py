@@ -41,8 +41,10 @@ class DataPaths(dg.ConfigurableResource):
         code = files_fingerprint(
             [Path(importlib.import_module(f"mednarratives_assets.stages.{stage}").__file__)]
         )
+        layout = self.layout
+        layout.inside(layout.cache_dir / stage, f"the {stage} cache")  # OutsideDataRoot if it leads out
         return StageCache.open(
-            self.layout.cache_dir, stage, channel, videos, {"settings": settings, "code": code}, models
+            layout.cache_dir, stage, channel, videos, {"settings": settings, "code": code}, models
         )
 
 
