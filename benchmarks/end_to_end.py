@@ -13,7 +13,8 @@ parent reads each step's time from the instance and the process's peak RSS from 
 
 1. Serial: four channels (720p twice, 480p, 1080p; three lectures each) one run after another:
    per-stage seconds and real-time factor, per size and overall, and peak RSS.
-2. No-change re-run: the same four runs again, nothing new.
+2. No-change re-run: the same four runs again, nothing new (each stops after `videos`); then the
+   same forced to run every stage (`recompute: true`), each video from the stages' caches.
 3. Backfill at concurrency 2: the four channels in a fresh data root, two runs at a time
    (`max_concurrent_runs: 2` in dagster.yaml), against the serial wall time.
 4. One new lecture: a channel of eight 720p lectures, then a ninth added, against that ninth
@@ -57,6 +58,7 @@ class RunFigures:
     run_s: float  # the Dagster run, start to end
     steps: dict[str, float]  # step key -> seconds
     peak_rss_mb: float
+    cpu_s: float  # user and system time of the child process
     video_s: float
 
 
@@ -123,8 +125,9 @@ def place(layout: DataLayout, channel: str, lectures: list[Path]) -> None:
 # --- one run, in a process of its own -----------------------------------------------------------
 
 
-def run_channel(layout: DataLayout, channel: str) -> RunFigures:
-    """One Dagster run of the channel, in a child process; its figures."""
+def run_channel(layout: DataLayout, channel: str, recompute: bool = False) -> RunFigures:
+    """One Dagster run of the channel, in a child process; its figures. recompute: even when the
+    channel is current (every video then comes from the stages' caches)."""
     home = layout.data_root.parent / "dagster_home"
     env = {**os.environ, "MEDNARRATIVES_DATA_ROOT": str(layout.data_root), "DAGSTER_HOME": str(home)}
     env.pop("MEDNARRATIVES_DUCKDB", None)
@@ -132,7 +135,10 @@ def run_channel(layout: DataLayout, channel: str) -> RunFigures:
     started = time.perf_counter()
     with out.with_suffix(".log").open("w") as log:
         child = subprocess.Popen(
-            [sys.executable, __file__, "--child", channel, str(out)], env=env, stdout=log, stderr=log
+            [sys.executable, __file__, "--child", channel, str(out), str(recompute)],
+            env=env,
+            stdout=log,
+            stderr=log,
         )
         _, status, usage = os.wait4(child.pid, 0)
     wall_s = time.perf_counter() - started
@@ -146,18 +152,22 @@ def run_channel(layout: DataLayout, channel: str) -> RunFigures:
         run_s=figures["run_s"],
         steps=figures["steps"],
         peak_rss_mb=usage.ru_maxrss / 1024,
+        cpu_s=usage.ru_utime + usage.ru_stime,
         video_s=figures["video_s"],
     )
 
 
-def child_run(channel: str, out: Path) -> None:
+def child_run(channel: str, out: Path, recompute: bool) -> None:
     """Run the channel's job as a deployment would (its own executor), then write its figures."""
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions("channel", [channel])
     result = dg.execute_job(
-        dg.reconstructable(channel_job), instance=instance, tags={"dagster/partition": channel}
+        dg.reconstructable(channel_job),
+        instance=instance,
+        tags={"dagster/partition": channel},
+        run_config={"ops": {"videos": {"config": {"recompute": recompute}}}} if recompute else {},
     )
     if not result.success:
         raise SystemExit(f"channel {channel!r}: run {result.run_id} failed")
@@ -188,11 +198,18 @@ def channel_job():
 # --- the scenarios ------------------------------------------------------------------------------
 
 
-def run_all(layout: DataLayout, channels: list[str], concurrency: int) -> tuple[float, list[RunFigures]]:
+def run_all(
+    layout: DataLayout, channels: list[str], concurrency: int, recompute: bool = False
+) -> tuple[float, list[RunFigures]]:
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        runs = list(pool.map(lambda channel: run_channel(layout, channel), channels))
+        runs = list(pool.map(lambda channel: run_channel(layout, channel, recompute), channels))
     return time.perf_counter() - started, runs
+
+
+def busy_cores(wall_s: float, runs: list[RunFigures]) -> float:
+    """CPU seconds the runs' processes used per second of wall time: what more runs at once can gain."""
+    return sum(run.cpu_s for run in runs) / wall_s
 
 
 def stage_table(runs: list[RunFigures], size_of: dict[str, str]) -> None:
@@ -222,10 +239,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two short lectures per size: a smoke run")
     parser.add_argument("--classifier", help="frame classifier (default: the data root's)")
     parser.add_argument("--detector", help="cursor detector (default: the data root's)")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_run(args.child[0], Path(args.child[1]))
+        child_run(args.child[0], Path(args.child[1]), args.child[2] == "True")
         return
     models = DataLayout.from_env()
     classifier = Path(args.classifier or models.frame_classifier_path)
@@ -255,6 +272,9 @@ def main() -> None:
     stage_table(serial_runs, size_of)
     peak = max(r.peak_rss_mb for r in serial_runs)
     print(f"peak RSS of a run: {peak:.0f} MB")
+    print(
+        f"cores kept busy one run at a time: {busy_cores(serial_wall, serial_runs):.2f} of {os.cpu_count()}"
+    )
 
     rerun_wall, rerun_runs = run_all(serial, list(groups), 1)
     first_s, again_s = sum(r.run_s for r in serial_runs), sum(r.run_s for r in rerun_runs)
@@ -262,12 +282,19 @@ def main() -> None:
         f"\n2. no-change re-run: {again_s:.1f} s of runs against {first_s:.1f} s the first time "
         f"({again_s / first_s:.1%}); {rerun_wall:.1f} s wall with process start"
     )
+    _, forced_runs = run_all(serial, list(groups), 1, recompute=True)
+    forced_s = sum(r.run_s for r in forced_runs)
+    print(
+        f"   forced to run every stage (recompute: true), each video from the caches: {forced_s:.1f} s "
+        f"({forced_s / first_s:.1%})"
+    )
 
     parallel = data_root(work, "parallel", classifier, detector, groups)
     parallel_wall, parallel_runs = run_all(parallel, list(groups), 2)
     print(
         f"\n3. backfill of {len(groups)} channels: {serial_wall:.1f} s at concurrency 1, "
-        f"{parallel_wall:.1f} s at concurrency 2 ({parallel_wall / serial_wall:.2f}x)"
+        f"{parallel_wall:.1f} s at concurrency 2 ({parallel_wall / serial_wall:.2f}x); cores kept busy "
+        f"{busy_cores(serial_wall, serial_runs):.2f} and {busy_cores(parallel_wall, parallel_runs):.2f}"
     )
     peak = max(peak, *(r.peak_rss_mb for r in parallel_runs))
     video_s = sum(r.video_s for r in serial_runs)

@@ -1,6 +1,7 @@
 """A channel grows one lecture at a time: every per-video stage computes only the new or changed
-videos, a removed lecture leaves no rows or files behind, and a changed setting recomputes what it
-affects. Through Dagster, with every channel asset and CI's models, on two demo lectures."""
+videos, a removed lecture leaves no rows or files behind, a changed setting recomputes what it
+affects, and a run with nothing new skips every stage. Through Dagster, with every channel asset
+and CI's models, on two demo lectures."""
 
 from __future__ import annotations
 
@@ -61,6 +62,14 @@ def test_a_new_lecture_costs_only_itself_and_a_removed_one_leaves_nothing(layout
     assert run(defs, instance) == dict.fromkeys(PER_VIDEO_STAGES, (1, 1))
     pairs_before = video_ids(layout, "aligned_pairs")
     assert pairs_before == {"first", "second"}
+
+    # Nothing new: the channel is current, and every stage after videos is skipped.
+    unchanged = defs.resolve_job_def("channel_pipeline_job").execute_in_process(
+        partition_key=CHANNEL, instance=instance
+    )
+    assert unchanged.success
+    assert {e.asset_key.path[0] for e in unchanged.get_asset_materialization_events()} == {"video_downloads"}
+    assert set(PER_VIDEO_STAGES) <= {e.step_key for e in unchanged.all_events if e.is_step_skipped}
 
     # A boxes setting: boxes and the pairs that hold them are made again, nothing before them.
     wider = {"ops": {"boxes": {"config": {"min_side": 0.15}}}}

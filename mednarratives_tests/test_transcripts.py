@@ -64,6 +64,7 @@ def narrator() -> PiperNarrator:
 
 
 def materialize(layout, resources, instance, channel: str, asr: SpeechRecognizer | None = None):
+    """videos and transcripts, recomputed even when the channel is current, to exercise the cache."""
     instance.add_dynamic_partitions("channel", [channel])
     return dg.materialize(
         [videos, transcripts],
@@ -71,6 +72,7 @@ def materialize(layout, resources, instance, channel: str, asr: SpeechRecognizer
         resources=resources | {"asr": asr or CountingRecognizer()},
         instance=instance,
         raise_on_error=False,
+        run_config={"ops": {"videos": {"config": {"recompute": True}}}},
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from mednarratives_assets.asr.checkpoints import (
 )
 from mednarratives_assets.asr.vocabulary import PROMPT
 from mednarratives_assets.asr.word_times import shift_word_times
+from mednarratives_assets.cpu_share import threads_in_use
 
 ENGINES = ("faster-whisper", "whisperx")
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "float16", "float32")
@@ -93,7 +93,7 @@ class AsrSettings:
     device: str = "auto"  # auto: CUDA where CTranslate2 sees a GPU, else the CPU
     compute_type: str = "int8"
     batch_size: int = 8
-    threads: int = 0  # CPU threads; 0: one per core
+    threads: int = 0  # CPU threads; 0: this step's share of the cores (cpu_share.py)
     language: str = "en"
     beam_size: int = 5
     vocabulary_prompt: bool = True  # prime Whisper with medical terms (see vocabulary.py)
@@ -117,7 +117,7 @@ class AsrSettings:
             if getattr(self, name) < 1:
                 raise AsrConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.threads < 0:
-            raise AsrConfigError(f"threads must be 0 (one per core) or more, not {self.threads}")
+            raise AsrConfigError(f"threads must be 0 (a share of the cores) or more, not {self.threads}")
         shift = self.word_start_shift_s
         if shift is not None and not -MAX_WORD_SHIFT_S <= shift <= MAX_WORD_SHIFT_S:
             raise AsrConfigError(
@@ -162,7 +162,7 @@ class AsrSettings:
 
     @property
     def cpu_threads(self) -> int:
-        return self.threads or os.cpu_count() or 1
+        return self.threads or threads_in_use()
 
     def fingerprint(self, prompt: str | None) -> str:
         """Identifies everything that changes the output: cached transcripts are keyed by it.

@@ -12,6 +12,7 @@ import dagster as dg
 
 from mednarratives_assets.channel_locks import ChannelBusy, channel_lock
 from mednarratives_assets.channels import InvalidChannelName, check_channel_name
+from mednarratives_assets.cpu_share import computing_seat
 from mednarratives_assets.defs.resources import DataPaths
 
 # One partition per channel (one video source); the new-video sensor adds them as folders appear.
@@ -44,7 +45,8 @@ def checked_channel(partition_key: str) -> str:
 
 def one_writer_per_channel(compute: Callable) -> Callable:
     """Wrap a channel step: check its partition key, then hold the lock of (step, channel) while it
-    runs, so that two runs of one channel, even from two Dagster instances, take turns. An OSError
+    runs, so that two runs of one channel, even from two Dagster instances, take turns. It computes
+    with its share of the machine's cores (`cpu_share.computing_seat`). An OSError
     that escapes the stage (no space, permission, I/O) fails the step naming the path, before the IO
     manager could replace any stored row.
 
@@ -59,7 +61,10 @@ def one_writer_per_channel(compute: Callable) -> Callable:
         channel = checked_channel(context.partition_key)
         lock_path = paths.layout.channel_path(paths.layout.locks_dir / step, channel, ".lock")
         try:
-            with channel_lock(lock_path, f"run {context.run.run_id[:8]} ({step})", log=context.log.info):
+            with (
+                channel_lock(lock_path, f"run {context.run.run_id[:8]} ({step})", log=context.log.info),
+                computing_seat(),
+            ):
                 yield
         except ChannelBusy as exc:
             raise dg.Failure(f"{step} of channel {channel!r}: {exc}") from exc
@@ -93,6 +98,7 @@ def channel_asset(
     checks: Mapping[str, str | None] | None = None,
     deps: Sequence = (),
     kinds: frozenset[str] = TABLE_KINDS,
+    output_required: bool = True,
 ) -> Callable:
     """@dg.asset for a table with one partition per channel, written to DuckDB by the IO manager.
 
@@ -100,6 +106,8 @@ def channel_asset(
     the DuckDB file only while it loads and stores, so channels compute in parallel.
     checks: name -> description of the asset's per-channel checks.
     Inputs come from the function's parameter names.
+    output_required: False for an asset that may yield no output, so that Dagster skips the
+    assets downstream of it in the run.
     """
 
     def decorate(compute: Callable) -> dg.AssetsDefinition:
@@ -111,6 +119,7 @@ def channel_asset(
             kinds=set(kinds),
             group_name=group,
             deps=list(deps),
+            output_required=output_required,
             check_specs=[
                 channel_check(compute.__name__, name, description)
                 for name, description in (checks or {}).items()

@@ -1,13 +1,16 @@
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
+from pydantic import Field
 
+from mednarratives_assets.channel_state import channel_state
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_asset
-from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.settings import OutsideDataRoot
 from mednarratives_assets.stages.videos import (
@@ -17,9 +20,25 @@ from mednarratives_assets.stages.videos import (
     stored_videos,
 )
 
+# Metadata key of a materialization of `videos`: the channel's state (channel_state.py) in its run.
+STATE_KEY = "channel_state"
+# The trained models that channel stages use.
+CHANNEL_MODELS = ("frame_classifier", "cursor_detector")
 
-@channel_asset("ingest", deps=[video_downloads], checks={"all_videos_readable": None})
-def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
+
+class VideosConfig(dg.Config):
+    recompute: bool = Field(
+        default=False,
+        description="Materialize the channel even when it is current: same videos, run config, code "
+        "and models as the last run that materialized every channel asset. Files written under the "
+        "data root and deleted by hand since come back this way.",
+    )
+
+
+@channel_asset("ingest", deps=[video_downloads], checks={"all_videos_readable": None}, output_required=False)
+def videos(
+    context: dg.AssetExecutionContext, config: VideosConfig, paths: DataPaths, models: ModelStore
+) -> Iterator:
     """Every video file of the channel, `data/videos/<channel>/<video_id>.<ext>`, probed with PyAV.
 
     One row per file: stream properties, size and sha256, source metadata from yt-dlp, and a
@@ -27,6 +46,10 @@ def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
     message rather than failing the run; a channel folder that leads out of the data root fails it.
     The keyframes and cached transcripts of videos whose files are gone are deleted.
     Table `videos`, documented in docs/schema.md.
+
+    A channel that is current yields nothing, so Dagster skips every asset after this one in the
+    run: its videos, the run's config, the code and the models are those of the last run that
+    materialized every channel asset, and that run's rows are still the latest (channel_state.py).
     """
     channel = context.partition_key
     layout = paths.layout
@@ -43,12 +66,31 @@ def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
         frame = probe_channel(layout, channel, log=context.log.info, known=previous)
     except OutsideDataRoot as exc:
         raise dg.Failure(f"videos of channel {channel!r}: {exc}") from exc
-    removed = remove_files_of_deleted_videos(layout, channel, frame, previous, log=context.log.info)
+    state = channel_state(
+        frame,
+        without_recompute(context.run.run_config),
+        configured_resources(context.job_def),
+        {model: models.fingerprint(model) for model in CHANNEL_MODELS},
+    )
     errors = frame.filter(pl.col("status") == "error")
+    readable = rows_check(
+        "all_videos_readable", errors, ["path", "error"], "errors", severity=dg.AssetCheckSeverity.WARN
+    )
+    current_as_of = None if config.recompute else run_with_state(context, state)
+    if current_as_of is not None:
+        context.log.info(
+            f"channel {channel!r} is current: its {frame.height} videos, this run's config, the code "
+            f"and the models are those of run {current_as_of[:8]}, which materialized what this run "
+            "would; nothing to compute (set recompute: true in the config of videos to compute anyway)"
+        )
+        yield readable  # the check holds for the stored rows, which are these
+        return
+    removed = remove_files_of_deleted_videos(layout, channel, frame, previous, log=context.log.info)
     yield dg.Output(
         frame,
         metadata={
             "dagster/row_count": frame.height,
+            STATE_KEY: state,
             "n_errors": errors.height,
             "hours_of_video": round((frame["duration_s"].sum() or 0.0) / 3600, 3),
             "n_removed_keyframe_folders": len(removed.keyframe_folders),
@@ -59,6 +101,52 @@ def videos(context: dg.AssetExecutionContext, paths: DataPaths) -> Iterator:
             "first_frames": png_image(first_frames_sheet(data_root, frame), f"first frames of {channel}"),
         },
     )
-    yield rows_check(
-        "all_videos_readable", errors, ["path", "error"], "errors", severity=dg.AssetCheckSeverity.WARN
-    )
+    yield readable
+
+
+def without_recompute(run_config: Mapping) -> dict:
+    """The run config without the `videos` op's own, which decides whether to compute, not what."""
+    ops = {op: config for op, config in (run_config.get("ops") or {}).items() if op != "videos"}
+    return {**run_config, "ops": ops}
+
+
+def configured_resources(job: dg.JobDefinition) -> dict:
+    """Each resource of the job by its configured values (a ConfigurableResource's fields)."""
+    return {
+        name: resource.config_schema.default_value if resource.config_schema.default_provided else None
+        for name, resource in job.resource_defs.items()
+    }
+
+
+def run_with_state(context: dg.AssetExecutionContext, state: str) -> str | None:
+    """The run whose materialization of this channel's videos recorded `state`, when it also holds the
+    latest materialization of every asset this run would materialize after videos, and every path
+    those name (an export folder, say) is still there; else None."""
+    instance = context.instance
+    channel = context.partition_key
+
+    def latest(key: dg.AssetKey):
+        found = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[channel]), limit=1
+        ).records
+        return found[0] if found else None
+
+    own = latest(context.asset_key)
+    if own is None:
+        return None
+    recorded = own.asset_materialization.metadata.get(STATE_KEY)
+    if recorded is None or recorded.value != state:
+        return None
+    graph = context.job_def.asset_layer.asset_graph
+    after = dg.AssetSelection.assets(context.asset_key).downstream(include_self=False).resolve(graph)
+    selected = context.run.asset_selection
+    for key in after:
+        if selected and key not in selected:  # empty: the whole job
+            continue
+        record = latest(key)
+        if record is None or record.run_id != own.run_id:
+            return None
+        named = record.asset_materialization.metadata.values()
+        if any(isinstance(v, dg.PathMetadataValue) and not Path(v.path).exists() for v in named):
+            return None
+    return own.run_id
