@@ -173,18 +173,17 @@ def _decoded_in_spans(
                 if before == 0:
                     raise _Unmatched  # no keyframe to decode the span from
                 keyframe_of.setdefault(t, keyframes[before - 1])
-    yield from _decode(path, sorted(wanted.values()), keyframe_of, times)
+    yield from _decode(path, wanted, keyframe_of, times)
 
 
 def _decode(
-    path: Path, wanted: list[float], keyframe_of: dict[float, float], times: dict[int, float]
+    path: Path, wanted: dict[int, float], keyframe_of: dict[float, float], times: dict[int, float]
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """`_decoded_in_spans`' second reading: the `wanted` sample times, in order, each decoded from
-    the keyframe its span starts from (`keyframe_of`), or on from the sample before where that
-    keyframe is already behind."""
-    pending = iter(wanted)
+    """`_decoded_in_spans`' second reading: the `wanted` samples (pts -> time), in order, each
+    decoded from the keyframe its span starts from (`keyframe_of`), or on from the sample before
+    where that keyframe is already behind."""
+    pending = iter(sorted(wanted.values()))
     upcoming = next(pending)
-    wanted_pts = {pts for pts, t in times.items() if t in keyframe_of}
     decoding, reached = False, -math.inf  # reached: the latest packet time read
     with av.open(str(path)) as container:
         codec = container.streams.video[0].codec_context
@@ -197,7 +196,7 @@ def _decode(
             if not decoding and not (packet.is_keyframe and times[packet.pts] == keyframe_of[upcoming]):
                 continue
             decoding = True
-            codec.skip_frame = "DEFAULT" if packet.pts in wanted_pts else "NONREF"
+            codec.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
             for frame in codec.decode(packet):
                 if not _is_sample(frame, times, upcoming):
                     continue

@@ -116,11 +116,10 @@ class CursorDetector:
 
     def __init__(self, weights: Path, metrics: dict, min_confidence: float):
         use_ultralytics_offline()
+        import torch
         from ultralytics import YOLO
 
         self.weights = Path(weights)
-        import torch
-
         # The network itself: crops are already CROP_PX squares, and only the best anchor of each
         # matters, so ultralytics' predictor (letterbox, NMS, result objects) would only add time.
         # Channels-last (the crops' own pixel order) runs its convolutions about 1.5x as fast on CPUs.
