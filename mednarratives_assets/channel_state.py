@@ -10,7 +10,7 @@ that materialized every channel asset has nothing to do (see defs/videos.py). Th
 - the fingerprints of the trained models under the data root.
 
 Files under the data root that a run writes (keyframes, pair images, exports) are not in it: one
-deleted by hand comes back with a run that recomputes (`recompute: true` on `videos`).
+deleted by hand comes back with any run that does not skip (a backfill, a run from the UI).
 """
 
 from __future__ import annotations

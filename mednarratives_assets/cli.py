@@ -3,6 +3,7 @@
     mednarratives demo [--seed N] [--images DIR] ...   generate the demo lectures, then materialize everything
     mednarratives ingest [--channel NAME ...]          probe (and download) every channel's videos
     mednarratives ui [--port N] [--allow-host NAME]    the Dagster UI and daemon, refusing cross-site requests
+    mednarratives publish                              cluster profile: Parquet tables into the DuckDB file
 
 Each command adds a partition for every channel found on disk (or in channels.yaml), runs its job
 for each in-process, and prints the rows per table. Runs are recorded in the Dagster instance at
@@ -29,6 +30,8 @@ from mednarratives_assets.defs.jobs import (
 )
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import ModelStore, build_resources
+from mednarratives_assets.deployment import PROFILE_ENV, Deployment, DeploymentError
+from mednarratives_assets.parquet_tables import publish
 from mednarratives_assets.settings import REPO_ROOT, DataLayout
 from mednarratives_assets.stages.video_downloads import download_failures, read_channels_file
 from mednarratives_assets.stages.videos import unreadable_videos
@@ -160,6 +163,25 @@ def _demo_config(args: argparse.Namespace):
         raise SystemExit(str(error)) from None
 
 
+def publish_tables(layout: DataLayout) -> int:
+    """The cluster profile's table store into the DuckDB file; rows per table."""
+    try:
+        deployment = Deployment.from_env()
+    except DeploymentError as error:
+        raise SystemExit(str(error)) from None
+    if not deployment.is_cluster:
+        raise SystemExit(
+            f"publish gathers the cluster profile's Parquet tables ({PROFILE_ENV}=cluster); the local "
+            f"profile writes {layout.duckdb_path} itself"
+        )
+    try:
+        counts = publish(deployment.tables_url, layout.duckdb_path)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"publish from {deployment.tables_url}: {error}") from None
+    print(f"{layout.duckdb_path}: {len(counts)} tables, {sum(counts.values())} rows")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mednarratives", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -208,9 +230,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="listen beyond loopback: only behind a proxy that authenticates users",
     )
+    commands.add_parser(
+        "publish",
+        help="cluster profile: gather the Parquet table store into the DuckDB file (docs/cluster.md)",
+    )
     args = parser.parse_args(argv)
 
     layout = DataLayout.from_env()
+    if args.command == "publish":
+        return publish_tables(layout)
     if args.command == "ui":
         from mednarratives_assets.ui import serve_ui
 

@@ -1,7 +1,8 @@
-"""A run of a channel that is current computes nothing: `videos` yields no output and Dagster skips
-every asset after it. Anything the state covers (a video, the run config, a model, a later partial
-run, a file a run wrote) makes the channel compute again. Through Dagster, with the real `videos`
-asset and a small channel asset after it."""
+"""A run that may skip (the new-video sensor's) computes nothing for a channel that is current:
+`videos` yields no output and Dagster skips every asset after it. Anything the state covers (a
+video, the run config, a resource, a model, a later partial run, a file a run wrote) makes the
+channel compute again, and a run that was not asked to skip (a backfill) always materializes.
+Through Dagster, with the real `videos` asset and a small channel asset after it."""
 
 import dagster as dg
 import polars as pl
@@ -47,9 +48,11 @@ def channel(layout, instance):
     return pipeline(layout)
 
 
-def run(defs, instance, run_config: dict | None = None, job: str = "pipeline") -> dg.ExecuteInProcessResult:
-    result = defs.resolve_job_def(job).execute_in_process(
-        partition_key=CHANNEL, instance=instance, run_config=run_config or {}
+def run(defs, instance, run_config: dict | None = None, skip: bool = True) -> dg.ExecuteInProcessResult:
+    """A run of the pipeline; `skip`: as the sensor launches it (skip_if_current)."""
+    ops = {**(run_config or {}).get("ops", {}), "videos": {"config": {"skip_if_current": skip}}}
+    result = defs.resolve_job_def("pipeline").execute_in_process(
+        partition_key=CHANNEL, instance=instance, run_config={**(run_config or {}), "ops": ops}
     )
     assert result.success
     return result
@@ -74,6 +77,14 @@ def test_a_current_channel_skips_everything_after_videos(layout, instance, chann
     assert f"channel {CHANNEL!r} is current" in logs and first.run_id[:8] in logs
 
 
+def test_a_run_not_asked_to_skip_materializes_a_current_channel(layout, instance, channel):
+    run(channel, instance)
+    backfill = run(channel, instance, skip=False)
+    assert materialized(backfill) == {"video_downloads", "videos", "video_summary"}
+    # whether a run may skip is no part of the state: the sensor's next run finds the channel current
+    assert materialized(run(channel, instance)) == {"video_downloads"}
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -84,7 +95,6 @@ def test_a_current_channel_skips_everything_after_videos(layout, instance, chann
         "model",
         "partial run",
         "written folder removed",
-        "recompute",
     ],
 )
 def test_what_the_state_covers_makes_the_channel_compute_again(layout, instance, channel, change):
@@ -113,18 +123,15 @@ def test_what_the_state_covers_makes_the_channel_compute_again(layout, instance,
         assert partial.success
     elif change == "written folder removed":
         (layout.exports_dir / CHANNEL).rmdir()
-    elif change == "recompute":
-        config = {"ops": {"videos": {"config": {"recompute": True}}}}
     again = run(defs, instance, config)
     assert materialized(again) == {"video_downloads", "videos", "video_summary"}, change
-    # Once that run is the latest, the channel is current again (recompute is no part of the state).
+    # Once that run is the latest, the channel is current again.
     same = config if change == "run config" else {}
     assert materialized(run(defs, instance, same)) == {"video_downloads"}, change
 
 
 def test_the_state_is_recorded_and_stable(layout, instance, channel):
-    recompute = {"ops": {"videos": {"config": {"recompute": True}}}}
-    first, second = run(channel, instance, recompute), run(channel, instance, recompute)
+    first, second = run(channel, instance, skip=False), run(channel, instance, skip=False)
     states = [
         next(
             m.metadata[STATE_KEY].value
@@ -133,7 +140,7 @@ def test_the_state_is_recorded_and_stable(layout, instance, channel):
         )
         for result in (first, second)
     ]
-    assert states[0] == states[1] and len(states[0]) == 64  # the recompute flag is not part of it
+    assert states[0] == states[1] and len(states[0]) == 64
 
 
 def test_channel_state_changes_with_each_part():

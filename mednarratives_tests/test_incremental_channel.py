@@ -63,9 +63,11 @@ def test_a_new_lecture_costs_only_itself_and_a_removed_one_leaves_nothing(layout
     pairs_before = video_ids(layout, "aligned_pairs")
     assert pairs_before == {"first", "second"}
 
-    # Nothing new: the channel is current, and every stage after videos is skipped.
+    # Nothing new, in a run as the sensor launches it: the channel is current, every stage skipped.
     unchanged = defs.resolve_job_def("channel_pipeline_job").execute_in_process(
-        partition_key=CHANNEL, instance=instance
+        partition_key=CHANNEL,
+        instance=instance,
+        run_config={"ops": {"videos": {"config": {"skip_if_current": True}}}},
     )
     assert unchanged.success
     assert {e.asset_key.path[0] for e in unchanged.get_asset_materialization_events()} == {"video_downloads"}

@@ -2,8 +2,9 @@
 
 Layers, from the bottom: the shared helpers at the package top (tables, hashing, domains, video
 frames, asr, ...); `synthetic` (generators of synthetic material); `stages` (plain functions, no
-Dagster); `defs` (the thin Dagster wiring); `definitions`. Beside them: `evaluation` scores stage
-output against ground truth, and `demo` makes the demo corpus. Only `cli.py` puts them together.
+Dagster); `defs` (the thin Dagster wiring), with `cluster` (the wiring only the cluster profile
+adds); `definitions`. Beside them: `evaluation` scores stage output against ground truth, and
+`demo` makes the demo corpus. Only `cli.py` puts them together.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ PACKAGE = "mednarratives_assets"
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 # Training a model needs generated frames and crops: these stages alone may import `synthetic`.
 TRAINING_STAGES = {"stages.frame_classifier", "stages.cursor_detector"}
-PARTS = ("synthetic", "stages", "defs", "evaluation", "demo", "definitions", "cli")
+PARTS = ("synthetic", "stages", "defs", "cluster", "evaluation", "demo", "definitions", "cli")
 ALLOWED = {
     "helpers": {"helpers"},
     "synthetic": {"helpers", "synthetic"},
     "stages": {"helpers", "stages"},
     "defs": {"helpers", "stages", "defs"},
-    "definitions": {"helpers", "defs"},
+    "cluster": {"helpers", "defs", "cluster"},
+    "definitions": {"helpers", "defs", "cluster"},
     "evaluation": {"helpers", "stages", "evaluation"},
     # The demo writes its ground truth in the format evaluation reads.
     "demo": {"helpers", "synthetic", "evaluation", "demo"},

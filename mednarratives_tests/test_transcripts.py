@@ -64,7 +64,6 @@ def narrator() -> PiperNarrator:
 
 
 def materialize(layout, resources, instance, channel: str, asr: SpeechRecognizer | None = None):
-    """videos and transcripts, recomputed even when the channel is current, to exercise the cache."""
     instance.add_dynamic_partitions("channel", [channel])
     return dg.materialize(
         [videos, transcripts],
@@ -72,7 +71,6 @@ def materialize(layout, resources, instance, channel: str, asr: SpeechRecognizer
         resources=resources | {"asr": asr or CountingRecognizer()},
         instance=instance,
         raise_on_error=False,
-        run_config={"ops": {"videos": {"config": {"recompute": True}}}},
     )
 
 

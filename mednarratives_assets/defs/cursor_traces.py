@@ -22,6 +22,7 @@ CursorTracesConfig = config_class(TraceSettings, "CursorTracesConfig", "Cursor t
     "cursor",
     deps=[cursor_detector],
     checks={"all_videos_traced": None, "points_inside_their_chunk": None},
+    gpu_heavy=True,
 )
 def cursor_traces(
     context: dg.AssetExecutionContext,

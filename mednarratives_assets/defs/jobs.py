@@ -15,7 +15,7 @@ channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.assets(frame_classifier, cursor_detector)
-    - dg.AssetSelection.groups("genmedclip"),
+    - dg.AssetSelection.groups("genmedclip", "publish"),
     description="Every channel-partitioned asset, from downloads to the last stage, for one channel.",
 )
 

@@ -14,9 +14,12 @@ from mednarratives_assets.channel_locks import ChannelBusy, channel_lock
 from mednarratives_assets.channels import InvalidChannelName, check_channel_name
 from mednarratives_assets.cpu_share import computing_seat
 from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.deployment import Deployment
 
 # One partition per channel (one video source); the new-video sensor adds them as folders appear.
 channel_partitions = dg.DynamicPartitionsDefinition(name="channel")
+# Where steps run: the cluster profile may send GPU-heavy ones to a Celery queue of their own.
+deployment = Deployment.from_env()
 
 TABLE_KINDS = frozenset({"duckdb", "polars"})
 
@@ -99,6 +102,7 @@ def channel_asset(
     deps: Sequence = (),
     kinds: frozenset[str] = TABLE_KINDS,
     output_required: bool = True,
+    gpu_heavy: bool = False,
 ) -> Callable:
     """@dg.asset for a table with one partition per channel, written to DuckDB by the IO manager.
 
@@ -108,6 +112,7 @@ def channel_asset(
     Inputs come from the function's parameter names.
     output_required: False for an asset that may yield no output, so that Dagster skips the
     assets downstream of it in the run.
+    gpu_heavy: the step gains most from a GPU (MEDNARRATIVES_GPU_QUEUE, deployment.py).
     """
 
     def decorate(compute: Callable) -> dg.AssetsDefinition:
@@ -120,6 +125,7 @@ def channel_asset(
             group_name=group,
             deps=list(deps),
             output_required=output_required,
+            op_tags=deployment.queue_tags(gpu_heavy),
             check_specs=[
                 channel_check(compute.__name__, name, description)
                 for name, description in (checks or {}).items()

@@ -11,22 +11,34 @@ import polars as pl
 
 from mednarratives_assets.asr.engines import AsrEngine, AsrSettings, build_engine
 from mednarratives_assets.defs.duckdb_tables import DuckDBTablesIOManager
+from mednarratives_assets.defs.parquet_tables import ParquetTablesIOManager
+from mednarratives_assets.deployment import Deployment
+from mednarratives_assets.parquet_tables import stored_table
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
 from mednarratives_assets.stages.genmedclip_model import SavedClip
+from mednarratives_assets.stages.videos import known_video_columns, stored_videos
 from mednarratives_assets.video_cache import StageCache, files_fingerprint
 
 
 class DataPaths(dg.ConfigurableResource):
-    """Where videos, channels.yaml and the DuckDB file live (see settings.py for the defaults)."""
+    """Where videos, channels.yaml and the DuckDB file live (see settings.py for the defaults), and
+    in the cluster profile the Parquet table store (deployment.py)."""
 
     data_root: str
     duckdb_path: str
+    tables_url: str = ""
 
     @property
     def layout(self) -> DataLayout:
         return DataLayout(data_root=Path(self.data_root), duckdb_path=Path(self.duckdb_path))
+
+    def stored_videos(self, channel: str) -> pl.DataFrame:
+        """The channel's stored `videos` rows that a re-probe can take over; empty when none."""
+        if not self.tables_url:
+            return stored_videos(self.layout.duckdb_path, channel)
+        return known_video_columns(stored_table(self.tables_url, "videos", channel))
 
     def stage_cache(
         self,
@@ -156,14 +168,22 @@ class SpeechRecognizer(dg.ConfigurableResource):
         return build_engine(AsrSettings(**settings))
 
 
-def build_resources(layout: DataLayout) -> dict:
-    paths = DataPaths(data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path))
+def build_resources(layout: DataLayout, deployment: Deployment | None = None) -> dict:
+    deployment = deployment or Deployment()
+    paths = DataPaths(
+        data_root=str(layout.data_root), duckdb_path=str(layout.duckdb_path), tables_url=deployment.tables_url
+    )
+    if deployment.is_cluster:
+        # One Parquet object per asset and channel: steps on any host store without a lock.
+        io_manager = ParquetTablesIOManager(tables_url=deployment.tables_url)
+    else:
+        # Every table lands in the `main` schema of one DuckDB file. Each write opens a short
+        # connection and commits a channel's rows in one transaction, waiting a while for another
+        # process that holds the file (see defs/duckdb_tables.py).
+        io_manager = DuckDBTablesIOManager(database=str(layout.duckdb_path), schema="main")
     return {
         "paths": paths,
         "models": ModelStore(data_root=paths.data_root, duckdb_path=paths.duckdb_path),
         "asr": SpeechRecognizer(),
-        # Every table lands in the `main` schema of one DuckDB file. Each write opens a short
-        # connection and commits a channel's rows in one transaction, waiting a while for another
-        # process that holds the file (see defs/duckdb_tables.py).
-        "io_manager": DuckDBTablesIOManager(database=str(layout.duckdb_path), schema="main"),
+        "io_manager": io_manager,
     }

@@ -54,6 +54,8 @@ def new_video_sensor(context: dg.SensorEvaluationContext, paths: DataPaths) -> d
             partition_key=channel,
             run_key=f"{channel}:{previous.get(channel, 'none')}->{fingerprint}",
             tags={"mednarratives/channel_fingerprint": fingerprint},
+            # A change that leaves the channel current (a file touched, say) stops after videos.
+            run_config={"ops": {"videos": {"config": {"skip_if_current": True}}}},
         )
         for channel, fingerprint in scan.valid.items()
         if previous.get(channel) != fingerprint

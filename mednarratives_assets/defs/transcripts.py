@@ -7,7 +7,12 @@ from mednarratives_assets.asr.engines import AlignmentModelUnavailable, AsrConfi
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.metadata import markdown_preview
-from mednarratives_assets.defs.partitions import channel_check, channel_partitions, one_writer_per_channel
+from mednarratives_assets.defs.partitions import (
+    channel_check,
+    channel_partitions,
+    deployment,
+    one_writer_per_channel,
+)
 from mednarratives_assets.defs.resources import DataPaths, SpeechRecognizer
 from mednarratives_assets.stages.transcripts import TranscriptCache, transcribe_channel
 
@@ -31,6 +36,7 @@ def _table(description: str) -> dg.AssetOut:
         "transcript_segments": _table("One sentence per row, its text and the medical corrections."),
     },
     check_specs=[channel_check("transcripts", "all_videos_transcribed")],
+    op_tags=deployment.queue_tags(gpu_heavy=True),
 )
 @one_writer_per_channel
 def transcripts(

@@ -17,7 +17,6 @@ from mednarratives_assets.stages.videos import (
     first_frames_sheet,
     probe_channel,
     remove_files_of_deleted_videos,
-    stored_videos,
 )
 
 # Metadata key of a materialization of `videos`: the channel's state (channel_state.py) in its run.
@@ -27,11 +26,11 @@ CHANNEL_MODELS = ("frame_classifier", "cursor_detector")
 
 
 class VideosConfig(dg.Config):
-    recompute: bool = Field(
+    skip_if_current: bool = Field(
         default=False,
-        description="Materialize the channel even when it is current: same videos, run config, code "
-        "and models as the last run that materialized every channel asset. Files written under the "
-        "data root and deleted by hand since come back this way.",
+        description="Yield nothing when the channel is current, so the run stops here: its videos, "
+        "run config, resources, code and models are those of the run that made the latest "
+        "materialization of every asset this run would make. The new-video sensor's runs set it.",
     )
 
 
@@ -47,16 +46,18 @@ def videos(
     The keyframes and cached transcripts of videos whose files are gone are deleted.
     Table `videos`, documented in docs/schema.md.
 
-    A channel that is current yields nothing, so Dagster skips every asset after this one in the
-    run: its videos, the run's config, the code and the models are those of the last run that
-    materialized every channel asset, and that run's rows are still the latest (channel_state.py).
+    With `skip_if_current` (the new-video sensor's runs), a channel that is current yields nothing
+    and Dagster skips every asset after it in the run: its videos, the run's config, the code and
+    the models are those of the last run that materialized every asset this run would, and that
+    run's rows are still the latest (channel_state.py). Without it, as in a backfill, every asset
+    is materialized, each video from the stages' caches.
     """
     channel = context.partition_key
     layout = paths.layout
     data_root = layout.data_root
     try:
-        previous = stored_videos(layout.duckdb_path, channel)
-    except duckdb.Error as exc:  # held by another process, say: the cached transcripts wait for a later run
+        previous = paths.stored_videos(channel)
+    except (duckdb.Error, pl.exceptions.PolarsError) as exc:  # a writer holds it, say: clean up later
         context.log.warning(
             f"cannot read the stored videos of {channel!r} ({exc}); every file is read again and "
             "cached transcripts are kept"
@@ -68,7 +69,7 @@ def videos(
         raise dg.Failure(f"videos of channel {channel!r}: {exc}") from exc
     state = channel_state(
         frame,
-        without_recompute(context.run.run_config),
+        without_own_config(context.run.run_config),
         configured_resources(context.job_def),
         {model: models.fingerprint(model) for model in CHANNEL_MODELS},
     )
@@ -76,12 +77,12 @@ def videos(
     readable = rows_check(
         "all_videos_readable", errors, ["path", "error"], "errors", severity=dg.AssetCheckSeverity.WARN
     )
-    current_as_of = None if config.recompute else run_with_state(context, state)
+    current_as_of = run_with_state(context, state) if config.skip_if_current else None
     if current_as_of is not None:
         context.log.info(
             f"channel {channel!r} is current: its {frame.height} videos, this run's config, the code "
             f"and the models are those of run {current_as_of[:8]}, which materialized what this run "
-            "would; nothing to compute (set recompute: true in the config of videos to compute anyway)"
+            "would; nothing to compute"
         )
         yield readable  # the check holds for the stored rows, which are these
         return
@@ -104,7 +105,7 @@ def videos(
     yield readable
 
 
-def without_recompute(run_config: Mapping) -> dict:
+def without_own_config(run_config: Mapping) -> dict:
     """The run config without the `videos` op's own, which decides whether to compute, not what."""
     ops = {op: config for op, config in (run_config.get("ops") or {}).items() if op != "videos"}
     return {**run_config, "ops": ops}
@@ -147,6 +148,7 @@ def run_with_state(context: dg.AssetExecutionContext, state: str) -> str | None:
         if record is None or record.run_id != own.run_id:
             return None
         named = record.asset_materialization.metadata.values()
-        if any(isinstance(v, dg.PathMetadataValue) and not Path(v.path).exists() for v in named):
+        files = [Path(v.path) for v in named if isinstance(v, dg.PathMetadataValue) and "://" not in v.path]
+        if not all(path.exists() for path in files):  # a table store's objects are the IO manager's
             return None
     return own.run_id

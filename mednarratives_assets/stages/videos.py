@@ -292,6 +292,14 @@ _STORED_COLUMNS = (
 )
 
 
+def known_video_columns(stored: pl.DataFrame | None) -> pl.DataFrame:
+    """The columns of stored `videos` rows that a re-probe can take over; empty for None."""
+    schema = {c: VIDEOS_SCHEMA[c] for c in _STORED_COLUMNS}
+    if stored is None:
+        return pl.DataFrame(schema=schema)
+    return stored.select(list(_STORED_COLUMNS)).cast(schema)
+
+
 def stored_videos(database: Path, channel: str) -> pl.DataFrame:
     """The channel's rows of the stored `videos` table (the columns a re-probe can take over),
     read-only; empty when there are none yet. DuckDB's lock error after `STORED_VIDEOS_WAIT_S`."""
