@@ -12,7 +12,6 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
-import requests
 from upath import UPath
 
 from mednarratives_assets.channels import InvalidChannelName
@@ -24,7 +23,7 @@ from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.deployment import Deployment, DeploymentError
 from mednarratives_assets.parquet_tables import publish, stored_table, table_object, write_table
 from mednarratives_tests.conftest import make_video
-from mednarratives_tests.servers import running_server
+from mednarratives_tests.servers import answers_http, running_server
 
 BUCKET = "mednarratives-test"
 CHANNELS = ("radiology", "pathology")
@@ -40,14 +39,7 @@ def s3_server(tmp_path_factory):
     }
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"]
-
-    def up(url: str) -> bool:
-        try:
-            return requests.get(url, timeout=2).ok
-        except requests.ConnectionError:
-            return False
-
-    with running_server(command, {**os.environ, **keys}, log, up, poll_s=0.2) as url:
+    with running_server(command, {**os.environ, **keys}, log, answers_http, poll_s=0.2) as url:
         saved = {name: os.environ.get(name) for name in [*keys, "AWS_ENDPOINT_URL"]}
         os.environ.update(keys, AWS_ENDPOINT_URL=url)
         boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
