@@ -43,8 +43,14 @@ def executor_for(deployment: Deployment) -> dg.ExecutorDefinition:
         return dg.in_process_executor
     from dagster_celery import celery_executor
 
+    from mednarratives_assets.cluster.celery_settings import celery_settings
+
     return celery_executor.configured(
-        {"broker": deployment.celery_broker, "backend": deployment.celery_backend}
+        {
+            "broker": deployment.celery_broker,
+            "backend": deployment.celery_backend,
+            "config_source": celery_settings(deployment),
+        }
     )
 
 

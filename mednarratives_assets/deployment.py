@@ -16,6 +16,8 @@ Settings, from the environment:
   MEDNARRATIVES_CELERY_BROKER    cluster: Celery's broker, e.g. redis://host:6379/0
   MEDNARRATIVES_CELERY_BACKEND   cluster: Celery's result backend (default: the broker)
   MEDNARRATIVES_GPU_QUEUE        cluster, optional: the Celery queue of the GPU-heavy steps
+  MEDNARRATIVES_CELERY_VISIBILITY_TIMEOUT_S  cluster: seconds before a task whose worker vanished
+                                 goes to another worker (default 3600; must outlast any step)
 S3 endpoint and keys come from the AWS_* variables that boto3 and s3fs read (AWS_ENDPOINT_URL for
 an S3-compatible server).
 """
@@ -31,6 +33,8 @@ TABLES_URL_ENV = "MEDNARRATIVES_TABLES_URL"
 BROKER_ENV = "MEDNARRATIVES_CELERY_BROKER"
 BACKEND_ENV = "MEDNARRATIVES_CELERY_BACKEND"
 GPU_QUEUE_ENV = "MEDNARRATIVES_GPU_QUEUE"
+VISIBILITY_ENV = "MEDNARRATIVES_CELERY_VISIBILITY_TIMEOUT_S"
+DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 PROFILES = ("local", "cluster")
 # The Celery queue that dagster-celery workers listen on unless told otherwise.
 DEFAULT_QUEUE = "dagster"
@@ -47,6 +51,7 @@ class Deployment:
     celery_broker: str = ""
     celery_backend: str = ""
     gpu_queue: str = ""
+    visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
 
     @property
     def is_cluster(self) -> bool:
@@ -63,12 +68,16 @@ class Deployment:
         if missing:
             raise DeploymentError(f"{PROFILE_ENV}=cluster needs {' and '.join(missing)} set")
         broker = environ[BROKER_ENV].strip()
+        timeout = environ.get(VISIBILITY_ENV, "").strip() or str(DEFAULT_VISIBILITY_TIMEOUT_S)
+        if not timeout.isdigit() or int(timeout) < 1:
+            raise DeploymentError(f"{VISIBILITY_ENV}={timeout!r}: a whole number of seconds, 1 or more")
         return cls(
             profile=profile,
             tables_url=environ[TABLES_URL_ENV].strip(),
             celery_broker=broker,
             celery_backend=environ.get(BACKEND_ENV, "").strip() or broker,
             gpu_queue=environ.get(GPU_QUEUE_ENV, "").strip(),
+            visibility_timeout_s=int(timeout),
         )
 
     def queue_tags(self, gpu_heavy: bool) -> dict[str, str]:

@@ -2,9 +2,12 @@
 (Celery's broker), a moto S3 server (tables and step logs), dagster-daemon and two Celery workers.
 A backfill of `channel_pipeline_job` over three channels succeeds with steps on both workers, one
 Parquet object per asset and channel, and published DuckDB tables equal to a local-profile run
-on the same corpus. Every server stops at the end, pass or fail."""
+on the same corpus, although one worker is killed with SIGKILL in the middle of a step: that step
+runs again on the other worker, and no row is stored twice. Every server stops at the end, pass
+or fail."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +41,9 @@ pytestmark = pytest.mark.integration
 
 CHANNELS = ("radiology", "pathology", "cardiology")
 BUCKET = "mednarratives-cluster"
+WORKERS = ("worker_a", "worker_b")
+# The step during which a worker is killed: it loads the ASR model first, so it is still running.
+STEP = "transcripts"
 NARRATION = "This chest radiograph shows a right lower lobe consolidation."
 # Tables whose rows the two profiles must agree on: (table, key columns).
 KEYED_TABLES = {
@@ -99,6 +105,23 @@ def started(stack: ExitStack, command: list[str], env: dict, log: Path) -> subpr
     return process
 
 
+def kill_a_worker_mid_step(workers: dict[str, subprocess.Popen], logs: Path) -> tuple[str, str]:
+    """SIGKILL, with its pool process, the first worker seen starting STEP; (its name, the run id)."""
+    started_step = re.compile(rf" - ([0-9a-f-]{{36}}) - \d+ - {STEP} - STEP_START")
+
+    def starting():
+        for name in workers:
+            found = started_step.search((logs / f"{name}.log").read_text())
+            if found:
+                return name, found.group(1)
+        return None
+
+    name, run_id = wait_until(starting, 600, f"a worker to start {STEP}", poll_s=0.1)
+    os.killpg(workers[name].pid, signal.SIGKILL)
+    workers[name].wait()
+    return name, run_id
+
+
 def rows(database: Path, table: str, columns: list[str]) -> list[tuple]:
     with duckdb.connect(str(database), read_only=True) as con:
         present = {c for (c, *_) in con.execute(f"describe {table}").fetchall()}
@@ -143,6 +166,8 @@ def test_a_backfill_on_celery_workers_matches_the_local_profile(tmp_path, monkey
             "MEDNARRATIVES_CELERY_BROKER": broker,
             "MEDNARRATIVES_POSTGRES_URL": postgres_url,
             "MEDNARRATIVES_LOGS_BUCKET": BUCKET,
+            # A task whose worker died goes to the other worker after this long.
+            "MEDNARRATIVES_CELERY_VISIBILITY_TIMEOUT_S": "15",
         }
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
@@ -152,10 +177,10 @@ def test_a_backfill_on_celery_workers_matches_the_local_profile(tmp_path, monkey
         bin_dir = Path(sys.executable).parent
         worker = [str(bin_dir / "celery"), "-A", "mednarratives_assets.cluster.celery_worker", "worker"]
         options = ["-Q", "dagster", "--concurrency", "1", "-l", "info"]
-        workers = [
-            started(stack, [*worker, *options, "-n", f"{name}@%h"], env, tmp_path / f"{name}.log")
-            for name in ("worker_a", "worker_b")
-        ]
+        workers = {
+            name: started(stack, [*worker, *options, "-n", f"{name}@%h"], env, tmp_path / f"{name}.log")
+            for name in WORKERS
+        }
         started(
             stack,
             [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
@@ -173,6 +198,7 @@ def test_a_backfill_on_celery_workers_matches_the_local_profile(tmp_path, monkey
             assert launched.returncode == 0, launched.stdout[-2000:] + launched.stderr[-2000:]
             # The new-video sensor launches runs of its own for the three new channels meanwhile.
             [backfill] = instance.get_backfills()
+            killed, run_id = kill_a_worker_mid_step(workers, tmp_path)
 
             def finished():
                 runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
@@ -183,9 +209,12 @@ def test_a_backfill_on_celery_workers_matches_the_local_profile(tmp_path, monkey
             failed = [r.run_id for r in instance.get_runs() if r.status != dg.DagsterRunStatus.SUCCESS]
             assert not failed, (tmp_path / "daemon.log").read_text()[-3000:]
             assert {r.tags["dagster/partition"] for r in runs} == set(CHANNELS)
-        for worker, name in zip(workers, ("worker_a", "worker_b"), strict=True):
-            assert worker.poll() is None, f"{name} died"
+        for name in WORKERS:
             assert "succeeded in" in (tmp_path / f"{name}.log").read_text(), f"{name} ran no step"
+        # The step that died with its worker ran again, on the other one.
+        [survivor] = [name for name in WORKERS if name != killed]
+        rerun = re.compile(rf"{run_id} - \d+ - {STEP} - STEP_SUCCESS")
+        assert rerun.search((tmp_path / f"{survivor}.log").read_text()), f"{STEP} of {run_id} never ran again"
 
         listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="tables/")["Contents"]
         stored = {o["Key"] for o in listed}

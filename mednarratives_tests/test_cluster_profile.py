@@ -16,6 +16,7 @@ from upath import UPath
 
 from mednarratives_assets.channels import InvalidChannelName
 from mednarratives_assets.cli import main as cli_main
+from mednarratives_assets.cluster.celery_settings import celery_settings
 from mednarratives_assets.definitions import build_definitions
 from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.defs.video_downloads import video_downloads
@@ -150,6 +151,16 @@ def test_settings_and_their_errors():
         }
     )
     assert deployment.celery_backend == "redis://h:6379/0"
+    assert deployment.visibility_timeout_s == 3600
+    with pytest.raises(DeploymentError, match="MEDNARRATIVES_CELERY_VISIBILITY_TIMEOUT_S='soon'"):
+        Deployment.from_env(
+            {
+                "MEDNARRATIVES_PROFILE": "cluster",
+                "MEDNARRATIVES_TABLES_URL": "s3://b/t",
+                "MEDNARRATIVES_CELERY_BROKER": "redis://h:6379/0",
+                "MEDNARRATIVES_CELERY_VISIBILITY_TIMEOUT_S": "soon",
+            }
+        )
     assert deployment.queue_tags(gpu_heavy=True) == {"dagster-celery/queue": "gpu"}
     assert deployment.queue_tags(gpu_heavy=False) == {}
     assert Deployment().queue_tags(gpu_heavy=True) == {}
@@ -159,6 +170,8 @@ def test_the_cluster_definitions_use_celery_and_publish(layout):
     defs = build_definitions(layout, cluster("s3://bucket/tables"))
     job = defs.resolve_job_def("channel_pipeline_job")
     assert job.executor_def.name == "celery"
+    settings = celery_settings(cluster("s3://bucket/tables"))
+    assert settings["task_acks_late"] and settings["broker_transport_options"]["visibility_timeout"] == 3600
     assert "published_tables" not in {key.path[0] for key in job.asset_layer.executable_asset_keys}
     assert defs.resolve_assets_def("published_tables") is not None
     local = build_definitions(layout, Deployment())
@@ -207,7 +220,9 @@ def test_workers_meet_runs_on_the_executors_broker():
     script = (
         "from mednarratives_assets.cluster.celery_worker import app, execute_plan; "
         "from dagster_celery.config import TASK_EXECUTE_PLAN_NAME; "
-        "print(app.conf.broker_url, app.conf.result_backend, execute_plan.name == TASK_EXECUTE_PLAN_NAME)"
+        "print(app.conf.broker_url, app.conf.result_backend, execute_plan.name == TASK_EXECUTE_PLAN_NAME, "
+        "app.conf.task_acks_late, app.conf.task_reject_on_worker_lost, "
+        "app.conf.broker_transport_options['visibility_timeout'])"
     )
     env = {
         **os.environ,
@@ -215,6 +230,9 @@ def test_workers_meet_runs_on_the_executors_broker():
         "MEDNARRATIVES_TABLES_URL": "s3://bucket/tables",
         "MEDNARRATIVES_CELERY_BROKER": "redis://127.0.0.1:6390/0",
         "MEDNARRATIVES_CELERY_BACKEND": "redis://127.0.0.1:6390/1",
+        "MEDNARRATIVES_CELERY_VISIBILITY_TIMEOUT_S": "7200",
     }
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["redis://127.0.0.1:6390/0", "redis://127.0.0.1:6390/1", "True"]
+    broker, backend, *settings = out.stdout.split()
+    assert (broker, backend) == ("redis://127.0.0.1:6390/0", "redis://127.0.0.1:6390/1")
+    assert settings == ["True", "True", "True", "7200"]  # a dead worker's task goes to another one
