@@ -12,6 +12,7 @@ tables and columns the local profile writes there.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,9 +27,15 @@ EXTENSION = ".parquet"
 
 
 def tables_root(tables_url: str) -> UPath:
-    """The table store; S3 settings (endpoint, keys) come from the AWS_* environment, as boto3's."""
+    """The table store; S3 settings (endpoint, keys) come from the AWS_* environment, as boto3's.
+
+    The endpoint is passed on by name: s3fs keeps one filesystem per set of arguments, and one made
+    for another endpoint must not be reused."""
     if not tables_url:
         raise ValueError("the table store's URL is empty: set MEDNARRATIVES_TABLES_URL")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint and tables_url.startswith(("s3://", "s3a://")):
+        return UPath(tables_url, endpoint_url=endpoint)
     return UPath(tables_url)
 
 
