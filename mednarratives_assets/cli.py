@@ -1,13 +1,16 @@
 """`mednarratives`: run the pipeline without the UI.
 
-    mednarratives demo [--seed N] [--images DIR] ...   generate the demo lectures, then materialize everything
+    mednarratives run [--channel NAME ...] [--clip]    every channel's assets (--clip: then GenMedCLIP)
+    mednarratives demo [--seed N] [--images DIR] ...   generate the demo lectures, then `run --clip` on them
     mednarratives ingest [--channel NAME ...]          probe (and download) every channel's videos
     mednarratives ui [--port N] [--allow-host NAME]    the Dagster UI and daemon, refusing cross-site requests
     mednarratives publish                              cluster profile: Parquet tables into the DuckDB file
 
 Each command adds a partition for every channel found on disk (or in channels.yaml), runs its job
-for each in-process, and prints the rows per table. Runs are recorded in the Dagster instance at
-DAGSTER_HOME when it is set, so they show up in the UI afterwards.
+for each in-process, printing each stage's progress, then the rows per table and where the files
+are. A failed channel is named with its reason and the others still run; the exit status is 0 only
+when every channel succeeded. Runs are recorded in the Dagster instance at DAGSTER_HOME when it is
+set, so they show up in the UI afterwards.
 """
 
 from __future__ import annotations
@@ -15,42 +18,49 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
 from mednarratives_assets.channels import is_valid_channel_name, scan_channels, skipped_folder_message
 from mednarratives_assets.definitions import build_definitions
-from mednarratives_assets.defs.jobs import (
-    channel_pipeline_job,
-    cursor_detector_job,
-    frame_classifier_job,
-    genmedclip_job,
-    ingest_job,
-)
+from mednarratives_assets.defs.jobs import channel_pipeline_job, genmedclip_job, ingest_job
 from mednarratives_assets.defs.partitions import channel_partitions
-from mednarratives_assets.defs.resources import ModelStore, build_resources
+from mednarratives_assets.defs.resources import SAVED_MODELS, ModelStore, build_resources
 from mednarratives_assets.deployment import PROFILE_ENV, Deployment, DeploymentError
 from mednarratives_assets.parquet_tables import publish
 from mednarratives_assets.settings import REPO_ROOT, DataLayout
 from mednarratives_assets.stages.video_downloads import download_failures, read_channels_file
 from mednarratives_assets.stages.videos import unreadable_videos
 from mednarratives_assets.tables import table_counts
+from mednarratives_assets.terminal_progress import step_failures, terminal_progress
 
 # GenMedCLIP trains on every channel's pairs; fewer than this teach a CLIP model nothing.
 MIN_PAIRS_FOR_GENMEDCLIP = 8
 
-# The terminal shows the stages' progress lines, warnings and errors, not every Dagster event.
-CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-
+# A run's loggers start only when its config names them.
+TERMINAL_LOGGER = {"loggers": {"console": {}}}
 UI_HINT = "UI: mednarratives ui   (http://127.0.0.1:3000; docs/ui-security.md)"
 
 
-def run_job(job: dg.JobDefinition, instance: dg.DagsterInstance, partition_key: str | None = None) -> bool:
-    """Run `job` in-process, logging at INFO to the terminal; True when it succeeded."""
-    return job.execute_in_process(
-        partition_key=partition_key, instance=instance, run_config=CONSOLE_AT_INFO, raise_on_error=False
-    ).success
+def cli_definitions(layout: DataLayout) -> dg.Definitions:
+    """The code location's definitions, with runs printing their progress for a terminal."""
+    return dg.Definitions.merge(
+        build_definitions(layout), dg.Definitions(loggers={"console": terminal_progress})
+    )
+
+
+def run_job(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, partition_key: str | None = None
+) -> str | None:
+    """Run `job` in-process; None when it succeeded, else why not ("<stage>: <error>" per failed stage)."""
+    result = job.execute_in_process(
+        partition_key=partition_key, instance=instance, run_config=TERMINAL_LOGGER, raise_on_error=False
+    )
+    if result.success:
+        return None
+    return "; ".join(step_failures(result.all_events)) or f"run {result.run_id} failed"
 
 
 def materialize_channels(
@@ -58,8 +68,9 @@ def materialize_channels(
     instance: dg.DagsterInstance,
     channels: list[str] | None = None,
     job_name: str = ingest_job.name,
-) -> dict[str, bool]:
-    """Run a channel-partitioned job for the given channels (default: all of them); channel -> success.
+) -> dict[str, str | None]:
+    """Run a channel-partitioned job for the given channels (default: all of them); channel -> None
+    when it succeeded, else why it failed.
 
     A channel fails when its run fails or any of its downloads did. Each malformed channels.yaml
     entry and each folder whose name is no channel name is printed and left out; the rest go on."""
@@ -76,68 +87,67 @@ def materialize_channels(
     channels = channels or found
     known = set(instance.get_dynamic_partitions(channel_partitions.name))
     instance.add_dynamic_partitions(channel_partitions.name, [c for c in channels if c not in known])
-    job = build_definitions(layout).resolve_job_def(job_name)
+    job = cli_definitions(layout).resolve_job_def(job_name)
     outcome = {}
     for number, channel in enumerate(channels, 1):
         print(f"[{number}/{len(channels)}] {job_name}: channel {channel}", flush=True)
-        succeeded = run_job(job, instance, channel)
-        outcome[channel] = succeeded and channel not in download_failures(layout.duckdb_path, [channel])
+        outcome[channel] = run_job(job, instance, channel)
+    for channel, failed_download in download_failures(layout.duckdb_path, channels).items():
+        outcome[channel] = outcome[channel] or failed_download
     return outcome
-
-
-def train_models_if_missing(layout: DataLayout, instance: dg.DagsterInstance) -> list[str]:
-    """Materialize each model asset unless a usable model is saved; returns the models that failed."""
-    models: ModelStore = build_resources(layout)["models"]
-    failed = []
-    for model, job, minutes in (
-        ("frame_classifier", frame_classifier_job, "2"),
-        ("cursor_detector", cursor_detector_job, "20"),
-    ):
-        problem = models.problem(model)
-        if problem is None:
-            continue
-        name, path = model.replace("_", " "), models.path(model)
-        if path.exists():  # saved by another version
-            print(f"the saved {name} cannot be used ({problem}); training it again")
-        print(f"training the {name} (about {minutes} minutes on 2 cores), saved as {path}")
-        if not run_job(build_definitions(layout).resolve_job_def(job.name), instance):
-            failed.append(name)
-    return failed
-
-
-def run_genmedclip_job(layout: DataLayout, instance: dg.DagsterInstance) -> bool | None:
-    """Run genmedclip_job (both models, then benchmark_scores); None when too few pairs exist."""
-    n_pairs = table_counts(layout.duckdb_path).get("aligned_pairs", 0)
-    if n_pairs < MIN_PAIRS_FOR_GENMEDCLIP:
-        print(f"genmedclip: skipped, {n_pairs} aligned pairs (at least {MIN_PAIRS_FOR_GENMEDCLIP} needed)")
-        return None
-    print(f"training GenMedCLIP and its baseline on {n_pairs} aligned pairs, then scoring them")
-    return run_job(build_definitions(layout).resolve_job_def(genmedclip_job.name), instance)
 
 
 def ingest(
     layout: DataLayout, instance: dg.DagsterInstance, channels: list[str] | None = None
-) -> dict[str, bool]:
+) -> dict[str, str | None]:
     return materialize_channels(layout, instance, channels, ingest_job.name)
 
 
-def _print_summary(layout: DataLayout, outcome: dict[str, bool]) -> None:
-    """One line per channel: ok, FAILED with the first failed download (from the stored rows), or
-    FAILED for a failed run; and a line for a channel with unreadable videos. Then the tables."""
+def run_pipeline(
+    layout: DataLayout, instance: dg.DagsterInstance, channels: list[str] | None = None, clip: bool = False
+) -> dict[str, str | None]:
+    """Every channel's assets; then, with `clip`, GenMedCLIP and its scores on the pairs of every
+    channel that succeeded. Name (channel or "genmedclip") -> None when it succeeded, else why not."""
+    outcome = materialize_channels(layout, instance, channels, channel_pipeline_job.name)
+    n_pairs = table_counts(layout.duckdb_path).get("aligned_pairs", 0)
+    if clip and n_pairs < MIN_PAIRS_FOR_GENMEDCLIP:
+        print(f"genmedclip: skipped, {n_pairs} aligned pairs (at least {MIN_PAIRS_FOR_GENMEDCLIP} needed)")
+    elif clip:
+        print(
+            f"[genmedclip] training GenMedCLIP and its baseline on {n_pairs} aligned pairs, then scoring them"
+        )
+        outcome["genmedclip"] = run_job(
+            cli_definitions(layout).resolve_job_def(genmedclip_job.name), instance
+        )
+    return outcome
+
+
+def _print_summary(layout: DataLayout, outcome: dict[str, str | None]) -> None:
+    """One line per channel (ok, or FAILED and why) and per channel with unreadable videos; then the
+    rows per table and where the files are."""
     channels = [name for name in outcome if is_valid_channel_name(name)]
-    failed_downloads = download_failures(layout.duckdb_path, channels)
     unreadable = unreadable_videos(layout.duckdb_path, channels)
-    for channel, ok in outcome.items():
-        if channel in failed_downloads:
-            print(f"{channel}: FAILED: {failed_downloads[channel]}")
-        else:
-            print(f"{channel}: {'ok' if ok else 'FAILED (see the run logs above)'}")
-        if channel in unreadable:
-            print(f"{channel}: {unreadable[channel]}")
+    for name, reason in outcome.items():
+        print(f"{name}: {'ok' if reason is None else f'FAILED: {reason}'}")
+        if name in unreadable:
+            print(f"{name}: {unreadable[name]}")
     print(f"DuckDB file: {layout.duckdb_path}")
     for table, n in table_counts(layout.duckdb_path).items():
         print(f"  {table}: {n} rows")
+    _print_files(layout)
     print(UI_HINT)
+
+
+def _print_files(layout: DataLayout) -> None:
+    """Where the files are: dataset folders, keyframes, and the models in use."""
+    for what, folder in (("dataset folders", layout.exports_dir), ("keyframes", layout.keyframes_dir)):
+        if folder.is_dir():
+            print(f"{what}: {folder}")
+    models: ModelStore = build_resources(layout)["models"]
+    for model in SAVED_MODELS:
+        source = models.source(model)
+        if source.exists():
+            print(f"{model.replace('_', ' ')}: {source}")
 
 
 def _demo_config(args: argparse.Namespace):
@@ -163,6 +173,15 @@ def _demo_config(args: argparse.Namespace):
         raise SystemExit(str(error)) from None
 
 
+def quiet_terminal() -> None:
+    """No progress bars (their escape codes garble a log) and no notices about Dagster's preview
+    APIs, which the pinned version uses on purpose; stage progress comes from terminal_progress."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    for category in (dg.PreviewWarning, dg.BetaWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def publish_tables(layout: DataLayout) -> int:
     """The cluster profile's table store into the DuckDB file; rows per table."""
     try:
@@ -185,10 +204,19 @@ def publish_tables(layout: DataLayout) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mednarratives", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run", help="every channel's assets, from the videos on disk (or channels.yaml) to the dataset"
+    )
+    run.add_argument("--channel", action="append", help="only this channel (repeatable)")
+    run.add_argument(
+        "--clip",
+        action="store_true",
+        help="then train GenMedCLIP and its baseline on every channel's pairs, and score them",
+    )
     ingest_parser = commands.add_parser("ingest", help="probe (and download) every channel's videos")
     ingest_parser.add_argument("--channel", action="append", help="only this channel (repeatable)")
     demo = commands.add_parser(
-        "demo", help="generate the demo lectures (if absent) and materialize every asset"
+        "demo", help="generate the demo lectures (if absent), then what `run --clip` does"
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--channels", type=int, default=3)
@@ -235,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         help="cluster profile: gather the Parquet table store into the DuckDB file (docs/cluster.md)",
     )
     args = parser.parse_args(argv)
+    quiet_terminal()
 
     layout = DataLayout.from_env()
     if args.command == "publish":
@@ -260,16 +289,13 @@ def main(argv: list[str] | None = None) -> int:
         else dg.DagsterInstance.ephemeral() as instance
     ):
         if args.command == "demo":
-            failed = train_models_if_missing(layout, instance)
-            if failed:
-                raise SystemExit(f"training failed: {', '.join(failed)} (see the run log above)")
-            outcome = materialize_channels(layout, instance, job_name=channel_pipeline_job.name)
-            if all(outcome.values()) and (trained := run_genmedclip_job(layout, instance)) is not None:
-                outcome["genmedclip"] = trained
+            outcome = run_pipeline(layout, instance, clip=True)
+        elif args.command == "run":
+            outcome = run_pipeline(layout, instance, args.channel, args.clip)
         else:
             outcome = ingest(layout, instance, args.channel)
     _print_summary(layout, outcome)
-    return 0 if all(outcome.values()) else 1
+    return 0 if all(reason is None for reason in outcome.values()) else 1
 
 
 if __name__ == "__main__":

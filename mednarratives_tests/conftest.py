@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +8,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from mednarratives_assets.default_models import shipped_model
 from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.demo.corpus import DemoCorpusConfig, generate_corpus
 from mednarratives_assets.evaluation.ground_truth import load_truth
@@ -17,30 +16,17 @@ from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import (
     CursorDetector,
-    DetectorTrainingSettings,
-    train_cursor_detector,
 )
 from mednarratives_assets.stages.cursor_traces import TraceSettings, VideoTrace, trace_video
 from mednarratives_assets.stages.frame_classifier import (
-    ClassifierTrainingSettings,
     FrameClassifier,
-    pictures_by_modality,
-    train_frame_classifier,
-    training_images,
-    usable_pictures,
 )
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings, chunk_video
 
-# CI's cursor detector is the default one (about 15 minutes on 2 cores): smaller ones, trained on
-# the whole style space, put the hotspot several pixels off (2,400 crops and 12 epochs: 35% of
-# moving points within 6 px on a plain arrow)
-CI_DETECTOR_SETTINGS = DetectorTrainingSettings()
-# A test that needs one of these trains a model or renders a corpus (a minute or more on 2 cores),
-# and an integration test starts dagster dev and backfills (about 6 minutes): both are `slow`, so
-# that `pytest -m "not slow"` gives feedback in a few minutes.
-SLOW_FIXTURES = frozenset(
-    {"default_demo_corpus", "trained_frame_classifier", "trained_cursor_detector", "traced_default_corpus"}
-)
+# A test that needs one of these renders a corpus (a minute or more on 2 cores), and an integration
+# test starts dagster dev and backfills (about 6 minutes): both are `slow`, so that
+# `pytest -m "not slow"` gives feedback in a few minutes.
+SLOW_FIXTURES = frozenset({"default_demo_corpus", "traced_default_corpus"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -111,40 +97,15 @@ def default_demo_corpus(tmp_path_factory) -> tuple[DataLayout, list[dict]]:
 
 
 @pytest.fixture(scope="session")
-def trained_frame_classifier() -> FrameClassifier:
-    """A frame classifier trained on the packaged images only (the default settings: a smaller one
-    called title slides of reserved designs medical)."""
-    settings = ClassifierTrainingSettings()
-    return train_frame_classifier(training_images(None), settings, log=lambda _: None)
+def default_frame_classifier() -> FrameClassifier:
+    """The frame classifier that ships with the package (default_models/)."""
+    return FrameClassifier.load(shipped_model("frame_classifier"))
 
 
 @pytest.fixture(scope="session")
-def trained_cursor_detector(tmp_path_factory) -> tuple[CursorDetector, list[tuple]]:
-    """A cursor detector trained on the packaged images only, and every
-    network connection ultralytics or torch tried while training (all connections are refused).
-
-    Other libraries' background threads (pyannote's telemetry, loaded by the ASR tests) may try
-    too; those are refused but not counted.
-    """
-    attempts: list[tuple] = []
-
-    def refuse(*args, **_kwargs):
-        if any(
-            f"{os.sep}{lib}{os.sep}" in frame.filename
-            for frame in traceback.extract_stack()
-            for lib in ("ultralytics", "torch")
-        ):
-            attempts.append(args)
-        raise OSError("network access is refused while the cursor detector trains")
-
-    pictures = pictures_by_modality(usable_pictures(training_images(None), print), seed=0)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket, "getaddrinfo", refuse)
-        patch.setattr(socket.socket, "connect", refuse)
-        detector, _ = train_cursor_detector(
-            CI_DETECTOR_SETTINGS, pictures, tmp_path_factory.mktemp("cursor-detector"), log=lambda _: None
-        )
-    return detector, attempts
+def default_cursor_detector() -> CursorDetector:
+    """The cursor detector that ships with the package (default_models/)."""
+    return CursorDetector.load(shipped_model("cursor_detector"))
 
 
 @dataclass(frozen=True)
@@ -157,11 +118,11 @@ class TracedLecture:
 
 @pytest.fixture(scope="session")
 def traced_default_corpus(
-    default_demo_corpus, trained_frame_classifier, trained_cursor_detector, tmp_path_factory
+    default_demo_corpus, default_frame_classifier, default_cursor_detector, tmp_path_factory
 ) -> list[TracedLecture]:
-    """Every lecture of the default corpus through stable_chunks and cursor_traces with CI's models."""
+    """Every lecture of the default corpus through stable_chunks and cursor_traces with the shipped models."""
     layout, entries = default_demo_corpus
-    detector, _ = trained_cursor_detector
+    detector = default_cursor_detector
     root = tmp_path_factory.mktemp("traced-corpus")
     lectures = []
     for entry in entries:
@@ -170,7 +131,7 @@ def traced_default_corpus(
         rows, _ = chunk_video(
             video,
             root / truth["channel"] / truth["video_id"],
-            trained_frame_classifier.medical_scores,
+            default_frame_classifier.medical_scores,
             ChunkingSettings(),
             truth["duration_s"],
         )

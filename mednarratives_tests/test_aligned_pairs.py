@@ -139,11 +139,11 @@ def test_a_rerun_replaces_the_crops_and_a_failed_one_keeps_them(tmp_path, monkey
 
 
 def test_a_pointer_left_in_the_keyframe_is_painted_out_where_the_trace_went(
-    tmp_path, trained_cursor_detector
+    tmp_path, default_cursor_detector
 ):
     """At 720p: the pointer rests where the trace rested; a second, identical one lies where the
     trace never went, like a mark on an ultrasound screen, and stays."""
-    detector, _ = trained_cursor_detector
+    detector = default_cursor_detector
     tables = narrated_channel(tmp_path).tables
     doubled = ["image_x", "image_y", "image_w", "image_h"]
     tables["stable_chunks"] = tables["stable_chunks"].with_columns(pl.col(doubled) * 2)

@@ -8,7 +8,8 @@ import pytest
 
 from mednarratives_assets import cli
 from mednarratives_assets.channels import CHANNEL_NAME_RULE
-from mednarratives_assets.stages.cursor_detector import DetectorTrainingSettings
+from mednarratives_assets.default_models import shipped_model
+from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.tables import table_counts
 from mednarratives_tests.conftest import make_video
 from mednarratives_tests.test_video_downloads import closed_port, http_server  # noqa: F401  a fixture
@@ -19,10 +20,10 @@ def test_ingest_adds_partitions_and_materializes_every_channel(layout, instance)
     make_video(layout.channel_dir("chest") / "cxr.mp4")
     (layout.channel_dir("chest") / "broken.mp4").write_bytes(b"\x00" * 100)
 
-    assert cli.ingest(layout, instance) == {"chest": True, "neuro": True}
+    assert cli.ingest(layout, instance) == {"chest": None, "neuro": None}
     assert sorted(instance.get_dynamic_partitions("channel")) == ["chest", "neuro"]
     assert table_counts(layout.duckdb_path) == {"videos": 3, "video_downloads": 0}  # no URLs: an empty table
-    assert cli.ingest(layout, instance, ["neuro"]) == {"neuro": True}
+    assert cli.ingest(layout, instance, ["neuro"]) == {"neuro": None}
     assert table_counts(layout.duckdb_path) == {"videos": 3, "video_downloads": 0}  # no URLs: an empty table
 
 
@@ -65,7 +66,8 @@ def test_ingest_names_skipped_folders_and_bad_entries_and_goes_on(layout, instan
     (layout.videos_dir / "my lectures").mkdir()
     (layout.videos_dir / ".hidden").mkdir()
 
-    assert cli.ingest(layout, instance) == {"broken": False, "neuro": True}
+    outcome = cli.ingest(layout, instance)
+    assert outcome["neuro"] is None and "channel 'broken' must map to a list" in outcome["broken"]
     out = capsys.readouterr().out
     [bad_name] = [line for line in out.splitlines() if "'bad name!'" in line]
     assert bad_name.startswith(f"channels.yaml: {layout.channels_file}: ") and CHANNEL_NAME_RULE in bad_name
@@ -73,24 +75,20 @@ def test_ingest_names_skipped_folders_and_bad_entries_and_goes_on(layout, instan
     [folder] = [line for line in out.splitlines() if "my lectures" in line]
     assert folder.startswith("skipping the folder") and CHANNEL_NAME_RULE in folder
     assert ".hidden" not in out
-    cli._print_summary(layout, {"broken": False, "neuro": True})
+    cli._print_summary(layout, outcome)
     out = capsys.readouterr().out
-    assert "broken: FAILED (see the run logs above)" in out and "neuro: ok" in out
+    assert f"broken: FAILED: {outcome['broken']}" in out and "neuro: ok" in out
 
 
 def test_ingest_with_an_unreadable_channels_file_still_ingests_local_folders(layout, instance, capsys):
     layout.channels_file.write_text("web: [unclosed\n")
     make_video(layout.channel_dir("neuro") / "mri.mp4")
-    assert cli.ingest(layout, instance) == {"neuro": True}
+    assert cli.ingest(layout, instance) == {"neuro": None}
     assert "not valid YAML" in capsys.readouterr().out
     assert table_counts(layout.duckdb_path) == {"videos": 1, "video_downloads": 0}
 
 
-def test_demo_generates_the_corpus_then_materializes_every_channel(
-    layout, monkeypatch, capsys, trained_cursor_detector
-):
-    # A saved detector is kept: training the default one would take about 20 minutes here.
-    trained_cursor_detector[0].save(layout.cursor_detector_path, DetectorTrainingSettings())
+def test_demo_generates_the_corpus_then_materializes_every_channel(layout, monkeypatch, capsys):
     monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(layout.data_root))
     monkeypatch.delenv("MEDNARRATIVES_DUCKDB", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -113,14 +111,17 @@ def test_demo_generates_the_corpus_then_materializes_every_channel(
     assert "radiology-rounds: ok" in out and "pathology-atlas: ok" in out
     assert "videos: 2 rows" in out and str(layout.duckdb_path) in out and "mednarratives ui" in out
     assert len(list(layout.ground_truth_dir.glob("*/*.json"))) == 2
-    assert "training the frame classifier" in out and layout.frame_classifier_path.is_file()
     assert re.search(r"stable_chunks: [1-9]\d* rows", out), out
-    assert "training the cursor detector" not in out and re.search(r"cursor_traces: \d+ rows", out), out
+    assert re.search(r"cursor_traces: \d+ rows", out), out
+    assert not layout.models_dir.exists()  # the shipped models did the work
+    assert f"cursor detector: {shipped_model('cursor_detector')}" in out
     assert "genmedclip: skipped" in out  # two short lectures give too few pairs for a CLIP model
+    # the terminal shows each stage's start, progress and end, not Dagster's event log
+    assert "  transcripts: started" in out and re.search(r"  aligned_pairs: done in [\d.]+ s", out), out
+    assert "STEP_START" not in out and "PreviewWarning" not in out and "\x1b[" not in out
 
-    assert cli.main(["demo", *small]) == 0  # corpus and classifier are current: nothing is made again
-    out = capsys.readouterr().out
-    assert "already present" in out and "training the frame classifier" not in out
+    assert cli.main(["demo", *small]) == 0  # the corpus is current: it is not made again
+    assert "already present" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -135,3 +136,35 @@ def test_demo_names_bad_settings(layout, monkeypatch, args, message):
     monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(layout.data_root))
     with pytest.raises(SystemExit, match=message):
         cli.main(["demo", "--workers", "1", *args])
+
+
+def test_run_names_a_failed_channel_with_its_reason_and_runs_the_others(layout, monkeypatch, capsys):
+    make_video(layout.channel_dir("neuro") / "mri.mp4", seconds=2.0)
+    make_video(layout.channel_dir("chest") / "cxr.mp4", seconds=2.0)
+    real_stage_cache = DataPaths.stage_cache
+
+    def stage_cache_failing_boxes_of_chest(self, stage, channel, *args, **kwargs):
+        if (stage, channel) == ("boxes", "chest"):
+            raise ValueError("pointer boxes out of range in chest")
+        return real_stage_cache(self, stage, channel, *args, **kwargs)
+
+    monkeypatch.setattr(DataPaths, "stage_cache", stage_cache_failing_boxes_of_chest)
+    monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(layout.data_root))
+    monkeypatch.delenv("MEDNARRATIVES_DUCKDB", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+    assert cli.main(["run"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "[1/2] channel_pipeline_job: channel chest" in out
+        and "[2/2] channel_pipeline_job: channel neuro" in out
+    )
+    assert "chest: FAILED: boxes: ValueError: pointer boxes out of range in chest" in out, out
+    assert "neuro: ok" in out and "  dataset_export: done in" in out
+    assert re.search(r"  boxes: FAILED: .*pointer boxes out of range", out), out
+    assert str(layout.exports_dir) in out and str(layout.duckdb_path) in out
+
+    monkeypatch.setattr(DataPaths, "stage_cache", real_stage_cache)
+    assert cli.main(["run", "--channel", "chest"]) == 0  # fixed: only the asked-for channel runs
+    out = capsys.readouterr().out
+    assert "chest: ok" in out and "neuro" not in out.split("DuckDB file")[0]

@@ -97,9 +97,9 @@ def path_through(points: list[tuple[float, float]], n: int) -> list[tuple[float,
 
 
 def test_a_moving_pointer_is_traced_to_its_hotspot_and_its_absence_stays_a_gap(
-    tmp_path, ct_slide, trained_cursor_detector
+    tmp_path, ct_slide, default_cursor_detector
 ):
-    detector, _ = trained_cursor_detector
+    detector = default_cursor_detector
     slide, (ix, iy, iw, ih) = ct_slide
     hidden, moving, still = (
         [None] * FPS,
@@ -132,11 +132,11 @@ def test_a_moving_pointer_is_traced_to_its_hotspot_and_its_absence_stays_a_gap(
 
 
 def test_a_small_pointer_is_seen_zoomed_in_and_found_where_the_plain_crop_misses_it(
-    tmp_path, ct_slide, trained_cursor_detector
+    tmp_path, ct_slide, default_cursor_detector
 ):
     """A 14 px pointer (21 px at 1080p, a common OS size in a 720p recording) is at the small end of
     what the detector learned; its blob is cut narrower so the detector sees it twice as large."""
-    detector, _ = trained_cursor_detector
+    detector = default_cursor_detector
     slide, (ix, iy, iw, ih) = ct_slide
     corners = [(ix + 40, iy + 40), (ix + iw - 50, iy + ih / 2), (ix + 60, iy + ih - 50)]
     hotspots = path_through(corners, 4 * FPS) + [None] * FPS
@@ -154,10 +154,10 @@ def test_a_small_pointer_is_seen_zoomed_in_and_found_where_the_plain_crop_misses
 
 
 def test_a_pointer_parked_through_most_of_the_chunk_is_found_in_the_keyframe(
-    tmp_path, ct_slide, trained_cursor_detector
+    tmp_path, ct_slide, default_cursor_detector
 ):
     """The median keeps a pointer that stays put: only the keyframe scan can find it."""
-    detector, _ = trained_cursor_detector
+    detector = default_cursor_detector
     slide, (ix, iy, iw, ih) = ct_slide
     parked = (ix + iw * 0.4, iy + ih * 0.6)
     away = path_through([parked, (ix + iw + 150, iy + 60)], FPS)
@@ -172,10 +172,10 @@ def test_a_pointer_parked_through_most_of_the_chunk_is_found_in_the_keyframe(
     assert traced.points.filter(pl.col("t_s") > 5.05).is_empty()
 
 
-def test_a_pointer_drawn_on_the_slide_never_becomes_a_trace(tmp_path, ct_slide, trained_cursor_detector):
+def test_a_pointer_drawn_on_the_slide_never_becomes_a_trace(tmp_path, ct_slide, default_cursor_detector):
     """A mark that looks like a pointer but never changes (part of the slide) is not one, even while
     the real pointer moves close by."""
-    detector, _ = trained_cursor_detector
+    detector = default_cursor_detector
     slide, (ix, iy, iw, ih) = ct_slide
     slide = slide.copy()
     mark = (ix + iw // 2, iy + ih // 2)
@@ -191,12 +191,12 @@ def test_a_pointer_drawn_on_the_slide_never_becomes_a_trace(tmp_path, ct_slide, 
 
 
 def test_an_arrow_on_the_slide_that_the_pointer_touched_is_not_taken_for_a_parked_pointer(
-    tmp_path, ct_slide, trained_cursor_detector
+    tmp_path, ct_slide, default_cursor_detector
 ):
     """The lecturer points at an arrow drawn on the picture, then moves on. Its tip changed when
     the pointer came by, as a parked pointer's would; but a lecture has one pointer, and this mark
     is still there while the pointer is seen moving elsewhere."""
-    detector, _ = trained_cursor_detector
+    detector = default_cursor_detector
     slide, (ix, iy, iw, ih) = ct_slide
     slide = slide.copy()
     mark = (ix + iw // 2, iy + ih // 2)
@@ -368,9 +368,9 @@ def test_the_overlay_colours_the_trace_by_time_and_leaves_gaps_open(ct_slide):
 
 
 def test_a_broken_video_or_missing_keyframe_is_reported_and_the_others_are_traced(
-    tmp_path, ct_slide, trained_cursor_detector
+    tmp_path, ct_slide, default_cursor_detector
 ):
-    detector, _ = trained_cursor_detector
+    detector = default_cursor_detector
     slide, (ix, iy, iw, ih) = ct_slide
     hotspots = path_through([(ix + 50, iy + 50), (ix + iw - 50, iy + ih - 50)], 3 * FPS)
     root = tmp_path / "data"
@@ -412,10 +412,9 @@ def test_a_wrong_setting_is_named(changes, message):
 
 
 def test_the_asset_needs_the_detector_then_writes_the_table_overlays_and_checks(
-    layout, resources, instance, ct_slide, trained_cursor_detector, trained_frame_classifier
+    layout, resources, instance, ct_slide, default_cursor_detector, default_frame_classifier
 ):
-    detector, _ = trained_cursor_detector
-    trained_frame_classifier.save(layout.frame_classifier_path)
+    detector = default_cursor_detector
     slide, (ix, iy, iw, ih) = ct_slide
     hotspots = [None] * FPS + path_through([(ix + 60, iy + 60), (ix + iw - 60, iy + ih - 80)], 3 * FPS)
     lecture(layout.channel_dir("ch") / "a.mp4", slide, hotspots, CursorStyle("arrow", "dark", 30))

@@ -14,7 +14,6 @@ import pytest
 import requests
 
 from mednarratives_assets.settings import REPO_ROOT
-from mednarratives_assets.stages.cursor_detector import DetectorTrainingSettings
 from mednarratives_tests.conftest import make_video
 from mednarratives_tests.servers import running_server, wait_until
 
@@ -38,13 +37,11 @@ ASSET_NODES = "{ assetNodes { assetKey { path } isPartitioned } }"
 
 
 @pytest.fixture
-def dagster_dev(tmp_path, layout, trained_frame_classifier, trained_cursor_detector):
+def dagster_dev(tmp_path, layout, default_frame_classifier, default_cursor_detector):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     # stable_chunks and cursor_traces in the sensor's runs need them
-    trained_frame_classifier.save(layout.frame_classifier_path)
-    trained_cursor_detector[0].save(layout.cursor_detector_path, DetectorTrainingSettings())
     for channel, n in CHANNELS.items():
         for i in range(n):
             make_video(layout.channel_dir(channel) / f"lecture_{i}.mp4", seconds=0.5)

@@ -12,17 +12,14 @@ import duckdb
 import pytest
 
 from mednarratives_assets.definitions import build_definitions
-from mednarratives_assets.stages.cursor_detector import DetectorTrainingSettings
 
 PER_VIDEO_STAGES = ("stable_chunks", "transcripts", "cursor_traces", "narratives", "boxes", "aligned_pairs")
 CHANNEL = "growing"
 
 
 @pytest.fixture
-def growing_channel(layout, default_demo_corpus, trained_frame_classifier, trained_cursor_detector):
+def growing_channel(layout, default_demo_corpus, default_frame_classifier, default_cursor_detector):
     corpus, entries = default_demo_corpus
-    trained_frame_classifier.save(layout.frame_classifier_path)
-    trained_cursor_detector[0].save(layout.cursor_detector_path, DetectorTrainingSettings())
     lectures = [
         corpus.data_root / entry["video"] for entry in entries if entry["channel"] == entries[0]["channel"]
     ]

@@ -2,7 +2,8 @@
 
 Layers, from the bottom: the shared helpers at the package top (tables, hashing, domains, video
 frames, asr, ...); `synthetic` (generators of synthetic material); `stages` (plain functions, no
-Dagster); `defs` (the thin Dagster wiring), with `cluster` (the wiring only the cluster profile
+Dagster); `default_models` (the trained models that ship, and how they were trained, from the
+stages); `defs` (the thin Dagster wiring), with `cluster` (the wiring only the cluster profile
 adds); `definitions`. Beside them: `evaluation` scores stage output against ground truth, and
 `demo` makes the demo corpus. Only `cli.py` puts them together.
 """
@@ -18,12 +19,23 @@ PACKAGE = "mednarratives_assets"
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 # Training a model needs generated frames and crops: these stages alone may import `synthetic`.
 TRAINING_STAGES = {"stages.frame_classifier", "stages.cursor_detector"}
-PARTS = ("synthetic", "stages", "defs", "cluster", "evaluation", "demo", "definitions", "cli")
+PARTS = (
+    "synthetic",
+    "stages",
+    "default_models",
+    "defs",
+    "cluster",
+    "evaluation",
+    "demo",
+    "definitions",
+    "cli",
+)
 ALLOWED = {
     "helpers": {"helpers"},
     "synthetic": {"helpers", "synthetic"},
     "stages": {"helpers", "stages"},
-    "defs": {"helpers", "stages", "defs"},
+    "default_models": {"helpers", "stages", "default_models"},
+    "defs": {"helpers", "stages", "default_models", "defs"},
     "cluster": {"helpers", "defs", "cluster"},
     "definitions": {"helpers", "defs", "cluster"},
     "evaluation": {"helpers", "stages", "evaluation"},

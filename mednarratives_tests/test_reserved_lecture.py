@@ -18,19 +18,16 @@ from mednarratives_assets.evaluation.ground_truth import load_truth
 from mednarratives_assets.evaluation.stage_scores import ChunkScore, NarrativeScore
 from mednarratives_assets.evaluation.transcript_scores import TimedWord, score_words
 from mednarratives_assets.settings import DataLayout
-from mednarratives_assets.stages.cursor_detector import DetectorTrainingSettings
 from mednarratives_assets.synthetic.styles import cursor_split, design_split, split_cursor_themes, voice_split
 
 
 @pytest.fixture(scope="module")
-def reserved_lecture(tmp_path_factory, trained_frame_classifier, trained_cursor_detector, monkeypatch_module):
+def reserved_lecture(tmp_path_factory, default_frame_classifier, default_cursor_detector, monkeypatch_module):
     """The lecture's truth and the tables the pipeline made of it, read from its DuckDB file."""
     root = tmp_path_factory.mktemp("reserved-lecture") / "data"
     layout = DataLayout.at(root)
     # CI's models, saved where the assets look, so the demo trains neither
     layout.frame_classifier_path.parent.mkdir(parents=True, exist_ok=True)
-    trained_frame_classifier.save(layout.frame_classifier_path)
-    trained_cursor_detector[0].save(layout.cursor_detector_path, DetectorTrainingSettings())
     monkeypatch_module.setenv("MEDNARRATIVES_DATA_ROOT", str(root))
     monkeypatch_module.delenv("MEDNARRATIVES_DUCKDB", raising=False)
     monkeypatch_module.delenv("DAGSTER_HOME", raising=False)

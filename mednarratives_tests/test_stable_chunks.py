@@ -336,7 +336,7 @@ def test_the_assets_train_the_classifier_then_write_the_table_and_contact_sheets
 
 
 def test_on_the_default_demo_corpus_chunks_and_medical_slides_match_the_truth(
-    default_demo_corpus, trained_frame_classifier, tmp_path
+    default_demo_corpus, default_frame_classifier, tmp_path
 ):
     """The corpus `mednarratives demo` makes, at 1280x720, against its ground truth."""
     layout, entries = default_demo_corpus
@@ -346,7 +346,7 @@ def test_on_the_default_demo_corpus_chunks_and_medical_slides_match_the_truth(
         rows, _ = chunk_video(
             layout.data_root / entry["video"],
             tmp_path / truth["channel"] / truth["video_id"],
-            trained_frame_classifier.medical_scores,
+            default_frame_classifier.medical_scores,
             SETTINGS,
             truth["duration_s"],
         )

@@ -10,6 +10,7 @@ import dagster as dg
 import polars as pl
 
 from mednarratives_assets.asr.engines import AsrEngine, AsrSettings, build_engine
+from mednarratives_assets.default_models import shipped_model
 from mednarratives_assets.defs.duckdb_tables import DuckDBTablesIOManager
 from mednarratives_assets.defs.parquet_tables import ParquetTablesIOManager
 from mednarratives_assets.deployment import Deployment
@@ -73,26 +74,37 @@ SAVED_MODELS: dict[str, tuple[Callable[[DataLayout], Path], Callable[[Path], Any
 
 
 class ModelStore(DataPaths):
-    """Trained models under the data root, opened by the name of the asset that trains them (see
-    SAVED_MODELS).
+    """Trained models, opened by the name of the asset that trains them (see SAVED_MODELS).
 
-    Assets that use a model take this resource and call `load`; the CLI asks `problem` before it
-    trains what is missing. Both go through the same opening code. (It holds the data root itself
-    rather than a nested DataPaths, whose setup makes dagster 1.13 warn in every run.)
+    A model trained under the data root is used when there is one; otherwise the default that ships
+    with the package (default_models/), for the models that have one. Assets that use a model take
+    this resource and call `load`; the CLI asks `problem` first. Both go through the same opening
+    code. (It holds the data root itself rather than a nested DataPaths, whose setup makes dagster
+    1.13 warn in every run.)
     """
 
     def path(self, model: str) -> Path:
+        """Where the model's asset saves it under the data root."""
         if model not in SAVED_MODELS:
             raise KeyError(f"no model named {model!r}; known: {', '.join(SAVED_MODELS)}")
         return SAVED_MODELS[model][0](self.layout)
 
+    def source(self, model: str) -> Path:
+        """The model in use: the one trained under the data root, else the shipped default, else
+        where the data root's would be (so a missing model is reported there)."""
+        trained = self.path(model)
+        if trained.exists():
+            return trained
+        shipped = shipped_model(model)
+        return shipped if shipped is not None else trained
+
     def open(self, model: str) -> Any:
         """The model; FileNotFoundError when it was never trained, ValueError when it cannot be used."""
-        return SAVED_MODELS[model][1](self.path(model))
+        return SAVED_MODELS[model][1](self.source(model))
 
     def fingerprint(self, model: str) -> str:
         """sha256 over the model's saved files: its weights and the settings saved beside them."""
-        path = self.path(model)
+        path = self.source(model)
         files = sorted(path.parent.glob(f"{path.stem}.*")) if path.suffix else sorted(path.rglob("*"))
         return files_fingerprint([f for f in files if f.is_file()])
 

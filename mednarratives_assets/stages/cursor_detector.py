@@ -9,6 +9,7 @@ frame-difference candidates and tiles of the chunk's background, never whole fra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import numpy as np
 
 from mednarratives_assets.atomic_files import replaced_file, write_file
 from mednarratives_assets.contact_sheets import contact_sheet_png
+from mednarratives_assets.file_hashing import sha256_of
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.synthetic.cursor_crops import CROP_PX, CursorCrop, cursor_crops
 from mednarratives_assets.synthetic.styles import split_cursor_themes, split_designs
@@ -223,6 +225,16 @@ def write_dataset(
     return data, held_out
 
 
+def training_data_fingerprint(dataset: Path) -> str:
+    """sha256 over the training split's crops and labels as written: the same settings and pictures
+    give the same value, so a saved detector says what it learned from."""
+    digest = hashlib.sha256()
+    for folder in ("images/train", "labels/train"):
+        for path in sorted((dataset / folder).iterdir()):
+            digest.update(f"{folder}/{path.name}:{sha256_of(path)};".encode())
+    return digest.hexdigest()
+
+
 def hotspot_metrics(detector: CursorDetector, held_out: list[CursorCrop]) -> dict:
     """Hotspot error on crops with a pointer, and how often a crop without one yields a detection."""
     found = detector.locate([cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR) for crop in held_out])
@@ -320,6 +332,7 @@ def train_cursor_detector(
         "box_map50": round(float(validation["metrics/mAP50(B)"]), 4),
         **hotspot_metrics(detector, held_out),
         **{f"reserved_themes_{name}": value for name, value in reserved.items()},
+        "training_data_sha256": training_data_fingerprint(data.parent),
         "n_train_crops": settings.train_crops,
         "epochs": settings.epochs,
         "train_seconds": round(time.perf_counter() - started, 1),

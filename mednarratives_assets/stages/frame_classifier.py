@@ -8,11 +8,13 @@ whole medical images, so the held-out accuracy measures recognising images never
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mednarratives_assets.atomic_files import replaced_file
+from mednarratives_assets.atomic_files import replaced_file, write_file
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.synthetic.classifier_frames import (
     FRAME_SIZE,
@@ -134,11 +136,13 @@ def _tensor(batch: np.ndarray) -> torch.Tensor:
 
 
 class FrameClassifier:
-    """The trained network and its training metrics; scores frames as the probability of a medical image."""
+    """The trained network, its training settings and metrics; scores frames as the probability of a
+    medical image."""
 
-    def __init__(self, net: _FrameNet, metrics: dict | None = None):
+    def __init__(self, net: _FrameNet, metrics: dict | None = None, settings: dict | None = None):
         self.net = net
         self.metrics = metrics or {}
+        self.settings = settings or {}
 
     def medical_scores(self, frames: list[np.ndarray]) -> np.ndarray:
         """RGB uint8 frames of any size -> the probability that each shows a medical image, float32 (n,).
@@ -157,17 +161,22 @@ class FrameClassifier:
         return np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32)
 
     def save(self, path: Path) -> None:
-        """One file: the weights, the input size they expect and the metrics they were trained to."""
-        with replaced_file(Path(path)) as partial:  # a failed save keeps the model already there
+        """The weights with the input size they expect and their metrics; beside them a JSON with the
+        training settings and metrics for people to read (loading needs only the weights file)."""
+        path = Path(path)
+        with replaced_file(path) as partial:  # a failed save keeps the model already there
             torch.save(
                 {
                     "format": FILE_FORMAT,
                     "input_size": list(INPUT_SIZE),
                     "state_dict": self.net.state_dict(),
                     "metrics": self.metrics,
+                    "settings": self.settings,
                 },
                 partial,
             )
+        sidecar = {"format": FILE_FORMAT, "settings": self.settings, "metrics": self.metrics}
+        write_file(path.with_suffix(".json"), json.dumps(sidecar, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> FrameClassifier:
@@ -194,7 +203,7 @@ class FrameClassifier:
             raise ValueError(
                 f"{path}: weights do not fit the frame classifier's network ({error})"
             ) from error
-        return cls(net.eval(), saved.get("metrics", {}))
+        return cls(net.eval(), saved.get("metrics", {}), saved.get("settings", {}))
 
 
 # ---------------------------------------------------------------- training
@@ -268,6 +277,13 @@ class _FrameSet:
     cells: np.ndarray  # float32 (n, 4, 7): the share of each final-map cell on a medical picture
     kinds: np.ndarray  # (n,) "medical" or the negative kind
 
+    def fingerprint(self) -> str:
+        """sha256 over the frames and their targets: the same settings and images give the same value."""
+        digest = hashlib.sha256()
+        for array in (self.inputs, self.labels, self.cells):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
 
 def _coverage(boxes: list[Box], size: tuple[int, int]) -> np.ndarray:
     mask = np.zeros((size[1], size[0]), np.float32)
@@ -300,6 +316,27 @@ def _frame_set(
     return _FrameSet(inputs, labels, cells, kinds)
 
 
+def _training_frames(
+    train_pictures: list[tuple[MedicalImage, np.ndarray]], settings: ClassifierTrainingSettings
+) -> _FrameSet:
+    pictures = pictures_by_modality(train_pictures, settings.seed)
+    return _frame_set(pictures, settings.frames_per_class, settings.seed, 1, 0, split_designs("training"))
+
+
+def _training_pictures(
+    usable: list[tuple[MedicalImage, np.ndarray]], settings: ClassifierTrainingSettings
+) -> tuple[list[tuple[MedicalImage, np.ndarray]], set[str]]:
+    """The pictures to train on, and the ids of the images held out."""
+    held_ids = _split([image for image, _ in usable], settings.held_out_fraction, settings.seed)
+    return [(image, picture) for image, picture in usable if image.image_id not in held_ids], held_ids
+
+
+def training_data_fingerprint(images: list[MedicalImage], settings: ClassifierTrainingSettings) -> str:
+    """The sha256 of the frames `train_frame_classifier(images, settings)` trains on, made again."""
+    train_pictures, _ = _training_pictures(usable_pictures(images, lambda _: None), settings)
+    return _training_frames(train_pictures, settings).fingerprint()
+
+
 def train_frame_classifier(
     images: list[MedicalImage], settings: ClassifierTrainingSettings, log: Callable[[str], None] = print
 ) -> FrameClassifier:
@@ -317,8 +354,7 @@ def train_frame_classifier(
     usable = usable_pictures(images, log)
     if len(usable) < 2:
         raise ValueError(f"need at least 2 usable medical images to train and hold out, got {len(usable)}")
-    held_ids = _split([image for image, _ in usable], settings.held_out_fraction, settings.seed)
-    train_pictures = [(image, picture) for image, picture in usable if image.image_id not in held_ids]
+    train_pictures, held_ids = _training_pictures(usable, settings)
     held_pictures = [picture for image, picture in usable if image.image_id in held_ids]
     n_train = settings.frames_per_class
     fraction = settings.held_out_fraction
@@ -329,7 +365,7 @@ def train_frame_classifier(
     )
     seed = settings.seed
     training_designs = split_designs("training")
-    train = _frame_set(pictures_by_modality(train_pictures, seed), n_train, seed, 1, 0, training_designs)
+    train = _training_frames(train_pictures, settings)
     held = _frame_set(lambda j: held_pictures[j % len(held_pictures)], n_held, seed, 2, 3, training_designs)
     held_reserved = _frame_set(
         lambda j: held_pictures[j % len(held_pictures)], n_held, seed, 2, 3, split_designs("reserved")
@@ -342,7 +378,7 @@ def train_frame_classifier(
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            classifier = FrameClassifier(_fit_net(train, settings, log))
+            classifier = FrameClassifier(_fit_net(train, settings, log), settings=asdict(settings))
     finally:
         torch.set_num_threads(previous_threads)
     train_seconds = time.perf_counter() - started - generate_seconds
@@ -352,6 +388,7 @@ def train_frame_classifier(
     classifier.metrics = _held_out_metrics(classifier, held) | {
         "held_out_accuracy_reserved_designs": reserved["held_out_accuracy"],
         "held_out_recall_reserved_designs": reserved["held_out_recall"],
+        "training_data_sha256": train.fingerprint(),
         "n_train_frames": len(train.labels),
         "n_held_out_frames": len(held.labels),
         "n_train_images": len(train_pictures),
