@@ -4,7 +4,8 @@ benchmark_scores for both and for the untrained model, with training speed.
 Training pairs come from materialized corpora (their aligned_pairs and boxes tables) and, when
 MedPix is beside the checkout, from narrated MedPix train images (demo/narrated_pairs.py: what a
 flawless pipeline run over lectures of those images would give, at a scale that rendering videos
-on 2 cores cannot reach). Held out: the lectures GenMedCLIP never trained on, and MedPix dev.
+on 2 cores cannot reach). Held out: the lectures GenMedCLIP never trained on, MedPix dev, and the
+medical images that pip packages ship (`packaged_images`, less any trained on).
 
     python benchmarks/clip.py                                  # data/ plus 1,000 narrated MedPix images
     python benchmarks/clip.py --seeds 0 1 2                    # mean and spread over three trainings

@@ -191,7 +191,7 @@ def test_the_genmedclip_group_trains_both_models_and_scores_them_with_the_untrai
         "genmedclip_no_dense_model",
         "genmedclip_untrained",
     }
-    assert set(scores["benchmark"]) == {"held_out_pairs", "medpix_dev"}
+    assert set(scores["benchmark"]) == {"held_out_pairs", "medpix_dev", "packaged_images"}
     assert set(scores["task"]) == {
         "zero_shot_domain",
         "zero_shot_modality",
@@ -202,6 +202,34 @@ def test_the_genmedclip_group_trains_both_models_and_scores_them_with_the_untrai
     retrieval = scores.filter(pl.col("benchmark") == "held_out_pairs", pl.col("task") == "image_to_text")
     assert set(retrieval["metric"]) == {"R@1", "R@5", "R@10"} and set(retrieval["n"]) == {len(held_out)}
     assert scores["value"].is_between(0, 1).all()
+
+    # Without MedPix the images that pip packages ship still give every model the zero-shot tasks.
+    no_medpix = dg.materialize(
+        ASSETS + CLIP_ASSETS,
+        selection=[benchmark_scores],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"benchmark_scores": {"config": {"medpix_dir": str(tmp_path / "absent")}}}},
+    )
+    [scored] = no_medpix.asset_materializations_for_node("benchmark_scores")
+    n_packaged = scored.metadata["n_packaged_images"].value
+    assert n_packaged >= 12
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        scores = con.sql("FROM benchmark_scores").pl()
+    assert set(scores["benchmark"]) == {"held_out_pairs", "packaged_images"}
+    zero_shot = scores.filter(
+        pl.col("benchmark") == "packaged_images", pl.col("domain") == "all", pl.col("metric") == "accuracy"
+    )
+    assert sorted(zero_shot.select("model_id", "task").rows()) == [
+        (model, task)
+        for model in ("genmedclip_model", "genmedclip_no_dense_model", "genmedclip_untrained")
+        for task in ("zero_shot_body_region", "zero_shot_modality")
+    ]
+    assert set(zero_shot.filter(pl.col("task") == "zero_shot_modality")["n"]) == {n_packaged}
+    modalities = scores.filter(
+        pl.col("benchmark") == "packaged_images", pl.col("task") == "zero_shot_modality"
+    )
+    assert {"CT", "MRI", "ultrasound", "histopathology"} <= set(modalities["domain"])
 
     bad = dg.materialize(
         ASSETS + CLIP_ASSETS,

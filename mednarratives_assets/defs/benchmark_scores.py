@@ -25,10 +25,18 @@ SHORT_NAMES = {
 
 
 class BenchmarkConfig(dg.Config):
-    """medpix_dir: a MedPix folder whose dev split is scored too (skipped when absent)."""
+    """medpix_dir: a MedPix folder whose dev split is scored too (skipped when absent).
+    packaged_images: score the medical images that pip packages ship too (less any trained on)."""
 
     medpix_dir: str = str(MEDPIX_DIR)
+    packaged_images: bool = True
     device: str = "auto"
+
+
+def n_images(scores: pl.DataFrame, benchmark: str) -> int:
+    """Images scored on one benchmark (its image-to-text rows count them); 0 when not scored."""
+    counts = scores.filter(pl.col("benchmark") == benchmark, pl.col("task") == "image_to_text")["n"]
+    return int(counts.max()) if counts.len() else 0
 
 
 @dg.asset(
@@ -50,17 +58,18 @@ def benchmark_scores(
     paths: DataPaths,
     models: ModelStore,
 ):
-    """Zero-shot classification (domain; MedPix modality and body region) and image-text retrieval
+    """Zero-shot classification (domain; modality and body region) and image-text retrieval
     (R@1, R@5, R@10 both ways) of GenMedCLIP and its baselines: the same recipe without the dense
-    loss, and the untrained model. Scored on the held-out lectures' pairs and on MedPix's dev split.
-    Table `benchmark_scores`, documented in docs/schema.md."""
+    loss, and the untrained model. Scored on the held-out lectures' pairs, on MedPix's dev split
+    and on the medical images that pip packages ship. Table `benchmark_scores`, documented in
+    docs/schema.md."""
     saved = {name: models.load(name, "benchmark_scores") for name in SCORED_MODELS}
     folders = {name: model.folder for name, model in saved.items()}
     trainings = {name: model.training for name, model in saved.items()}
     held_out = trainings["genmedclip_model"]["held_out_pair_ids"]
     medpix = medpix_dev_set(Path(config.medpix_dir)) if config.medpix_dir else None
     if medpix is None:
-        context.log.info(f"no MedPix dev split at {config.medpix_dir!r}: scoring the held-out pairs only")
+        context.log.info(f"no MedPix dev split at {config.medpix_dir!r}: it is not scored")
     try:
         scores = score_models(
             paths.layout.data_root,
@@ -69,6 +78,7 @@ def benchmark_scores(
             medpix,
             pick_device(config.device),
             context.log.info,
+            packaged_images=config.packaged_images,
         )
     except ValueError as exc:  # an image that cannot be read, named
         raise dg.Failure(f"benchmark_scores: {exc}") from exc
@@ -97,6 +107,7 @@ def benchmark_scores(
         metadata={
             "dagster/row_count": scores.height,
             "n_held_out_pairs": len(held_out),
+            "n_packaged_images": n_images(scores, "packaged_images"),
             "scores": markdown_preview(headline, shown, max_rows=100),
             "scores_chart": png_image(scores_png(scores), "overall scores by model"),
         },

@@ -1,10 +1,13 @@
 """Benchmark scores of CLIP models: zero-shot classification and retrieval on held-out images.
 
-Two held-out sets:
+Three held-out sets:
 - `held_out_pairs`: our pairs from the lectures GenMedCLIP never trained on (training.json
   lists them); labels are the pairs' domains.
 - `medpix_dev`: the dev split of a MedPix folder (metadata.jsonl), with CT or MR and the body
   region; absent folders are skipped.
+- `packaged_images`: real medical images that pip packages ship (stages/packaged_eval_images.py),
+  with their modality and, where known, body region; those within the training's
+  `duplicate_distance` pHash bits of an image a scored model trained on are dropped.
 
 Each score is one row of BENCHMARK_SCHEMA. Zero-shot classes are matched by prompt ensembles
 (several phrasings and names, their text embeddings averaged); retrieval counts a hit when one of the top k
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +30,7 @@ import numpy as np
 import polars as pl
 import torch
 from matplotlib.figure import Figure
+from PIL import Image
 
 from mednarratives_assets.contact_sheets import figure_png
 from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
@@ -35,6 +41,7 @@ from mednarratives_assets.stages.genmedclip_model import (
     read_preprocessed,
     untrained_model,
 )
+from mednarratives_assets.stages.packaged_eval_images import EvalImage, packaged_eval_images
 
 BENCHMARK_SCHEMA = {
     "model_id": pl.String,
@@ -149,6 +156,66 @@ def medpix_dev_set(folder: Path) -> EvalSet | None:
     )
 
 
+def trained_image_hashes(
+    pairs: pl.DataFrame, train_pair_ids: set[str], log: Callable[[str], None] = print
+) -> list[str]:
+    """The pHashes of the pairs' images (aligned_pairs.phash, that of each crop under the data root)
+    among `train_pair_ids`; a training pair no longer in `pairs` is counted in the log."""
+    trained = pairs.filter(pl.col("pair_id").is_in(sorted(train_pair_ids)))
+    if missing := len(train_pair_ids) - trained["pair_id"].n_unique():
+        log(f"{missing} training pairs are no longer in aligned_pairs: their images cannot be compared")
+    return trained["phash"].to_list()
+
+
+def packaged_images_set(
+    folder: Path,
+    images: list[EvalImage],
+    trained_hashes: list[str],
+    duplicate_distance: int,
+    log: Callable[[str], None] = print,
+) -> EvalSet | None:
+    """`images` as PNGs in `folder`, less those within `duplicate_distance` pHash bits of a
+    trained-on image (as genmedclip's held-out split drops them); None when none is left.
+
+    Zero-shot modality over the domains present, body region over the regions present; a task
+    with fewer than two classes is left out.
+    """
+    trained = np.array([int(h, 16) for h in trained_hashes], dtype=np.uint64)
+    kept = [
+        image
+        for image in images
+        if not (np.bitwise_count(trained ^ np.uint64(int(image.phash, 16))) <= duplicate_distance).any()
+    ]
+    log(
+        f"packaged_images: {len(kept)} images, {len(images) - len(kept)} dropped within "
+        f"{duplicate_distance} pHash bits of a training image"
+    )
+    if not kept:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for image in kept:
+        paths.append(folder / f"{image.source.image_id}.png")
+        Image.fromarray(image.pixels).save(paths[-1])
+    modalities = [image.source.modality for image in kept]
+    regions = [image.source.region for image in kept]
+    log(f"packaged_images by modality: {dict(sorted(Counter(modalities).items()))}")
+    labels = {"zero_shot_modality": list(modalities), "zero_shot_body_region": regions}
+    classes = {
+        "zero_shot_modality": {d: DOMAIN_WORDS[d] for d in DOMAINS if d in modalities},
+        "zero_shot_body_region": {r: words for r, words in BODY_REGION_WORDS.items() if r in regions},
+    }
+    tasks = [task for task, names in classes.items() if len(names) >= 2]
+    return EvalSet(
+        benchmark="packaged_images",
+        image_paths=paths,
+        texts=[image.source.caption for image in kept],
+        domains=modalities,
+        labels={task: labels[task] for task in tasks},
+        classes={task: classes[task] for task in tasks},
+    )
+
+
 def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, ks=RECALL_AT) -> dict[int, float]:
     """Share of queries (rows) with a relevant item (`relevant`, same shape) among their top k."""
     order = similarity.argsort(dim=1, descending=True)
@@ -240,18 +307,34 @@ def score_models(
     medpix: EvalSet | None,
     device: str,
     log: Callable[[str], None] = print,
+    packaged_images: bool = True,
 ) -> pl.DataFrame:
     """The trained models in `folders` (model id -> folder) and the untrained start of the first
-    (UNTRAINED_ID), on the first model's held-out pairs and on `medpix` when given."""
-    first = next(iter(folders.values()))
-    held_out = SavedClip.load(first).training["held_out_pair_ids"]
+    (UNTRAINED_ID), on the first model's held-out pairs, on `medpix` when given and, with
+    `packaged_images`, on the images pip packages ship less those any of the models trained on."""
+    trainings = {model_id: SavedClip.load(folder).training for model_id, folder in folders.items()}
+    first_id, first = next(iter(folders.items()))
     encoders = {
         model_id: ClipEncoder(*create_model(folder, device), device=device)
         for model_id, folder in folders.items()
     }
     encoders[UNTRAINED_ID] = ClipEncoder(*untrained_model(first, device), device=device)
-    eval_sets = [held_out_pairs_set(data_root, pairs, held_out)] + ([medpix] if medpix is not None else [])
-    return benchmark_rows(encoders, eval_sets, log)
+    eval_sets = [held_out_pairs_set(data_root, pairs, trainings[first_id]["held_out_pair_ids"])]
+    eval_sets += [medpix] if medpix is not None else []
+    with tempfile.TemporaryDirectory(prefix="packaged_images_") as folder:
+        if packaged_images:
+            trained_ids = {
+                pair_id for training in trainings.values() for pair_id in training["train_pair_ids"]
+            }
+            packaged = packaged_images_set(
+                Path(folder),
+                packaged_eval_images(log=log),
+                trained_image_hashes(pairs, trained_ids, log),
+                max(training["settings"]["duplicate_distance"] for training in trainings.values()),
+                log,
+            )
+            eval_sets += [packaged] if packaged is not None else []
+        return benchmark_rows(encoders, eval_sets, log)
 
 
 def benchmark_rows(

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from mednarratives_assets.synthetic.medical_images import package_file
+from mednarratives_assets.packaged_images import package_file
 from mednarratives_assets.synthetic.pointers import (
     CURSOR_SHAPES,
     CURSOR_THEMES,

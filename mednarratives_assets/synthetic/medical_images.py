@@ -1,7 +1,8 @@
 """Real medical images for the demo lectures: those shipped inside pip packages, or a folder of your own.
 
-Nothing here downloads. pydicom finds its test files and the pydicom-data package's files locally
-(`download=False`); scikit-image and stardist ship theirs inside their wheels.
+Nothing here downloads: the files are read through mednarratives_assets/packaged_images.py. The
+benchmark set `packaged_images` (stages/packaged_eval_images.py) leaves out every image listed
+here, since the lectures show them and GenMedCLIP may train on them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from mednarratives_assets.packaged_images import (
+    as_rgb,
+    dicom_rgb,
+    package_file,
+    pydicom_file,
+    skimage_rgb,
+)
 
 MODALITY_ALIASES = {"MR": "MRI", "CR": "X-ray", "DX": "X-ray", "US": "ultrasound", "XR": "X-ray"}
 
@@ -33,58 +42,15 @@ class MedicalImage:
     def load(self) -> np.ndarray:
         """The image as RGB uint8 (H, W, 3)."""
         if self.loader == "dicom":
-            pixels = _dicom_rgb(self.path, self.window, self.frame)
+            pixels = dicom_rgb(self.path, self.window, self.frame)
         elif self.loader == "skimage":
-            import skimage.data
-
-            pixels = np.asarray(getattr(skimage.data, self.path.name)())
+            pixels = skimage_rgb(self.path.name)
         else:
             with Image.open(self.path) as picture:
-                pixels = np.asarray(picture.convert("RGB"))
-        if pixels.ndim == 2:
-            pixels = np.repeat(pixels[..., None], 3, axis=2)
-        pixels = pixels[..., :3]
+                pixels = as_rgb(np.asarray(picture.convert("RGB")))
         if self.flip_vertical:
             pixels = pixels[::-1]
-        return np.ascontiguousarray(pixels, dtype=np.uint8)
-
-
-def _dicom_rgb(path: Path, window: tuple[float, float] | None, frame: int | None) -> np.ndarray:
-    import pydicom
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
-
-    header = pydicom.dcmread(path, stop_before_pixels=True)
-    n_frames = int(header.get("NumberOfFrames", 1) or 1)
-    index = None if n_frames <= 1 else (n_frames // 2 if frame is None else frame)
-    pixels = pixel_array(path, index=index)
-    photometric = str(header.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    if photometric == "PALETTE COLOR":
-        rgb = apply_color_lut(pixels, header).astype(np.float64)
-        return (rgb / (255.0 if rgb.max() <= 255 else 65535.0) * 255).round().astype(np.uint8)
-    if pixels.ndim == 3:  # RGB, or YBR that pydicom already converted
-        return pixels if pixels.dtype == np.uint8 else (pixels / pixels.max() * 255).round().astype(np.uint8)
-    values = apply_modality_lut(pixels, header).astype(np.float64)  # Hounsfield units for CT
-    if window is not None:
-        low, high = window[0] - window[1] / 2, window[0] + window[1] / 2
-    else:
-        low, high = np.percentile(values, (0.5, 99.5))
-    gray = (np.clip((values - low) / max(high - low, 1e-6), 0, 1) * 255).round().astype(np.uint8)
-    return 255 - gray if photometric == "MONOCHROME1" else gray
-
-
-def _pydicom_file(name: str) -> Path | None:
-    import pydicom.data
-
-    found = pydicom.data.get_testdata_file(name, download=False)
-    return Path(found) if found else None
-
-
-def package_file(package: str, relative: str) -> Path | None:
-    spec = importlib.util.find_spec(package)  # no import: stardist's own import is heavy
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    return path if path.is_file() else None
+        return np.ascontiguousarray(pixels)
 
 
 # (image_id, locate, loader, options, modality, region, caption)
@@ -224,7 +190,7 @@ def packaged_images() -> list[MedicalImage]:
             path = Path("skimage.data") / name if importlib.util.find_spec("skimage") else None
             source = f"scikit-image: skimage.data.{name}()"
         elif package == "pydicom":
-            path = _pydicom_file(name)
+            path = pydicom_file(name)
             source = f"pydicom / pydicom-data test file {name}"
         else:
             path = package_file(package, name)
