@@ -44,8 +44,10 @@ def test_the_narratives_group_has_its_lineage_and_runs_with_every_channel():
     parents = {
         "narratives": {"videos", "stable_chunks", "cursor_traces", "transcript_words"},
         "boxes": {"videos", "stable_chunks", "cursor_traces", "transcript_words"},
+        "video_filter": {"videos", "transcripts", "transcript_words", "stable_chunks"},
         "aligned_pairs": {
             "videos",
+            "video_filter",
             "stable_chunks",
             "narratives",
             "boxes",
