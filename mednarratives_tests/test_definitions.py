@@ -83,6 +83,27 @@ def test_the_genmedclip_group_reads_every_channel_and_stays_out_of_the_channel_p
     assert set(parents).isdisjoint(key.to_user_string() for key in pipeline.asset_layer.executable_asset_keys)
 
 
+def test_dataset_statistics_reads_every_channel_in_a_job_of_its_own():
+    from mednarratives_assets.definitions import defs
+
+    node = defs.get_repository_def().asset_graph.get(dg.AssetKey("dataset_statistics"))
+    assert {key.to_user_string() for key in node.parent_keys} == {
+        "videos",
+        "transcript_words",
+        "stable_chunks",
+        "narratives",
+        "boxes",
+        "video_filter",
+        "aligned_pairs",
+    }
+    assert node.partitions_def is None and node.group_name == "statistics"
+    job = defs.resolve_job_def("dataset_statistics_job")
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {"dataset_statistics"}
+    for other in ("channel_pipeline_job", "genmedclip_job"):
+        keys = defs.resolve_job_def(other).asset_layer.executable_asset_keys
+        assert dg.AssetKey("dataset_statistics") not in keys
+
+
 def test_data_root_setting_moves_the_database(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(tmp_path / "elsewhere"))
     monkeypatch.delenv("MEDNARRATIVES_DUCKDB", raising=False)
