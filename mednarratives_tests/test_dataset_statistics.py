@@ -24,6 +24,7 @@ from mednarratives_assets.stages.dataset_statistics import (
     compute_statistics,
     statistics_plots,
 )
+from mednarratives_tests.conftest import step_failure
 
 MISSING_KEYFRAME = "keyframes/ch1/v1/chunk-003.png"
 
@@ -145,6 +146,13 @@ def test_without_pairs_the_averages_are_null_and_there_is_nothing_to_plot():
     assert [name for name, png in plots.items() if png is not None] == ["videos_filtered_out"]
 
 
+def test_videos_the_filter_has_not_seen_are_named():
+    tables = small_dataset()
+    tables["video_filter"] = tables["video_filter"].filter(pl.col("channel") == "ch1")
+    with pytest.raises(ValueError, match=r"video_filter has no row for 1 video\(s\) of channel\(s\) ch2: "):
+        statistics_of(tables)
+
+
 def test_each_plot_is_a_png():
     plots = statistics_plots(statistics_of(small_dataset()))
     assert set(plots) == {
@@ -204,3 +212,16 @@ def test_the_asset_reads_every_channel_and_stores_the_long_table(layout, resourc
         ("unit", "VARCHAR"),
     ]
     assert stored["duplicates_removed"] == 1 and stored["channels"] == 2  # v1 chunk 3's keyframe is missing
+
+    with duckdb.connect(str(layout.duckdb_path)) as con:
+        con.execute("DELETE FROM video_filter WHERE channel = 'ch2'")
+    stale = dg.materialize(
+        [*UPSTREAM, dataset_statistics],
+        selection=[dataset_statistics],
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert "dataset_statistics: video_filter has no row for 1 video(s) of channel(s) ch2" in step_failure(
+        stale
+    )

@@ -24,16 +24,19 @@ def dataset_statistics(
     Table `dataset_statistics` (statistic, breakdown, value, unit), documented in docs/schema.md;
     the materialization shows it with plots. Not partitioned: each materialization replaces it."""
     data_root = paths.layout.data_root
-    statistics = compute_statistics(
-        videos,
-        transcript_words,
-        stable_chunks,
-        narratives,
-        boxes,
-        aligned_pairs,
-        video_filter,
-        keyframe_exists=lambda path: (data_root / path).is_file(),
-    )
+    try:
+        statistics = compute_statistics(
+            videos,
+            transcript_words,
+            stable_chunks,
+            narratives,
+            boxes,
+            aligned_pairs,
+            video_filter,
+            keyframe_exists=lambda path: (data_root / path).is_file(),
+        )
+    except ValueError as exc:
+        raise dg.Failure(f"dataset_statistics: {exc}") from exc
     table = statistics.table
     context.log.info(f"{table.height} figures over {videos['channel'].n_unique()} channels")
     plots = {

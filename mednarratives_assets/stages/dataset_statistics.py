@@ -100,7 +100,18 @@ def compute_statistics(
     video_filter: pl.DataFrame,
     keyframe_exists: Callable[[str], bool],
 ) -> DatasetStatistics:
-    """The dataset's figures from the tables of every channel (each with its `channel` column)."""
+    """The dataset's figures from the tables of every channel (each with its `channel` column).
+
+    A ValueError names the channels whose videos `video_filter` does not cover yet (materialized
+    before it existed, or since): without their rows, the kept and filtered-out figures would be
+    silently wrong."""
+    unfiltered = videos.join(video_filter, on=["channel", "video_id"], how="anti")
+    if not unfiltered.is_empty():
+        channels = ", ".join(sorted(unfiltered["channel"].unique()))
+        raise ValueError(
+            f"video_filter has no row for {unfiltered.height} video(s) of channel(s) {channels}: "
+            "materialize their channel_pipeline_job (or video_filter) first"
+        )
     rows: list[tuple[str, str, float | None, str]] = []
 
     def add(statistic: str, value: float | None, unit: str, breakdown: str = "") -> None:
