@@ -14,7 +14,7 @@ from mednarratives_assets.stages.boxes import BoxSettings, box_channel
 from mednarratives_assets.stages.cursor_traces import CURSOR_TRACES_SCHEMA
 from mednarratives_assets.stages.narratives import NarrativeSettings, narrate_channel
 from mednarratives_assets.stages.stable_chunks import STABLE_CHUNKS_SCHEMA
-from mednarratives_assets.stages.transcripts import WORDS_SCHEMA
+from mednarratives_assets.stages.transcripts import TRANSCRIPTS_SCHEMA, WORDS_SCHEMA
 from mednarratives_assets.stages.videos import VIDEOS_SCHEMA
 
 FRAME = (640, 360)
@@ -26,7 +26,7 @@ SAMPLE_HZ = 10
 
 @dataclass(frozen=True)
 class NarratedChannel:
-    tables: dict[str, pl.DataFrame]  # videos, stable_chunks, cursor_traces, transcript_words
+    tables: dict[str, pl.DataFrame]  # videos, transcripts, stable_chunks, cursor_traces, transcript_words
     focus_boxes: list[tuple[float, float, float, float]]  # x1, y1, x2, y2 of A and B
 
 
@@ -103,7 +103,7 @@ def narrated_channel(data_root: Path, channel: str = "ch", video_ids=("a",)) -> 
     keyframes.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(keyframes / "medical.png"), keyframe())
     cv2.imwrite(str(keyframes / "title.png"), np.full((FRAME[1], FRAME[0], 3), 90, np.uint8))
-    videos, chunks, traces, words = [], [], [], []
+    videos, transcripts, chunks, traces, words = [], [], [], [], []
     x, y, w, h = REGION
     for video_id in video_ids:
         videos.append(
@@ -139,10 +139,15 @@ def narrated_channel(data_root: Path, channel: str = "ch", video_ids=("a",)) -> 
                 }
             )
         words.append(words_table(channel, video_id))
+        transcripts.append(
+            dict.fromkeys(TRANSCRIPTS_SCHEMA)
+            | {"channel": channel, "video_id": video_id, "status": "ok", "n_words": words[-1].height}
+        )
     boxes = [(cx - r, cy - r, cx + r, cy + r) for cx, cy, r in (FOCUS_A, FOCUS_B)]
     return NarratedChannel(
         {
             "videos": pl.DataFrame(videos, schema=VIDEOS_SCHEMA),
+            "transcripts": pl.DataFrame(transcripts, schema=TRANSCRIPTS_SCHEMA),
             "stable_chunks": pl.DataFrame(chunks, schema=STABLE_CHUNKS_SCHEMA),
             "cursor_traces": pl.DataFrame(traces, schema=CURSOR_TRACES_SCHEMA),
             "transcript_words": pl.concat(words),

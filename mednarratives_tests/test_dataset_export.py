@@ -17,13 +17,26 @@ from mednarratives_assets.defs.dataset_export import dataset_export
 from mednarratives_assets.defs.narratives import narratives
 from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.transcripts import transcripts
+from mednarratives_assets.defs.video_filter import video_filter
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.stages.dataset_export import export_dataset
 from mednarratives_tests.conftest import step_failure
 from mednarratives_tests.narration_fixtures import REGION, box, narrate, narrated_channel
 
-ASSETS = [videos, transcripts, stable_chunks, cursor_traces, narratives, boxes, aligned_pairs, dataset_export]
-NARRATIVE_ASSETS = [narratives, boxes, aligned_pairs, dataset_export]
+ASSETS = [
+    videos,
+    transcripts,
+    stable_chunks,
+    cursor_traces,
+    narratives,
+    boxes,
+    video_filter,
+    aligned_pairs,
+    dataset_export,
+]
+NARRATIVE_ASSETS = [narratives, boxes, video_filter, aligned_pairs, dataset_export]
+# The fixture's lectures last 14 s with 6 s of speech: real lectures say more.
+SHORT_LECTURES = {"video_filter": {"config": {"min_speech_s": 5.0, "min_words": 20}}}
 
 
 @pytest.fixture
@@ -108,12 +121,13 @@ def test_the_narratives_group_materializes_its_tables_files_and_checks(
         partition_key="ch",
         resources=resources,
         instance=instance,
+        run_config={"ops": SHORT_LECTURES},
         raise_on_error=False,
     )
     error = step_failure(no_detector)
     assert "aligned_pairs needs the cursor detector to remove pointers" in error
 
-    without_removal = {"ops": {"aligned_pairs": {"config": {"remove_pointers": False}}}}
+    without_removal = {"ops": {"aligned_pairs": {"config": {"remove_pointers": False}}, **SHORT_LECTURES}}
     for channel in ("ch", "other"):
         result = dg.materialize(
             ASSETS,

@@ -44,8 +44,10 @@ def test_the_narratives_group_has_its_lineage_and_runs_with_every_channel():
     parents = {
         "narratives": {"videos", "stable_chunks", "cursor_traces", "transcript_words"},
         "boxes": {"videos", "stable_chunks", "cursor_traces", "transcript_words"},
+        "video_filter": {"videos", "transcripts", "transcript_words", "stable_chunks"},
         "aligned_pairs": {
             "videos",
+            "video_filter",
             "stable_chunks",
             "narratives",
             "boxes",
@@ -79,6 +81,27 @@ def test_the_genmedclip_group_reads_every_channel_and_stays_out_of_the_channel_p
     assert {key.to_user_string() for key in clip_job.asset_layer.executable_asset_keys} == set(parents)
     pipeline = defs.resolve_job_def("channel_pipeline_job")
     assert set(parents).isdisjoint(key.to_user_string() for key in pipeline.asset_layer.executable_asset_keys)
+
+
+def test_dataset_statistics_reads_every_channel_in_a_job_of_its_own():
+    from mednarratives_assets.definitions import defs
+
+    node = defs.get_repository_def().asset_graph.get(dg.AssetKey("dataset_statistics"))
+    assert {key.to_user_string() for key in node.parent_keys} == {
+        "videos",
+        "transcript_words",
+        "stable_chunks",
+        "narratives",
+        "boxes",
+        "video_filter",
+        "aligned_pairs",
+    }
+    assert node.partitions_def is None and node.group_name == "statistics"
+    job = defs.resolve_job_def("dataset_statistics_job")
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {"dataset_statistics"}
+    for other in ("channel_pipeline_job", "genmedclip_job"):
+        keys = defs.resolve_job_def(other).asset_layer.executable_asset_keys
+        assert dg.AssetKey("dataset_statistics") not in keys
 
 
 def test_data_root_setting_moves_the_database(monkeypatch, tmp_path):

@@ -18,6 +18,7 @@ from mednarratives_assets.stages.frame_classifier import ClassifierTrainingSetti
 from mednarratives_assets.stages.genmedclip_model import ClipTrainingSettings
 from mednarratives_assets.stages.narratives import NarrativeSettings
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings
+from mednarratives_assets.stages.video_filter import VideoFilterSettings
 from mednarratives_tests.conftest import step_failure
 
 STAGE_SETTINGS = [
@@ -29,6 +30,7 @@ STAGE_SETTINGS = [
     ClipTrainingSettings,
     ClassifierTrainingSettings,
     DetectorTrainingSettings,
+    VideoFilterSettings,
 ]
 
 

@@ -10,6 +10,7 @@ from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.transcripts import transcripts
 from mednarratives_assets.defs.video_downloads import video_downloads
+from mednarratives_assets.defs.video_filter import video_filter
 from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.parquet_tables import publish
 
@@ -21,6 +22,7 @@ CHANNEL_TABLES = [
     cursor_traces,
     narratives,
     boxes,
+    video_filter,
     aligned_pairs,
 ]
 

@@ -13,6 +13,7 @@ from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stage_settings import setting
 from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel, pair_picture
+from mednarratives_assets.stages.video_filter import kept_rows
 
 MAX_SHEET_PAIRS = 24
 
@@ -41,6 +42,7 @@ def aligned_pairs(
     context: dg.AssetExecutionContext,
     config: AlignedPairsConfig,
     videos: pl.DataFrame,
+    video_filter: pl.DataFrame,
     stable_chunks: pl.DataFrame,
     narratives: pl.DataFrame,
     boxes: pl.DataFrame,
@@ -51,9 +53,9 @@ def aligned_pairs(
     """One image-text pair per medical chunk: the keyframe cropped to its medical image, the words,
     corrected and sorted (medical sentences, pointed-at phrases), and a domain of 12.
 
-    Crops under data/pairs/<channel>/, with any pointer left in the keyframe painted out; a crop
-    that repeats an earlier one of the channel (pHash) gives no second pair. Table
-    `aligned_pairs`, documented in docs/schema.md.
+    Only the videos `video_filter` keeps are paired. Crops under data/pairs/<channel>/, with any
+    pointer left in the keyframe painted out; a crop that repeats an earlier one of the channel
+    (pHash) gives no second pair. Table `aligned_pairs`, documented in docs/schema.md.
     """
     layout = paths.layout
     try:
@@ -83,10 +85,12 @@ def aligned_pairs(
         },
         {"cursor_detector": models.fingerprint("cursor_detector")} if detector is not None else None,
     )
+    # A left-out video never reaches pairing: it gives no pair, claims no image in the channel's
+    # de-duplication, and its cached candidates stay as they were.
     result = pair_channel(
         layout.data_root,
         layout.channel_path(layout.pairs_dir, channel).relative_to(layout.data_root),
-        stable_chunks,
+        kept_rows(stable_chunks, video_filter),
         narratives,
         boxes,
         cursor_traces,
@@ -109,6 +113,7 @@ def aligned_pairs(
             "dagster/row_count": pairs.height,
             **cache.metadata(),
             "n_skipped": result.skipped.height,
+            "n_videos_filtered_out": int((~video_filter["kept"]).sum()),
             "n_pointers_removed": int(pairs["n_pointers_removed"].sum() or 0),
             "domains": {d: int(n) for d, n in pairs["domain"].value_counts(sort=True).iter_rows()},
             "pairs": markdown_preview(
