@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cv2
 
+from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.evaluation.corpus import Lecture, Stopwatch, run_lectures
 from mednarratives_assets.evaluation.report import Check, peak_rss_mb, print_checks
 from mednarratives_assets.evaluation.stage_scores import ChunkScore
@@ -77,19 +78,20 @@ def evaluate(corpora: list[Path], classifier: FrameClassifier, figure: Path | No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", action="append", type=Path, help="a data root with a demo corpus")
-    parser.add_argument("--model", type=Path, help="a frame classifier file (default: the data root's)")
+    parser.add_argument("--model", type=Path, help="a frame classifier file (default: the one in use)")
     parser.add_argument("--figure", type=Path, help="write the first lecture's keyframe contact sheet here")
     args = parser.parse_args()
     layout = DataLayout.from_env()
     corpora = args.corpus or [layout.data_root]
-    classifier = FrameClassifier.load(args.model or layout.frame_classifier_path)
+    model = args.model or build_resources(layout)["models"].source("frame_classifier")
+    classifier = FrameClassifier.load(model)
     cv2.setNumThreads(2)
     result = evaluate(corpora, classifier, args.figure)
     peak_mb = peak_rss_mb()
     groups: StyleGroups[ChunkScore] = result["groups"]
     print(f"corpora: {', '.join(map(str, corpora))} ({result['video_s']:.0f} s of lectures)")
     print(
-        f"classifier: {args.model or layout.frame_classifier_path}, held-out accuracy "
+        f"classifier: {model}, held-out accuracy "
         f"{classifier.metrics.get('held_out_accuracy', float('nan')):.3f}"
     )
 

@@ -10,7 +10,7 @@ with the truth's pointer, as `evaluation.stage_scores.TraceScore` defines it:
 - false positives: samples with a point, of those where no pointer is visible;
 - speed: samples per second, and seconds of traced chunk per second of processing.
 The models are data/models/frame_classifier.pt and cursor_detector.pt unless told otherwise
-(`mednarratives demo` trains both).
+(by default the models in use: the data root's, else the shipped ones).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cv2
 
+from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.evaluation.corpus import Lecture, Stopwatch, run_lectures
 from mednarratives_assets.evaluation.report import Check, peak_rss_mb, print_checks
 from mednarratives_assets.evaluation.stage_scores import TraceScore
@@ -78,13 +79,15 @@ def evaluate(corpora: list[Path], classifier: FrameClassifier, detector: CursorD
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", action="append", type=Path, help="a data root with a demo corpus")
-    parser.add_argument("--detector", type=Path, help="a cursor detector file (default: the data root's)")
+    parser.add_argument("--detector", type=Path, help="a cursor detector file (default: the one in use)")
     parser.add_argument("--figure", type=Path, help="write one chunk's trace overlay here")
     args = parser.parse_args()
     layout = DataLayout.from_env()
     corpora = args.corpus or [layout.data_root]
-    detector = CursorDetector.load(args.detector or layout.cursor_detector_path)
-    classifier = FrameClassifier.load(layout.frame_classifier_path)
+    models = build_resources(layout)["models"]
+    detector_path = args.detector or models.source("cursor_detector")
+    detector = CursorDetector.load(detector_path)
+    classifier = FrameClassifier.load(models.source("frame_classifier"))
     cv2.setNumThreads(2)
     result = evaluate(corpora, classifier, detector, args.figure)
     peak_mb = peak_rss_mb()
@@ -95,7 +98,7 @@ def main() -> None:
     )
     metrics = detector.metrics
     print(
-        f"detector: {args.detector or layout.cursor_detector_path}, held-out pose mAP50 "
+        f"detector: {detector_path}, held-out pose mAP50 "
         f"{metrics['pose_map50']:.3f}, hotspot within 6 px {metrics['hotspot_within_6px']:.3f}"
     )
 

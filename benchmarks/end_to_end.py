@@ -21,7 +21,7 @@ parent reads each step's time from the instance and the process's peak RSS from 
 4. One new lecture: a channel of eight 720p lectures, then a ninth added, against that ninth
    lecture alone in a channel of its own.
 
-Models: --classifier and --detector, else the data root's (`mednarratives demo` trains both).
+Models: --classifier and --detector, else those in use (the data root's, else the shipped ones).
 Targets (2 cores): 720p at >= 10x real time end to end, 1080p >= 6x; a no-change re-run <= 5% of
 the first; one new lecture <= 1.3x that lecture alone; peak RSS <= 2.5 GB; the backfill at
 concurrency 2 in <= 0.65x the serial wall time.
@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.evaluation.report import Check, print_checks
 from mednarratives_assets.settings import DataLayout
 
@@ -238,19 +239,19 @@ def main() -> None:
     parser.add_argument("--work-dir", default="/tmp/mednarratives-e2e")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each lecture")
     parser.add_argument("--quick", action="store_true", help="two short lectures per size: a smoke run")
-    parser.add_argument("--classifier", help="frame classifier (default: the data root's)")
-    parser.add_argument("--detector", help="cursor detector (default: the data root's)")
+    parser.add_argument("--classifier", help="frame classifier (default: the one in use)")
+    parser.add_argument("--detector", help="cursor detector (default: the one in use)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_run(args.child[0], Path(args.child[1]), args.child[2] == "True")
         return
-    models = DataLayout.from_env()
-    classifier = Path(args.classifier or models.frame_classifier_path)
-    detector = Path(args.detector or models.cursor_detector_path)
+    models = build_resources(DataLayout.from_env())["models"]
+    classifier = Path(args.classifier or models.source("frame_classifier"))
+    detector = Path(args.detector or models.source("cursor_detector"))
     for path in (classifier, detector):
         if not path.is_file():
-            raise SystemExit(f"{path} is missing: run `mednarratives demo` or pass --classifier/--detector")
+            raise SystemExit(f"{path} is missing: pass --classifier/--detector")
     work = Path(args.work_dir)
     seconds = 20.0 if args.quick else args.seconds
     lectures = build_corpus(work, seconds, args.quick)

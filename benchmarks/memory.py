@@ -19,10 +19,8 @@ empty cache, `cursor_traces` trace_channel), and the process's peak RSS (from os
 alone) is checked against --limit-mb, with the stage's time and speed (seconds of video per
 second). `--quick` builds a 10-minute 1080p lecture and a 10-slide 4K one instead, for a smoke run.
 
-Models: the frame classifier is --classifier, else the data root's, else one trained here once with
-the test suite's smaller settings (about two minutes; kept in --work-dir). The cursor detector is
---detector, else the data root's, else an untrained yolo11n-pose net (random weights: the same
-network and memory as a trained one, but its detections mean nothing). The output says which.
+Models: --classifier and --detector, else those in use (the data root's, else the shipped ones).
+The output says which.
 """
 
 from __future__ import annotations
@@ -143,65 +141,13 @@ def speech_once(cache: list) -> tuple[list, int, float]:
     return cache[0], cache[1], cache[2]
 
 
-def prepare_models(work: Path, classifier: Path | None, detector: Path | None) -> tuple[Path, str, Path, str]:
-    """Paths of the frame classifier and the cursor detector the stages use, and what they are."""
+def models_in_use(classifier: Path | None, detector: Path | None) -> tuple[Path, Path]:
+    """The frame classifier and the cursor detector the stages use: those given, else the pipeline's."""
+    from mednarratives_assets.defs.resources import build_resources
     from mednarratives_assets.settings import DataLayout
 
-    layout = DataLayout.from_env()
-    models = work / "models"
-    if classifier is None and layout.frame_classifier_path.is_file():
-        classifier = layout.frame_classifier_path
-    if classifier is not None:
-        classifier_note = f"{classifier}"
-    else:
-        classifier = models / "frame_classifier.pt"
-        if classifier.is_file():
-            classifier_note = f"{classifier} (trained earlier by this benchmark with the tests' settings)"
-        else:
-            seconds = run_child(["--train-classifier", str(classifier)], work / "logs" / "train.log")[1]
-            classifier_note = f"{classifier} (trained now with the tests' settings, {seconds:.0f} s)"
-    if detector is None and layout.cursor_detector_path.is_file():
-        detector = layout.cursor_detector_path
-    if detector is not None:
-        detector_note = f"{detector}"
-    else:
-        detector = models / "untrained_cursor_detector.pt"
-        if not detector.is_file():
-            run_child(["--untrained-detector", str(detector)], work / "logs" / "detector.log")
-        detector_note = (
-            f"{detector}: an UNTRAINED yolo11n-pose (random weights; same network and memory as a "
-            "trained one, its detections mean nothing)"
-        )
-    return classifier, classifier_note, detector, detector_note
-
-
-def train_classifier(path: Path) -> None:
-    from mednarratives_assets.stages.frame_classifier import (
-        ClassifierTrainingSettings,
-        train_frame_classifier,
-        training_images,
-    )
-
-    settings = ClassifierTrainingSettings(frames_per_class=300, epochs=6)  # as the test suite trains
-    train_frame_classifier(training_images(None), settings, log=print).save(path)
-
-
-def save_untrained_detector(path: Path) -> None:
-    from mednarratives_assets.atomic_files import replaced_file, write_file
-    from mednarratives_assets.stages.cursor_detector import (
-        FILE_FORMAT,
-        DetectorTrainingSettings,
-        use_ultralytics_offline,
-    )
-
-    use_ultralytics_offline()
-    from ultralytics import YOLO
-
-    settings = DetectorTrainingSettings()
-    with replaced_file(path) as partial:
-        YOLO(settings.model_yaml, task="pose").save(str(partial))
-    sidecar = {"format": FILE_FORMAT, "settings": asdict(settings), "metrics": {"untrained": True}}
-    write_file(path.with_suffix(".json"), json.dumps(sidecar))
+    models = build_resources(DataLayout.from_env())["models"]
+    return classifier or models.source("frame_classifier"), detector or models.source("cursor_detector")
 
 
 # --- one stage in its own process -----------------------------------------------------------
@@ -302,12 +248,6 @@ def run_child(arguments: list[str], log_path: Path) -> tuple[float, float]:
 
 
 def child_main(args: argparse.Namespace) -> None:
-    if args.train_classifier:
-        train_classifier(Path(args.train_classifier))
-        return
-    if args.untrained_detector:
-        save_untrained_detector(Path(args.untrained_detector))
-        return
     run_dir = Path(args.run_dir)
     result = run_stage(args.child, Path(args.data_root), run_dir, Path(args.classifier), Path(args.detector))
     (run_dir / f"{args.child}.json").write_text(json.dumps(result))
@@ -331,10 +271,8 @@ def main() -> None:
     parser.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--data-root", help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
-    parser.add_argument("--train-classifier", help=argparse.SUPPRESS)
-    parser.add_argument("--untrained-detector", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child or args.train_classifier or args.untrained_detector:
+    if args.child:
         child_main(args)
         return
 
@@ -353,11 +291,9 @@ def main() -> None:
         video, how = build_lecture(work, specs[name], speech)
         videos[name] = video
         print(f"lecture {name}: {specs[name].describe()}, H.264 ultrafast + AAC; {video} ({how})")
-    classifier, classifier_note, detector, detector_note = prepare_models(
-        work, args.classifier, args.detector
-    )
-    print(f"frame classifier: {classifier_note}")
-    print(f"cursor detector: {detector_note}")
+    classifier, detector = models_in_use(args.classifier, args.detector)
+    print(f"frame classifier: {classifier}")
+    print(f"cursor detector: {detector}")
     print(f"each stage in a fresh process; peak RSS of that process; limit {args.limit_mb:.0f} MB")
     header = (
         f"{'lecture':<16} {'stage':<14} {'peak RSS':>9} {'stage s':>8} {'x real time':>11} {'rows':>7}  note"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 
+from mednarratives_assets.defs.resources import build_resources
 from mednarratives_assets.evaluation.corpus import Lecture, lectures_of
 from mednarratives_assets.evaluation.stage_scores import ChunkScore, TraceScore
 from mednarratives_assets.evaluation.style_groups import lecture_factors
@@ -103,13 +104,14 @@ def main() -> None:
     parser.add_argument(
         "--corpus", action="append", type=Path, required=True, help="a training-style data root"
     )
-    parser.add_argument("--classifier", type=Path, help="a frame classifier file (default: the data root's)")
-    parser.add_argument("--detector", type=Path, help="a cursor detector file (default: the data root's)")
+    parser.add_argument("--classifier", type=Path, help="a frame classifier file (default: the one in use)")
+    parser.add_argument("--detector", type=Path, help="a cursor detector file (default: the one in use)")
     args = parser.parse_args()
     layout = DataLayout.from_env()
     lectures = training_lectures(args.corpus)
-    classifier = FrameClassifier.load(args.classifier or layout.frame_classifier_path)
-    detector = CursorDetector.load(args.detector or layout.cursor_detector_path)
+    models = build_resources(layout)["models"]
+    classifier = FrameClassifier.load(args.classifier or models.source("frame_classifier"))
+    detector = CursorDetector.load(args.detector or models.source("cursor_detector"))
     cv2.setNumThreads(2)
     print(f"{len(lectures)} training-style lectures from {', '.join(map(str, args.corpus))}\n")
     with tempfile.TemporaryDirectory() as scratch:

@@ -25,7 +25,12 @@ import dagster as dg
 
 from mednarratives_assets.channels import is_valid_channel_name, scan_channels, skipped_folder_message
 from mednarratives_assets.definitions import build_definitions
-from mednarratives_assets.defs.jobs import channel_pipeline_job, genmedclip_job, ingest_job
+from mednarratives_assets.defs.jobs import (
+    channel_pipeline_job,
+    dataset_statistics_job,
+    genmedclip_job,
+    ingest_job,
+)
 from mednarratives_assets.defs.partitions import channel_partitions
 from mednarratives_assets.defs.resources import SAVED_MODELS, ModelStore, build_resources
 from mednarratives_assets.deployment import PROFILE_ENV, Deployment, DeploymentError
@@ -106,9 +111,15 @@ def ingest(
 def run_pipeline(
     layout: DataLayout, instance: dg.DagsterInstance, channels: list[str] | None = None, clip: bool = False
 ) -> dict[str, str | None]:
-    """Every channel's assets; then, with `clip`, GenMedCLIP and its scores on the pairs of every
-    channel that succeeded. Name (channel or "genmedclip") -> None when it succeeded, else why not."""
+    """Every channel's assets, then the dataset's statistics over every channel; with `clip`,
+    GenMedCLIP and its scores on every channel's pairs. Name (a channel, "dataset" or "genmedclip")
+    -> None when it succeeded, else why not."""
     outcome = materialize_channels(layout, instance, channels, channel_pipeline_job.name)
+    if not any(reason is None for reason in outcome.values()):
+        return outcome
+    print("[dataset] statistics over every channel", flush=True)
+    definitions = cli_definitions(layout)
+    outcome["dataset"] = run_job(definitions.resolve_job_def(dataset_statistics_job.name), instance)
     n_pairs = table_counts(layout.duckdb_path).get("aligned_pairs", 0)
     if clip and n_pairs < MIN_PAIRS_FOR_GENMEDCLIP:
         print(f"genmedclip: skipped, {n_pairs} aligned pairs (at least {MIN_PAIRS_FOR_GENMEDCLIP} needed)")
@@ -116,9 +127,7 @@ def run_pipeline(
         print(
             f"[genmedclip] training GenMedCLIP and its baseline on {n_pairs} aligned pairs, then scoring them"
         )
-        outcome["genmedclip"] = run_job(
-            cli_definitions(layout).resolve_job_def(genmedclip_job.name), instance
-        )
+        outcome["genmedclip"] = run_job(definitions.resolve_job_def(genmedclip_job.name), instance)
     return outcome
 
 
