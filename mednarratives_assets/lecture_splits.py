@@ -72,6 +72,7 @@ def split_by_lecture(
     for index, group in enumerate(group_of):
         first_of_group.setdefault(group, index)  # keys are sorted: the group's first lecture
     n_filled = sum(1 for fraction in fractions.values() if fraction > 0)
+    # Rule 4: with fewer groups than splits to fill, though not fewer lectures, lectures go one by one.
     groups_kept = len(first_of_group) >= n_filled or len(keys) < n_filled
     unit_of = [first_of_group[group] for group in group_of] if groups_kept else list(range(len(keys)))
     units = sorted(set(unit_of))
