@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import dagster as dg
+import duckdb
 import polars as pl
 import pytest
 
+from mednarratives_assets.defs.dataset_export_all import dataset_export_all
 from mednarratives_assets.image_hashing import hash_distance
 from mednarratives_assets.stages.dataset_export_all import (
     SPLITS,
@@ -16,6 +19,8 @@ from mednarratives_assets.stages.dataset_export_all import (
     statistics_table,
 )
 from mednarratives_tests.clip_fixtures import SIDE, synthetic_pairs
+from mednarratives_tests.conftest import step_failure
+from mednarratives_tests.test_dataset_export import ASSETS
 from mednarratives_tests.test_narratives import LocalizedNarrative, TimedPoint, TimedUtterance
 
 STATISTICS = pl.DataFrame(
@@ -212,3 +217,51 @@ def test_one_picture_in_every_lecture_is_kept_in_one_split_and_the_card_says_so(
     assert list(loaded) == list(SPLITS) and sum(split.num_rows for split in loaded.values()) == 10
     card = (folder / "README.md").read_text()
     assert "so 2 pairs repeating a picture of an earlier split were left out" in card
+
+
+def test_dagster_materializes_the_merged_export_from_every_channels_tables(
+    layout, resources, instance, offline_hf
+):
+    import datasets
+
+    pairs, boxes, _ = corpus(layout.data_root)
+    tables = {
+        "aligned_pairs": pairs,
+        "narratives": narrative_rows(pairs),
+        "boxes": boxes,
+        "dataset_statistics": STATISTICS,
+    }
+    with duckdb.connect(str(layout.duckdb_path)) as con:  # as the IO manager would have stored them
+        for name, frame in tables.items():
+            con.register("frame", frame.to_arrow())
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM frame")
+            con.unregister("frame")
+    instance.add_dynamic_partitions("channel", ["a", "b", "c"])
+    # The table dataset_statistics is made by its own asset; here it stands as a spec.
+    assets = [*ASSETS, dg.AssetSpec("dataset_statistics"), dataset_export_all]
+
+    result = dg.materialize(assets, selection=[dataset_export_all], resources=resources, instance=instance)
+    [materialization] = result.asset_materializations_for_node("dataset_export_all")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    folder = layout.merged_dataset_dir
+    assert metadata["folder"] == str(folder) and str(folder) in metadata["load_with"]
+    assert sum(metadata[f"n_lectures_{name}"] for name in SPLITS) == 10
+    assert metadata["n_dropped_as_duplicates"] == 0
+    loaded = datasets.load_dataset(str(folder))
+    assert {name: split.num_rows for name, split in loaded.items()} == {
+        name: metadata[f"n_pairs_{name}"] for name in SPLITS
+    }
+    assert "| n_pairs | CT | 17 | pairs |" in (folder / "README.md").read_text()
+
+    bad = dg.materialize(
+        assets,
+        selection=[dataset_export_all],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"dataset_export_all": {"config": {"test_fraction": 0.3}}}},
+        raise_on_error=False,
+    )
+    assert "dataset_export_all config: train_fraction, validation_fraction and test_fraction must add up" in (
+        step_failure(bad)
+    )
+    assert datasets.load_dataset(str(folder))["train"].num_rows == metadata["n_pairs_train"]

@@ -81,6 +81,22 @@ def test_the_genmedclip_group_reads_every_channel_and_stays_out_of_the_channel_p
     assert set(parents).isdisjoint(key.to_user_string() for key in pipeline.asset_layer.executable_asset_keys)
 
 
+def test_the_merged_export_reads_every_channel_and_runs_in_the_dataset_job():
+    from mednarratives_assets.definitions import defs
+
+    node = defs.get_repository_def().asset_graph.get(dg.AssetKey("dataset_export_all"))
+    assert {key.to_user_string() for key in node.parent_keys} == {
+        "aligned_pairs",
+        "narratives",
+        "boxes",
+        "dataset_statistics",
+    }
+    assert node.partitions_def is None and node.group_name == "dataset"
+    for job, runs_it in (("dataset_job", True), ("channel_pipeline_job", False), ("genmedclip_job", False)):
+        keys = defs.resolve_job_def(job).asset_layer.executable_asset_keys
+        assert (dg.AssetKey("dataset_export_all") in keys) is runs_it, job
+
+
 def test_data_root_setting_moves_the_database(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDNARRATIVES_DATA_ROOT", str(tmp_path / "elsewhere"))
     monkeypatch.delenv("MEDNARRATIVES_DUCKDB", raising=False)

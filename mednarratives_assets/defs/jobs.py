@@ -15,7 +15,7 @@ channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.assets(frame_classifier, cursor_detector)
-    - dg.AssetSelection.groups("genmedclip", "publish"),
+    - dg.AssetSelection.groups("genmedclip", "dataset", "publish"),
     description="Every channel-partitioned asset, from downloads to the last stage, for one channel.",
 )
 
@@ -35,4 +35,10 @@ genmedclip_job = dg.define_asset_job(
     "genmedclip_job",
     selection=dg.AssetSelection.groups("genmedclip"),
     description="Train GenMedCLIP and its no-dense baseline on every channel's pairs, then score them.",
+)
+
+dataset_job = dg.define_asset_job(
+    "dataset_job",
+    selection=dg.AssetSelection.groups("dataset"),
+    description="Every channel's pairs as one dataset, split by lecture, and its statistics (unpartitioned).",
 )
