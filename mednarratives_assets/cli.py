@@ -27,7 +27,7 @@ from mednarratives_assets.channels import is_valid_channel_name, scan_channels, 
 from mednarratives_assets.definitions import build_definitions
 from mednarratives_assets.defs.jobs import (
     channel_pipeline_job,
-    dataset_statistics_job,
+    dataset_job,
     genmedclip_job,
     ingest_job,
 )
@@ -111,15 +111,15 @@ def ingest(
 def run_pipeline(
     layout: DataLayout, instance: dg.DagsterInstance, channels: list[str] | None = None, clip: bool = False
 ) -> dict[str, str | None]:
-    """Every channel's assets, then the dataset's statistics over every channel; with `clip`,
+    """Every channel's assets, then the dataset over every channel (dataset_job); with `clip`,
     GenMedCLIP and its scores on every channel's pairs. Name (a channel, "dataset" or "genmedclip")
     -> None when it succeeded, else why not."""
     outcome = materialize_channels(layout, instance, channels, channel_pipeline_job.name)
     if not any(reason is None for reason in outcome.values()):
         return outcome
-    print("[dataset] statistics over every channel", flush=True)
+    print("[dataset] statistics and the merged dataset, split by lecture, over every channel", flush=True)
     definitions = cli_definitions(layout)
-    outcome["dataset"] = run_job(definitions.resolve_job_def(dataset_statistics_job.name), instance)
+    outcome["dataset"] = run_job(definitions.resolve_job_def(dataset_job.name), instance)
     n_pairs = table_counts(layout.duckdb_path).get("aligned_pairs", 0)
     if clip and n_pairs < MIN_PAIRS_FOR_GENMEDCLIP:
         print(f"genmedclip: skipped, {n_pairs} aligned pairs (at least {MIN_PAIRS_FOR_GENMEDCLIP} needed)")

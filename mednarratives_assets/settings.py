@@ -115,6 +115,12 @@ class DataLayout:
         """Dataset folders, one per channel, that Hugging Face `datasets` loads."""
         return self.data_root / "exports"
 
+    @property
+    def merged_dataset_dir(self) -> Path:
+        """Every channel's pairs in one dataset folder, split by lecture (`dataset_export_all`).
+        Not under `exports/`, where any name (`all` too) can be a channel's."""
+        return self.data_root / "dataset"
+
     def channel_dir(self, channel: str) -> Path:
         """The channel's video folder."""
         return self.channel_path(self.videos_dir, channel)

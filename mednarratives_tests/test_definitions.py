@@ -83,7 +83,7 @@ def test_the_genmedclip_group_reads_every_channel_and_stays_out_of_the_channel_p
     assert set(parents).isdisjoint(key.to_user_string() for key in pipeline.asset_layer.executable_asset_keys)
 
 
-def test_dataset_statistics_reads_every_channel_in_a_job_of_its_own():
+def test_dataset_statistics_reads_every_channel_in_the_dataset_job():
     from mednarratives_assets.definitions import defs
 
     node = defs.get_repository_def().asset_graph.get(dg.AssetKey("dataset_statistics"))
@@ -96,12 +96,31 @@ def test_dataset_statistics_reads_every_channel_in_a_job_of_its_own():
         "video_filter",
         "aligned_pairs",
     }
-    assert node.partitions_def is None and node.group_name == "statistics"
-    job = defs.resolve_job_def("dataset_statistics_job")
-    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {"dataset_statistics"}
+    assert node.partitions_def is None and node.group_name == "dataset"
+    job = defs.resolve_job_def("dataset_job")
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {
+        "dataset_statistics",
+        "dataset_export_all",
+    }
     for other in ("channel_pipeline_job", "genmedclip_job"):
         keys = defs.resolve_job_def(other).asset_layer.executable_asset_keys
         assert dg.AssetKey("dataset_statistics") not in keys
+
+
+def test_the_merged_export_reads_every_channel_and_runs_in_the_dataset_job():
+    from mednarratives_assets.definitions import defs
+
+    node = defs.get_repository_def().asset_graph.get(dg.AssetKey("dataset_export_all"))
+    assert {key.to_user_string() for key in node.parent_keys} == {
+        "aligned_pairs",
+        "narratives",
+        "boxes",
+        "dataset_statistics",
+    }
+    assert node.partitions_def is None and node.group_name == "dataset"
+    for job, runs_it in (("dataset_job", True), ("channel_pipeline_job", False), ("genmedclip_job", False)):
+        keys = defs.resolve_job_def(job).asset_layer.executable_asset_keys
+        assert (dg.AssetKey("dataset_export_all") in keys) is runs_it, job
 
 
 def test_data_root_setting_moves_the_database(monkeypatch, tmp_path):

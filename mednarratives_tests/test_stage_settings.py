@@ -14,6 +14,7 @@ from mednarratives_assets.stages.aligned_pairs import PairSettings
 from mednarratives_assets.stages.boxes import BoxSettings
 from mednarratives_assets.stages.cursor_detector import DetectorTrainingSettings
 from mednarratives_assets.stages.cursor_traces import TraceSettings
+from mednarratives_assets.stages.dataset_export_all import MergedExportSettings
 from mednarratives_assets.stages.frame_classifier import ClassifierTrainingSettings
 from mednarratives_assets.stages.genmedclip_model import ClipTrainingSettings
 from mednarratives_assets.stages.narratives import NarrativeSettings
@@ -31,6 +32,7 @@ STAGE_SETTINGS = [
     ClassifierTrainingSettings,
     DetectorTrainingSettings,
     VideoFilterSettings,
+    MergedExportSettings,
 ]
 
 

@@ -6,7 +6,7 @@ from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.dataset_statistics import compute_statistics, statistics_plots
 
 
-@dg.asset(kinds={"duckdb", "polars"}, group_name="statistics")
+@dg.asset(kinds={"duckdb", "polars"}, group_name="dataset")
 def dataset_statistics(
     context: dg.AssetExecutionContext,
     videos: pl.DataFrame,

@@ -1,7 +1,6 @@
 import dagster as dg
 
 from mednarratives_assets.defs.cursor_detector import cursor_detector
-from mednarratives_assets.defs.dataset_statistics import dataset_statistics
 from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import videos
@@ -16,7 +15,7 @@ channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.assets(frame_classifier, cursor_detector)
-    - dg.AssetSelection.groups("genmedclip", "statistics", "publish"),
+    - dg.AssetSelection.groups("genmedclip", "dataset", "publish"),
     description="Every channel-partitioned asset, from downloads to the last stage, for one channel.",
 )
 
@@ -38,9 +37,8 @@ genmedclip_job = dg.define_asset_job(
     description="Train GenMedCLIP and its no-dense baseline on every channel's pairs, then score them.",
 )
 
-dataset_statistics_job = dg.define_asset_job(
-    "dataset_statistics_job",
-    selection=dg.AssetSelection.assets(dataset_statistics),
-    description="The dataset's figures over every channel's tables (not partitioned); run it after "
-    "channel_pipeline_job has materialized the channels.",
+dataset_job = dg.define_asset_job(
+    "dataset_job",
+    selection=dg.AssetSelection.groups("dataset"),
+    description="Every channel's pairs as one dataset, split by lecture, and its statistics (unpartitioned).",
 )

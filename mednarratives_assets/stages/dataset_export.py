@@ -70,7 +70,7 @@ def pairs_with_boxes(pairs: pl.DataFrame, boxes: pl.DataFrame) -> pl.DataFrame:
     """The pairs, each with a `boxes` list (empty when the pointer never dwelt) and its `file_name`."""
     nested = (
         boxes.sort("box_index")
-        .group_by("video_id", "chunk_index", maintain_order=True)
+        .group_by("channel", "video_id", "chunk_index", maintain_order=True)
         .agg(
             boxes=pl.struct(
                 x1="x1_norm",
@@ -84,13 +84,34 @@ def pairs_with_boxes(pairs: pl.DataFrame, boxes: pl.DataFrame) -> pl.DataFrame:
         )
     )
     return (
-        pairs.join(nested, on=["video_id", "chunk_index"], how="left")
+        pairs.join(nested, on=["channel", "video_id", "chunk_index"], how="left")
         .with_columns(
             pl.col("boxes").fill_null(pl.lit([], dtype=pl.List(BOX_STRUCT))),
             file_name=pl.col("pair_id") + ".png",
         )
         .select("file_name", *pairs.columns, "boxes")
     )
+
+
+def write_pairs_folder(data_root: Path, folder: Path, pairs: pl.DataFrame, boxes: pl.DataFrame) -> int:
+    """`folder` (new) with the pairs' images and their metadata.parquet, as Hugging Face's image
+    folder reads them; returns the number of boxes written."""
+    folder.mkdir()
+    for image_path, identifier in pairs.select("image_path", "pair_id").iter_rows():
+        source = data_root / image_path
+        if not source.is_file():
+            raise FileNotFoundError(
+                f"pair {identifier}: image {source} is missing: re-materialize aligned_pairs"
+            )
+        link_or_copy(source, folder / f"{identifier}.png")
+    table = pairs_with_boxes(pairs, boxes)
+    table.write_parquet(folder / "metadata.parquet")
+    return int(table["boxes"].list.len().sum() or 0)
+
+
+def narratives_of(narratives: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The narratives of `pairs` (image_id = pair_id): those of chunks without a pair are left out."""
+    return narratives.filter(pl.col("image_id").is_in(pairs["pair_id"].to_list()))
 
 
 def export_dataset(
@@ -103,19 +124,9 @@ def export_dataset(
 ) -> ExportSummary:
     """Write the dataset folder for `pairs`; narratives and boxes of chunks without a pair are left out."""
     with replaced_folder(folder) as staging:  # a failed export leaves the stored one as it was
-        (staging / "train").mkdir()
-        for image_path, identifier in pairs.select("image_path", "pair_id").iter_rows():
-            source = data_root / image_path
-            if not source.is_file():
-                raise FileNotFoundError(
-                    f"pair {identifier}: image {source} is missing: re-materialize aligned_pairs"
-                )
-            link_or_copy(source, staging / "train" / f"{identifier}.png")
-        table = pairs_with_boxes(pairs, boxes)
-        table.write_parquet(staging / "train" / "metadata.parquet")
-        told = narratives.filter(pl.col("image_id").is_in(pairs["pair_id"].to_list()))
+        n_boxes = write_pairs_folder(data_root, staging / "train", pairs, boxes)
+        told = narratives_of(narratives, pairs)
         write_jsonl(told, staging / "narratives.jsonl")
-        n_boxes = int(table["boxes"].list.len().sum() or 0)
         (staging / "README.md").write_text(
             _CARD.format(title=title, n_pairs=pairs.height, n_boxes=n_boxes, n_narratives=told.height)
         )

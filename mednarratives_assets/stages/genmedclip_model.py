@@ -34,6 +34,7 @@ from safetensors.torch import save_model
 
 from mednarratives_assets.atomic_files import replaced_file, replaced_folder
 from mednarratives_assets.contact_sheets import figure_png
+from mednarratives_assets.lecture_splits import split_by_lecture
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.tables import grouped
 
@@ -79,7 +80,7 @@ class ClipTrainingSettings:
     seed: int = setting(0, "Seeds the held-out split, the initial weights and the batches.")
     held_out_fraction: float = setting(0.2, "Share of lectures never used in training.", ge=0, lt=1)
     duplicate_distance: int = setting(
-        6, "pHash bits: a held-out image this close to a training one is dropped.", ge=0
+        6, "pHash bits: lectures showing images this close go to the same side of the split.", ge=0
     )
     device: str = setting("auto", "auto: CUDA where present, else the CPU; or cpu, cuda, cuda:N.")
 
@@ -169,32 +170,15 @@ def open_clip_config(model_cfg: dict) -> dict:
 
 
 def lecture_split(pairs: pl.DataFrame, held_out_fraction: float, seed: int, duplicate_distance: int):
-    """Split pairs by lecture, so no lecture gives both training and held-out pairs.
-
-    A lecture is held out when a hash of (seed, channel, video) falls under the fraction; a
-    held-out pair whose image lies within `duplicate_distance` pHash bits of a training image (the
-    same picture shown in another lecture) is dropped, as it would leak. Returns (train, held_out,
-    dropped pair ids).
+    """Split pairs by lecture (`lecture_splits.split_by_lecture`): no lecture and no picture gives
+    both training and held-out pairs, and with two lectures or more (and a nonzero fraction) one at
+    least is held out and one trained on. Returns (train, held_out, dropped pair ids): a held-out
+    pair is dropped only where one picture in every lecture leaves no other way to hold one out.
     """
-
-    def held_out(channel: str, video_id: str) -> bool:
-        digest = hashlib.sha1(f"{seed}/{channel}/{video_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64 < held_out_fraction
-
-    marked = pairs.with_columns(
-        pl.struct("channel", "video_id")
-        .map_elements(lambda key: held_out(key["channel"], key["video_id"]), return_dtype=pl.Boolean)
-        .alias("_held_out")
+    split = split_by_lecture(
+        pairs, {"train": 1 - held_out_fraction, "held_out": held_out_fraction}, seed, duplicate_distance
     )
-    train = marked.filter(~pl.col("_held_out")).drop("_held_out")
-    candidates = marked.filter(pl.col("_held_out")).drop("_held_out")
-    train_hashes = np.array([int(h, 16) for h in train["phash"]], dtype=np.uint64)
-    leaks = [
-        pair_id
-        for pair_id, phash in candidates.select("pair_id", "phash").iter_rows()
-        if (np.bitwise_count(train_hashes ^ np.uint64(int(phash, 16))) <= duplicate_distance).any()
-    ]
-    return train, candidates.filter(~pl.col("pair_id").is_in(leaks)), leaks
+    return split.pairs["train"], split.pairs["held_out"], split.dropped_pair_ids
 
 
 def pair_text() -> pl.Expr:

@@ -1,0 +1,61 @@
+import dagster as dg
+import polars as pl
+
+from mednarratives_assets.defs.configs import config_class, settings_from
+from mednarratives_assets.defs.resources import DataPaths
+from mednarratives_assets.stages.dataset_export_all import MergedExportSettings, export_all_channels
+
+MergedExportConfig = config_class(
+    MergedExportSettings,
+    "MergedExportConfig",
+    "How the lectures of every channel are shared among the train, validation and test splits.",
+)
+
+
+@dg.asset(
+    group_name="dataset",
+    kinds={"parquet", "huggingface"},
+    # Written by its own asset (table dataset_statistics); shown on the dataset card.
+    ins={"dataset_statistics": dg.AssetIn()},
+)
+def dataset_export_all(
+    config: MergedExportConfig,
+    aligned_pairs: pl.DataFrame,
+    narratives: pl.DataFrame,
+    boxes: pl.DataFrame,
+    dataset_statistics: pl.DataFrame,
+    paths: DataPaths,
+) -> dg.MaterializeResult:
+    """Every channel's pairs as one dataset folder, data/dataset: train, validation and test splits
+    by lecture (loadable by Hugging Face `datasets.load_dataset(folder)` as a DatasetDict), Localized
+    Narratives JSONL per split, and a dataset card with the dataset's statistics."""
+    try:
+        settings = settings_from(config, MergedExportSettings)
+    except ValueError as exc:
+        raise dg.Failure(f"dataset_export_all config: {exc}") from exc
+    layout = paths.layout
+    try:
+        summary = export_all_channels(
+            layout.data_root,
+            layout.merged_dataset_dir,
+            aligned_pairs,
+            narratives,
+            boxes,
+            dataset_statistics,
+            settings,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise dg.Failure(f"dataset_export_all: {exc}") from exc
+    per_split = {}
+    for name, split in summary.splits.items():
+        per_split[f"n_pairs_{name}"] = split.n_pairs
+        per_split[f"n_lectures_{name}"] = split.n_lectures
+    return dg.MaterializeResult(
+        metadata={
+            "folder": dg.MetadataValue.path(str(summary.folder)),
+            **per_split,
+            "n_boxes": sum(split.n_boxes for split in summary.splits.values()),
+            "n_dropped_as_duplicates": len(summary.dropped_pair_ids),
+            "load_with": dg.MetadataValue.md(f'`datasets.load_dataset("{summary.folder}")`'),
+        }
+    )

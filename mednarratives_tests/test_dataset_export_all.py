@@ -1,0 +1,267 @@
+"""The merged export of every channel: loaded back by split, with its narratives and statistics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from mednarratives_assets.defs.dataset_export_all import dataset_export_all
+from mednarratives_assets.image_hashing import hash_distance
+from mednarratives_assets.stages.dataset_export_all import (
+    SPLITS,
+    MergedExportSettings,
+    export_all_channels,
+    statistics_table,
+)
+from mednarratives_tests.clip_fixtures import SIDE, synthetic_pairs
+from mednarratives_tests.conftest import step_failure
+from mednarratives_tests.test_dataset_export import ASSETS
+from mednarratives_tests.test_narratives import LocalizedNarrative, TimedPoint, TimedUtterance
+
+STATISTICS = pl.DataFrame(
+    {
+        "statistic": ["n_pairs", "mean_caption_words", "n_pairs", "n_chunks_skipped"],
+        "breakdown": ["", "", "CT", "no words | silent"],
+        "value": [33.0, 7.25, 17.0, 12345.0],
+        "unit": ["pairs", "words", "pairs", "chunks"],
+    },
+    schema={"statistic": pl.Utf8, "breakdown": pl.Utf8, "value": pl.Float64, "unit": pl.Utf8},
+)
+
+
+@pytest.fixture
+def offline_hf(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def narrative_rows(pairs: pl.DataFrame) -> pl.DataFrame:
+    """A narratives row per pair (image_id = pair_id), plus one of a chunk that gave no pair."""
+    rows = [
+        {
+            "channel": channel,
+            "video_id": video_id,
+            "chunk_index": chunk_index,
+            "dataset_id": f"mednarratives/{channel}",
+            "image_id": image_id,
+            "annotator_id": 7,
+            "caption": "here it is",
+            "timed_caption": [{"utterance": "here", "start_time": 0.0, "end_time": 0.3}],
+            "traces": [[{"x": 0.5, "y": 0.5, "t": 0.1}]],
+            "voice_recording": f"videos/{channel}/{video_id}.mp4#t=0.000,1.000",
+        }
+        for channel, video_id, chunk_index, image_id in pairs.select(
+            "channel", "video_id", "chunk_index", "pair_id"
+        ).iter_rows()
+    ]
+    orphan = rows[0] | {"chunk_index": 999, "image_id": "no-pair"}
+    return pl.DataFrame([*rows, orphan])
+
+
+def pairs_and_boxes(data_root, **synthetic) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """synthetic_pairs, the boxes with their dwell's times as the boxes table has them."""
+    pairs, boxes = synthetic_pairs(data_root, **synthetic)
+    return pairs, boxes.with_columns(start_s=pl.lit(1.0), end_s=pl.lit(2.0))
+
+
+def corpus(data_root):
+    """(pairs, boxes) of three channels: 5, 3 and 2 lectures of 4 pairs, the last pair of channel
+    c showing again the first picture of channel a (a copy of its file: the same pHash)."""
+    parts = [
+        pairs_and_boxes(data_root, n=n, channel=channel, lecture_size=4, seed=seed)
+        for channel, n, seed in (("a", 20, 1), ("b", 12, 2), ("c", 8, 3))
+    ]
+    pairs = pl.concat([part[0] for part in parts])
+    boxes = pl.concat([part[1] for part in parts])
+    original = pairs.row(0, named=True)
+    copy = pairs.filter(pl.col("channel") == "c").row(-1, named=True)
+    shutil.copyfile(data_root / original["image_path"], data_root / copy["image_path"])
+    pairs = pairs.with_columns(
+        phash=pl.when(pl.col("pair_id") == copy["pair_id"]).then(pl.lit(original["phash"])).otherwise("phash")
+    )
+    return pairs, boxes, (original, copy)
+
+
+def lecture_of(row) -> tuple[str, str]:
+    return row["channel"], row["video_id"]
+
+
+def test_the_merged_export_loads_back_by_split_with_narratives_and_statistics(tmp_path, offline_hf):
+    import datasets
+
+    pairs, boxes, (original, copy) = corpus(tmp_path)
+    folder = tmp_path / "dataset"
+    summary = export_all_channels(
+        tmp_path, folder, pairs, narrative_rows(pairs), boxes, STATISTICS, MergedExportSettings()
+    )
+    assert not summary.dropped_pair_ids
+    assert sum(s.n_lectures for s in summary.splits.values()) == 10
+
+    loaded = datasets.load_dataset(str(folder))
+    assert list(loaded) == list(SPLITS)  # 10 lectures: every split has one at least
+    assert {name: loaded[name].num_rows for name in SPLITS} == {
+        name: s.n_pairs for name, s in summary.splits.items()
+    }
+    assert sum(loaded[name].num_rows for name in SPLITS) == pairs.height  # no pair lost
+    rows = {name: list(loaded[name]) for name in SPLITS}
+    every_row = [row for split in rows.values() for row in split]
+    assert all(row["image"].size == (SIDE, SIDE) for row in every_row)
+    assert all(len(row["boxes"]) == 1 and row["boxes"][0]["phrase"] for row in every_row)
+
+    lectures = {name: {lecture_of(row) for row in split} for name, split in rows.items()}
+    for first, second in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        assert lectures[first].isdisjoint(lectures[second])
+        assert all(hash_distance(a["phash"], b["phash"]) > 6 for a in rows[first] for b in rows[second]), (
+            f"a picture in both {first} and {second}"
+        )
+    # The lectures that share a picture are in one split.
+    [shared] = [name for name, found in lectures.items() if lecture_of(original) in found]
+    assert lecture_of(copy) in lectures[shared]
+
+    for name in SPLITS:
+        lines = (folder / "narratives" / f"{name}.jsonl").read_text().splitlines()
+        narratives = [LocalizedNarrative(**json.loads(line)) for line in lines]
+        assert sorted(n.image_id for n in narratives) == sorted(row["pair_id"] for row in rows[name])
+        for narrative in narratives:
+            [TimedUtterance(**u) for u in narrative.timed_caption]
+            [[TimedPoint(**p) for p in trace] for trace in narrative.traces]
+
+    card = (folder / "README.md").read_text()
+    assert "| n_pairs | overall | 33 | pairs |" in card
+    assert "| mean_caption_words | overall | 7.25 | words |" in card
+    assert "| n_pairs | CT | 17 | pairs |" in card
+    assert "| n_chunks_skipped | no words \\| silent | 12,345 | chunks |" in card
+    assert f"| train | {summary.splits['train'].n_lectures} | {len(rows['train'])} |" in card
+
+
+def test_a_split_without_pairs_is_left_out_of_the_card_so_the_rest_still_loads(tmp_path, offline_hf):
+    import datasets
+
+    pairs, boxes = pairs_and_boxes(tmp_path, n=8, lecture_size=4)  # 2 lectures for 3 splits
+    folder = tmp_path / "dataset"
+    settings = MergedExportSettings()
+    summary = export_all_channels(tmp_path, folder, pairs, narrative_rows(pairs), boxes, STATISTICS, settings)
+    filled = [name for name, split in summary.splits.items() if split.n_pairs]
+    assert len(filled) == 2
+    loaded = datasets.load_dataset(str(folder))
+    assert list(loaded) == filled and sum(split.num_rows for split in loaded.values()) == 8
+
+
+def test_a_new_export_in_the_same_folder_is_read_anew_not_from_the_cache(tmp_path, offline_hf):
+    import datasets
+
+    pairs, boxes = pairs_and_boxes(tmp_path, n=8, lecture_size=4)
+    folder = tmp_path / "dataset"
+    for caption in ("as first exported", "corrected since"):  # same files, same counts
+        part = pairs.with_columns(corrected_caption=pl.lit(caption))
+        settings = MergedExportSettings()
+        export_all_channels(tmp_path, folder, part, narrative_rows(part), boxes, STATISTICS, settings)
+        loaded = datasets.load_dataset(str(folder))
+        assert {row["corrected_caption"] for split in loaded.values() for row in split} == {caption}
+
+
+def test_bad_input_is_named_and_the_stored_dataset_is_kept(tmp_path):
+    pairs, boxes = pairs_and_boxes(tmp_path, n=8, lecture_size=4)
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    (folder / "README.md").write_text("the stored dataset")
+
+    narratives = narrative_rows(pairs)
+
+    def export(statistics=STATISTICS, settings=None, pairs=pairs):
+        settings = settings or MergedExportSettings()
+        export_all_channels(tmp_path, folder, pairs, narratives, boxes, statistics, settings)
+
+    with pytest.raises(ValueError, match="dataset_statistics lacks the column.s. breakdown, unit"):
+        export(statistics=STATISTICS.drop("breakdown", "unit"))
+    with pytest.raises(ValueError, match="must add up to 1, got 1.1"):
+        export(settings=MergedExportSettings(validation_fraction=0.2))
+    with pytest.raises(ValueError, match="test_fraction must lie in .0, 1., got -0.1"):
+        export(settings=MergedExportSettings(train_fraction=1.0, validation_fraction=0.1, test_fraction=-0.1))
+    with pytest.raises(ValueError, match="aligned_pairs holds no pairs"):
+        export(pairs=pairs.head(0))
+    (tmp_path / pairs["image_path"][-1]).unlink()
+    with pytest.raises(FileNotFoundError, match=f"pair {pairs['pair_id'][-1]}: image .* is missing"):
+        export()
+    assert (folder / "README.md").read_text() == "the stored dataset"
+
+
+def test_statistics_render_in_their_order_and_an_empty_table_says_so():
+    table = statistics_table(STATISTICS)
+    assert table.splitlines()[2] == "| n_pairs | overall | 33 | pairs |"
+    assert statistics_table(STATISTICS.head(0)) == "No statistics were computed."
+
+
+def test_one_picture_in_every_lecture_is_kept_in_one_split_and_the_card_says_so(tmp_path, offline_hf):
+    import datasets
+
+    pairs, boxes = pairs_and_boxes(tmp_path, n=12, lecture_size=4)  # 3 lectures
+    first = pairs.row(0, named=True)
+    shown_again = pairs.filter(pl.col("chunk_index").is_in([4, 8]))  # the first pair of the others
+    for path in shown_again["image_path"]:
+        shutil.copyfile(tmp_path / first["image_path"], tmp_path / path)
+    pairs = pairs.with_columns(
+        phash=pl.when(pl.col("chunk_index").is_in([0, 4, 8])).then(pl.lit(first["phash"])).otherwise("phash")
+    )
+    folder = tmp_path / "dataset"
+    settings = MergedExportSettings()
+    summary = export_all_channels(tmp_path, folder, pairs, narrative_rows(pairs), boxes, STATISTICS, settings)
+    assert len(summary.dropped_pair_ids) == 2  # the copies outside the split that keeps the picture
+    loaded = datasets.load_dataset(str(folder))
+    assert list(loaded) == list(SPLITS) and sum(split.num_rows for split in loaded.values()) == 10
+    card = (folder / "README.md").read_text()
+    assert "so 2 pairs repeating a picture of an earlier split were left out" in card
+
+
+def test_dagster_materializes_the_merged_export_from_every_channels_tables(
+    layout, resources, instance, offline_hf
+):
+    import datasets
+
+    pairs, boxes, _ = corpus(layout.data_root)
+    tables = {
+        "aligned_pairs": pairs,
+        "narratives": narrative_rows(pairs),
+        "boxes": boxes,
+        "dataset_statistics": STATISTICS,
+    }
+    with duckdb.connect(str(layout.duckdb_path)) as con:  # as the IO manager would have stored them
+        for name, frame in tables.items():
+            con.register("frame", frame.to_arrow())
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM frame")
+            con.unregister("frame")
+    instance.add_dynamic_partitions("channel", ["a", "b", "c"])
+    # The table dataset_statistics is made by its own asset; here it stands as a spec.
+    assets = [*ASSETS, dg.AssetSpec("dataset_statistics"), dataset_export_all]
+
+    result = dg.materialize(assets, selection=[dataset_export_all], resources=resources, instance=instance)
+    [materialization] = result.asset_materializations_for_node("dataset_export_all")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    folder = layout.merged_dataset_dir
+    assert metadata["folder"] == str(folder) and str(folder) in metadata["load_with"]
+    assert sum(metadata[f"n_lectures_{name}"] for name in SPLITS) == 10
+    assert metadata["n_dropped_as_duplicates"] == 0
+    loaded = datasets.load_dataset(str(folder))
+    assert {name: split.num_rows for name, split in loaded.items()} == {
+        name: metadata[f"n_pairs_{name}"] for name in SPLITS
+    }
+    assert "| n_pairs | CT | 17 | pairs |" in (folder / "README.md").read_text()
+
+    bad = dg.materialize(
+        assets,
+        selection=[dataset_export_all],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"dataset_export_all": {"config": {"test_fraction": 0.3}}}},
+        raise_on_error=False,
+    )
+    assert "dataset_export_all config: train_fraction, validation_fraction and test_fraction must add up" in (
+        step_failure(bad)
+    )
+    assert datasets.load_dataset(str(folder))["train"].num_rows == metadata["n_pairs_train"]
