@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -59,18 +60,17 @@ def seed_upstream(layout, channels: dict[str, tuple[str, ...]]) -> None:
             con.unregister("frame")
 
 
-def test_the_export_loads_back_with_hugging_face_datasets(tmp_path, offline_hf):
-    import datasets
-
+def channel_pairs(data_root: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The pairs, narratives and boxes of the fixture's channel "ch" with one lecture."""
     from mednarratives_assets.asr.vocabulary import MedicalVocabulary
     from mednarratives_assets.stages.aligned_pairs import PairSettings, pair_channel
 
-    tables = narrated_channel(tmp_path, "ch", ("a",)).tables
+    tables = narrated_channel(data_root, "ch", ("a",)).tables
     told = narrate(tables)
-    found = box(tmp_path, tables)
+    found = box(data_root, tables)
     pairs = pair_channel(
-        tmp_path,
-        tmp_path / "pairs",
+        data_root,
+        data_root / "pairs",
         tables["stable_chunks"],
         told,
         found,
@@ -79,6 +79,13 @@ def test_the_export_loads_back_with_hugging_face_datasets(tmp_path, offline_hf):
         PairSettings(),
         None,
     ).pairs
+    return pairs, told, found
+
+
+def test_the_export_loads_back_with_hugging_face_datasets(tmp_path, offline_hf):
+    import datasets
+
+    pairs, told, found = channel_pairs(tmp_path)
     summary = export_dataset(tmp_path, tmp_path / "export", "test", pairs, told, found)
     assert (summary.n_pairs, summary.n_boxes, summary.n_narratives) == (1, 3, 1)
 
@@ -95,6 +102,20 @@ def test_the_export_loads_back_with_hugging_face_datasets(tmp_path, offline_hf):
         pl.read_parquet(tmp_path / "export" / "train" / "metadata.parquet")["file_name"][0]
         == f"{row['pair_id']}.png"
     )
+
+
+def test_a_new_export_in_the_same_folder_is_read_anew_not_from_the_cache(tmp_path, offline_hf):
+    import datasets
+
+    pairs, told, found = channel_pairs(tmp_path)
+    folder = tmp_path / "export"
+    # datasets reads HF_HOME once, on import: a cache of this test's own keeps other tests' out.
+    cache = tmp_path / "datasets-cache"
+    for caption in ("as first exported", "corrected since"):  # same files, same counts
+        part = pairs.with_columns(corrected_caption=pl.lit(caption))
+        export_dataset(tmp_path, folder, "test", part, told, found)
+        loaded = datasets.load_dataset(str(folder), split="train", cache_dir=str(cache))
+        assert loaded["corrected_caption"] == [caption]
 
 
 def test_a_missing_pair_image_is_named_and_the_stored_export_is_kept(tmp_path):

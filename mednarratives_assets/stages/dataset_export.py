@@ -1,6 +1,7 @@
 """Stage `dataset_export`: a channel's pairs as a dataset folder other tools read as it is.
 
-    <export>/README.md              dataset card; its `configs` block points Hugging Face at train/
+    <export>/README.md              dataset card; its `configs` block points Hugging Face at train/,
+                                    its `dataset_info` holds the content's fingerprint
     <export>/train/metadata.parquet one row per pair: file_name, texts, domain, boxes (normalized)
     <export>/train/<pair_id>.png    the pair's image
     <export>/narratives.jsonl       Localized Narratives, image_id = pair_id
@@ -11,6 +12,7 @@ reads the metadata directly. The folder is written whole beside the old one, the
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,9 @@ configs:
 - config_name: default
   data_dir: train
   drop_labels: true
+dataset_info:
+  config_name: default
+  description: MedNarratives, one channel; content fingerprint {fingerprint}
 task_categories:
 - image-to-text
 - zero-shot-image-classification
@@ -127,7 +132,25 @@ def export_dataset(
         n_boxes = write_pairs_folder(data_root, staging / "train", pairs, boxes)
         told = narratives_of(narratives, pairs)
         write_jsonl(told, staging / "narratives.jsonl")
-        (staging / "README.md").write_text(
-            _CARD.format(title=title, n_pairs=pairs.height, n_boxes=n_boxes, n_narratives=told.height)
+        card = _CARD.format(
+            title=title,
+            n_pairs=pairs.height,
+            n_boxes=n_boxes,
+            n_narratives=told.height,
+            fingerprint=content_fingerprint(staging),
         )
+        (staging / "README.md").write_text(card)
     return ExportSummary(folder, pairs.height, n_boxes, told.height)
+
+
+def content_fingerprint(folder: Path) -> str:
+    """16 hex digits of SHA-256 over the folder's tables and narratives (the images' hashes are
+    in the tables).
+
+    Hugging Face caches a local folder's dataset by its card's metadata, not by its files' content:
+    the card carries this so that a new export is read anew."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.parquet")) + sorted(folder.rglob("*.jsonl")):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -13,7 +13,6 @@ that hold pairs. The folder is written whole beside the old one, then swapped in
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import yaml
 from mednarratives_assets.atomic_files import replaced_folder
 from mednarratives_assets.lecture_splits import split_by_lecture
 from mednarratives_assets.stage_settings import check_settings, setting
-from mednarratives_assets.stages.dataset_export import narratives_of, write_pairs_folder
+from mednarratives_assets.stages.dataset_export import content_fingerprint, narratives_of, write_pairs_folder
 from mednarratives_assets.stages.narratives import write_jsonl
 
 SPLITS = ("train", "validation", "test")
@@ -185,16 +184,6 @@ Load it with `datasets.load_dataset("<this folder>")`: a DatasetDict of the spli
 
 {statistics_md}
 """
-
-
-def content_fingerprint(folder: Path) -> str:
-    """16 hex digits of SHA-256 over the folder's tables and narratives (the images' hashes are
-    in the tables)."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*/*.parquet")) + sorted(folder.glob("narratives/*.jsonl")):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def statistics_table(statistics: pl.DataFrame) -> str:
