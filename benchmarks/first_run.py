@@ -8,7 +8,7 @@ one's own videos, timed, with what they leave behind.
 2. Copy the demo's videos, without their ground truth, into a fresh data root, in folders named as a
    user would name their channels, and time `mednarratives run --clip` on them.
 Each prints its wall time, exit status, the rows per table, the benchmark_scores rows per model and the
-merged export's splits.
+merged dataset's splits.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from mednarratives_assets.evaluation.report import Check, print_checks
+from mednarratives_assets.settings import DataLayout
 
 TARGET_DEMO_S = 8 * 60
 
@@ -56,10 +57,10 @@ def describe(data_root: Path) -> None:
                 "select model_id, benchmark, count(*) from benchmark_scores group by all order by all"
             ).fetchall()
             print("  benchmark_scores: " + ", ".join(f"{m} {b} {n}" for m, b, n in per_model))
-    export = data_root / "exports" / "all"
+    merged = DataLayout.at(data_root).merged_dataset_dir
     for split in ("train", "validation", "test"):
-        if (export / split).is_dir():
-            print(f"  merged export {split}: {len(list((export / split).glob('*.png')))} images")
+        if (merged / split).is_dir():
+            print(f"  merged dataset {split}: {len(list((merged / split).glob('*.png')))} images")
 
 
 def main() -> None:

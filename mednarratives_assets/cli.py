@@ -149,7 +149,11 @@ def _print_summary(layout: DataLayout, outcome: dict[str, str | None]) -> None:
 
 def _print_files(layout: DataLayout) -> None:
     """Where the files are: dataset folders, keyframes, and the models in use."""
-    for what, folder in (("dataset folders", layout.exports_dir), ("keyframes", layout.keyframes_dir)):
+    for what, folder in (
+        ("dataset, split by lecture", layout.merged_dataset_dir),
+        ("dataset folders per channel", layout.exports_dir),
+        ("keyframes", layout.keyframes_dir),
+    ):
         if folder.is_dir():
             print(f"{what}: {folder}")
     models: ModelStore = build_resources(layout)["models"]

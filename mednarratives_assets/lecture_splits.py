@@ -9,11 +9,15 @@ A lecture is one video of one channel: (channel, video_id). The rules, in order:
 2. Each group is placed by a hash of (seed, channel, video_id) of its first lecture, a number in
    [0, 1): split k takes the numbers between the sums of the fractions before it and through it.
    The place depends on the lecture alone, so adding a lecture moves no other (except one that
-   ties groups together, or one that refills an empty split, below).
+   ties groups together, one too big for its split, or one that refills an empty split, below).
+   A group with more pairs than its split's share of all pairs (and more than one) goes to the
+   split with the largest fraction instead: a lecturer who reuses one picture in most of a
+   channel's lectures would otherwise hold out most of the data and leave little to train on.
 3. When as many lectures as splits with a nonzero fraction are there, each such split gets one at
    least: a split left empty takes, from a split with two groups or more, the group whose number
-   lies nearest its own range. (By its hash alone, a small corpus can leave a split empty: a
-   6-lecture demo with 20% held out keeps none back a quarter of the time.)
+   lies nearest its own range, among those that fit its share if any do. (By its hash alone, a
+   small corpus can leave a split empty: a 6-lecture demo with 20% held out keeps none back a
+   quarter of the time.)
 4. Only when the groups are fewer than those splits, though the lectures are not (one picture
    shown in every lecture), are lectures placed one by one; then a pair whose image lies within
    `duplicate_distance` bits of a pair of an earlier split (in the order the splits are named) is
@@ -77,7 +81,7 @@ def split_by_lecture(
     unit_of = [first_of_group[group] for group in group_of] if groups_kept else list(range(len(keys)))
     units = sorted(set(unit_of))
     position = {unit: lecture_position(seed, *keys[unit]) for unit in units}
-    split_of_unit = _place(units, position, fractions)
+    split_of_unit = _place(units, position, _pairs_per_unit(pairs, keys, unit_of), fractions)
     lectures = lectures.with_columns(
         split=pl.Series([names[split_of_unit[unit]] for unit in unit_of], dtype=pl.Utf8),
         group=pl.Series(["/".join(keys[unit]) for unit in unit_of], dtype=pl.Utf8),
@@ -123,22 +127,48 @@ def _near_duplicate_lectures(pairs: pl.DataFrame, keys: list[tuple], duplicate_d
     return coo_matrix((np.ones(len(rows_all)), (rows_all, cols_all)), shape=(len(keys), len(keys)))
 
 
-def _place(units: list[int], position: dict[int, float], fractions: Mapping[str, float]) -> dict[int, int]:
-    """Each unit's split: the range its position falls in, then every empty nonzero split refilled."""
-    bounds = np.cumsum(list(fractions.values()))
+def _pairs_per_unit(pairs: pl.DataFrame, keys: list[tuple], unit_of: list[int]) -> dict[int, int]:
+    per_lecture = dict(((c, v), n) for c, v, n in pairs.group_by(LECTURE).len().iter_rows())
+    sizes: dict[int, int] = {}
+    for key, unit in zip(keys, unit_of, strict=True):
+        sizes[unit] = sizes.get(unit, 0) + per_lecture[key]
+    return sizes
+
+
+def _place(
+    units: list[int], position: dict[int, float], size: dict[int, int], fractions: Mapping[str, float]
+) -> dict[int, int]:
+    """Each unit's split: the range its position falls in (the largest split for a unit too big for
+    it), then every empty nonzero split refilled."""
+    shares = list(fractions.values())
+    bounds = np.cumsum(shares)
     ranges = list(zip(np.concatenate([[0.0], bounds[:-1]]), bounds, strict=True))
-    last_filled = max(split for split, fraction in enumerate(fractions.values()) if fraction > 0)
-    # side="right" skips zero-width ranges; a position past a sum just under 1 goes to the last range
-    split_of = {u: min(int(np.searchsorted(bounds, position[u], side="right")), last_filled) for u in units}
-    for split, fraction in enumerate(fractions.values()):
-        if fraction == 0 or split in split_of.values():
+    capacity = [share * sum(size.values()) for share in shares]
+    largest = int(np.argmax(shares))
+    last_filled = max(split for split, share in enumerate(shares) if share > 0)
+
+    def fits(unit: int, split: int) -> bool:
+        return size[unit] <= max(capacity[split], 1)
+
+    split_of = {}
+    for u in units:
+        # side="right" skips zero-width ranges; a position past a sum just under 1 goes to the last range
+        split = min(int(np.searchsorted(bounds, position[u], side="right")), last_filled)
+        split_of[u] = split if fits(u, split) else largest
+    for split, share in enumerate(shares):
+        if share == 0 or split in split_of.values():
             continue
         counts = np.bincount(list(split_of.values()), minlength=len(bounds))
         donors = [u for u in units if counts[split_of[u]] >= 2]
         if not donors:  # fewer units than nonzero splits: nothing to spare
             break
         low, high = ranges[split]
-        split_of[min(donors, key=lambda u: (max(low - position[u], position[u] - high, 0.0), u))] = split
+        split_of[
+            min(
+                donors,
+                key=lambda u: (not fits(u, split), max(low - position[u], position[u] - high, 0.0), u),
+            )
+        ] = split
     return split_of
 
 

@@ -140,3 +140,20 @@ def test_one_picture_in_every_lecture_still_fills_each_split_and_drops_its_repea
 def test_bad_input_is_named(pairs, fractions, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         split_by_lecture(pairs, fractions, seed=0, duplicate_distance=6)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_group_too_big_for_a_held_out_split_trains_instead(seed):
+    """Four of five lectures show one picture (a lecturer reusing a slide): held out, that group
+    would leave one pair to train on. It trains, and the lone lecture is held out."""
+    pairs = lecture_pairs([("ch", f"v{i}") for i in range(5)], per_lecture=2, seed=seed)
+    shared = pairs["phash"][2]
+    pairs = pairs.with_columns(
+        pl.when(pl.col("video_id").is_in(["v1", "v2", "v3", "v4"]) & (pl.col("pair_id").str.ends_with("/0")))
+        .then(pl.lit(shared))
+        .otherwise(pl.col("phash"))
+        .alias("phash")
+    )
+    split = split_by_lecture(pairs, {"train": 0.8, "held_out": 0.2}, seed=seed, duplicate_distance=6)
+    assert {split_of(split, "ch", f"v{i}") for i in range(1, 5)} == {"train"}
+    assert split_of(split, "ch", "v0") == "held_out" and not split.dropped_pair_ids

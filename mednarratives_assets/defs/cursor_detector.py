@@ -21,7 +21,7 @@ from mednarratives_assets.stages.frame_classifier import (
 CursorDetectorTraining = config_class(
     DetectorTrainingSettings,
     "CursorDetectorTraining",
-    "How much to train. The defaults take about 20 minutes on 2 cores; CI trains a small model.",
+    "How much to train. The defaults, the shipped model's, take about 20 minutes on 2 cores.",
     extra=EXTRA_IMAGES_DIR,
 )
 

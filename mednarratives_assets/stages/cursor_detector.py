@@ -50,7 +50,7 @@ _ULTRALYTICS_SETTINGS_OFF = (
 
 @dataclass(frozen=True)
 class DetectorTrainingSettings:
-    """How much to train; the defaults take about 25 minutes on 2 cores, CI trains far less."""
+    """How much to train; the defaults (the shipped model's) take about 20 minutes on 2 cores."""
 
     train_crops: int = setting(3000, "Generated crops to train on.", ge=16)
     val_crops: int = setting(600, "Generated crops to validate on.", ge=8)
