@@ -57,11 +57,18 @@ def cli_definitions(layout: DataLayout) -> dg.Definitions:
 
 
 def run_job(
-    job: dg.JobDefinition, instance: dg.DagsterInstance, partition_key: str | None = None
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    partition_key: str | None = None,
+    assets: list[str] | None = None,
 ) -> str | None:
     """Run `job` in-process; None when it succeeded, else why not ("<stage>: <error>" per failed stage)."""
     result = job.execute_in_process(
-        partition_key=partition_key, instance=instance, run_config=TERMINAL_LOGGER, raise_on_error=False
+        partition_key=partition_key,
+        instance=instance,
+        run_config=TERMINAL_LOGGER,
+        raise_on_error=False,
+        asset_selection=[dg.AssetKey(name) for name in assets] if assets else None,
     )
     if result.success:
         return None
@@ -117,10 +124,15 @@ def run_pipeline(
     outcome = materialize_channels(layout, instance, channels, channel_pipeline_job.name)
     if not any(reason is None for reason in outcome.values()):
         return outcome
-    print("[dataset] statistics and the merged dataset, split by lecture, over every channel", flush=True)
     definitions = cli_definitions(layout)
-    outcome["dataset"] = run_job(definitions.resolve_job_def(dataset_job.name), instance)
     n_pairs = table_counts(layout.duckdb_path).get("aligned_pairs", 0)
+    if n_pairs:
+        print("[dataset] statistics and the merged dataset, split by lecture, over every channel", flush=True)
+        outcome["dataset"] = run_job(definitions.resolve_job_def(dataset_job.name), instance)
+    else:  # the statistics still say which videos were left out, and why
+        print("[dataset] statistics over every channel; no aligned pairs, so no merged dataset", flush=True)
+        dataset = definitions.resolve_job_def(dataset_job.name)
+        outcome["dataset"] = run_job(dataset, instance, assets=["dataset_statistics"])
     if clip and n_pairs < MIN_PAIRS_FOR_GENMEDCLIP:
         print(f"genmedclip: skipped, {n_pairs} aligned pairs (at least {MIN_PAIRS_FOR_GENMEDCLIP} needed)")
     elif clip:

@@ -18,7 +18,7 @@ from mednarratives_assets.defs.videos import videos
 from mednarratives_assets.evaluation.stage_scores import TraceScore
 from mednarratives_assets.mp4 import write_mp4
 from mednarratives_assets.stages import cursor_traces as stage
-from mednarratives_assets.stages.cursor_detector import CROP_PX, Detection, DetectorTrainingSettings
+from mednarratives_assets.stages.cursor_detector import CROP_PX, Detection
 from mednarratives_assets.stages.cursor_traces import (
     CURSOR_TRACES_SCHEMA,
     MOVED,
@@ -37,7 +37,6 @@ from mednarratives_assets.synthetic.medical_images import packaged_images
 from mednarratives_assets.synthetic.pointers import CursorStyle, paste_sprite, render_sprite
 from mednarratives_assets.synthetic.slides import THEMES, image_slide
 from mednarratives_assets.video_frames import Sample
-from mednarratives_tests.conftest import step_failure
 
 SIZE = (1280, 720)
 FPS = 20  # sampled every other frame: 10 Hz
@@ -411,28 +410,15 @@ def test_a_wrong_setting_is_named(changes, message):
         TraceSettings(**changes).validated()
 
 
-def test_the_asset_needs_the_detector_then_writes_the_table_overlays_and_checks(
-    layout, resources, instance, ct_slide, default_cursor_detector, default_frame_classifier
+def test_the_asset_traces_with_the_shipped_detector_and_writes_the_table_overlays_and_checks(
+    layout, resources, instance, ct_slide
 ):
-    detector = default_cursor_detector
     slide, (ix, iy, iw, ih) = ct_slide
     hotspots = [None] * FPS + path_through([(ix + 60, iy + 60), (ix + iw - 60, iy + ih - 80)], 3 * FPS)
     lecture(layout.channel_dir("ch") / "a.mp4", slide, hotspots, CursorStyle("arrow", "dark", 30))
     instance.add_dynamic_partitions("channel", ["ch"])
     dg.materialize([videos, stable_chunks], partition_key="ch", resources=resources, instance=instance)
 
-    missing = dg.materialize(
-        [videos, stable_chunks, cursor_traces],
-        selection=[cursor_traces],
-        partition_key="ch",
-        resources=resources,
-        instance=instance,
-        raise_on_error=False,
-    )
-    error = step_failure(missing)
-    assert "materialize cursor_detector" in error
-
-    detector.save(layout.cursor_detector_path, DetectorTrainingSettings())
     result = dg.materialize(
         [videos, stable_chunks, cursor_traces],
         selection=[cursor_traces],

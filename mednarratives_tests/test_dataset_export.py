@@ -136,18 +136,6 @@ def test_the_narratives_group_materializes_its_tables_files_and_checks(
 
     seed_upstream(layout, {"ch": ("a", "b"), "other": ("c",)})
     instance.add_dynamic_partitions("channel", ["ch", "other"])
-    no_detector = dg.materialize(
-        ASSETS,
-        selection=NARRATIVE_ASSETS,
-        partition_key="ch",
-        resources=resources,
-        instance=instance,
-        run_config={"ops": SHORT_LECTURES},
-        raise_on_error=False,
-    )
-    error = step_failure(no_detector)
-    assert "aligned_pairs needs the cursor detector to remove pointers" in error
-
     without_removal = {"ops": {"aligned_pairs": {"config": {"remove_pointers": False}}, **SHORT_LECTURES}}
     for channel in ("ch", "other"):
         result = dg.materialize(

@@ -22,15 +22,14 @@ def test_every_model_lives_under_the_data_root(models, layout):
 
 
 def test_a_missing_model_says_which_asset_to_materialize_first(models):
-    assert "no frame classifier file" in models.problem("frame_classifier")
+    folder = models.path("genmedclip_model")  # no default ships for it
+    assert models.problem("genmedclip_model") == f"no trained model in {folder}"
     with pytest.raises(
-        dg.Failure, match=r"^stable_chunks needs frame_classifier: .*; materialize frame_classifier first$"
+        dg.Failure, match=r"^benchmark_scores needs genmedclip_model: .*; materialize genmedclip_model first$"
     ):
-        models.load("frame_classifier", "stable_chunks")
-    with pytest.raises(
-        dg.Failure, match="needs the detector: .*; materialize cursor_detector first, or else"
-    ):
-        models.load("cursor_detector", "aligned_pairs", purpose="the detector", alternative=", or else")
+        models.load("genmedclip_model", "benchmark_scores")
+    with pytest.raises(dg.Failure, match="needs the model: .*; materialize genmedclip_model first, or else"):
+        models.load("genmedclip_model", "benchmark_scores", purpose="the model", alternative=", or else")
 
 
 def test_an_unusable_model_says_to_materialize_it_again(models):
@@ -47,7 +46,6 @@ def test_an_unusable_model_says_to_materialize_it_again(models):
 
 def test_a_saved_clip_model_opens_with_its_training_record(models):
     folder = models.path("genmedclip_model")
-    assert models.problem("genmedclip_model") == f"no trained model in {folder}"
     folder.mkdir(parents=True)
     (folder / "training.json").write_text(json.dumps({"held_out_pair_ids": ["p1"]}))
     assert models.problem("genmedclip_model") is None
