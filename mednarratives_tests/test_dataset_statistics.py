@@ -24,7 +24,6 @@ from mednarratives_assets.stages.dataset_statistics import (
     compute_statistics,
     statistics_plots,
 )
-from mednarratives_tests.conftest import step_failure
 
 MISSING_KEYFRAME = "keyframes/ch1/v1/chunk-003.png"
 
@@ -146,10 +145,20 @@ def test_without_pairs_the_averages_are_null_and_there_is_nothing_to_plot():
     assert [name for name, png in plots.items() if png is not None] == ["videos_filtered_out"]
 
 
-def test_videos_the_filter_has_not_seen_are_named():
+def test_a_channel_the_filter_has_not_seen_is_left_out_and_named():
     tables = small_dataset()
     tables["video_filter"] = tables["video_filter"].filter(pl.col("channel") == "ch1")
-    with pytest.raises(ValueError, match=r"video_filter has no row for 1 video\(s\) of channel\(s\) ch2: "):
+    statistics = statistics_of(tables)
+    assert statistics.channels_left_out == ["ch2"]
+    found = {(s, b): v for s, b, v, _ in statistics.table.rows()}
+    only_ch1 = {name: table.filter(pl.col("channel") == "ch1") for name, table in tables.items()}
+    assert found == {(s, b): v for s, b, v, _ in statistics_of(only_ch1).table.rows()}
+    assert found[("channels", "")] == 1
+
+    tables["video_filter"] = tables["video_filter"].clear()
+    with pytest.raises(
+        ValueError, match=r"video_filter has no row for 3 video\(s\) of channel\(s\) ch1, ch2"
+    ):
         statistics_of(tables)
 
 
@@ -220,8 +229,6 @@ def test_the_asset_reads_every_channel_and_stores_the_long_table(layout, resourc
         selection=[dataset_statistics],
         resources=resources,
         instance=instance,
-        raise_on_error=False,
     )
-    assert "dataset_statistics: video_filter has no row for 1 video(s) of channel(s) ch2" in step_failure(
-        stale
-    )
+    [materialization] = stale.asset_materializations_for_node("dataset_statistics")
+    assert materialization.metadata["channels_left_out"].value == "ch2"

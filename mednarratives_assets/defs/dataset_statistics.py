@@ -38,7 +38,13 @@ def dataset_statistics(
     except ValueError as exc:
         raise dg.Failure(f"dataset_statistics: {exc}") from exc
     table = statistics.table
-    context.log.info(f"{table.height} figures over {videos['channel'].n_unique()} channels")
+    if statistics.channels_left_out:
+        context.log.warning(
+            f"left out channel(s) {', '.join(statistics.channels_left_out)}: video_filter has not seen all "
+            "their videos (materialize their channel_pipeline_job)"
+        )
+    n_channels = videos["channel"].n_unique() - len(statistics.channels_left_out)
+    context.log.info(f"{table.height} figures over {n_channels} channels")
     plots = {
         f"plot_{name}": png_image(png, name.replace("_", " "))
         for name, png in statistics_plots(statistics).items()
@@ -56,6 +62,7 @@ def dataset_statistics(
             "n_videos": int(overall["videos"]),
             "n_videos_filtered_out": int(overall["videos_filtered_out"]),
             "video_hours": round(overall["video_hours"], 3),
+            "channels_left_out": ", ".join(statistics.channels_left_out) or "none",
             "statistics": markdown_preview(table, list(table.columns), max_rows=table.height),
             **plots,
         },

@@ -37,6 +37,7 @@ class DatasetStatistics:
     caption_words: pl.Series  # words per pair's caption
     boxes_per_pair: pl.Series
     box_areas: pl.Series  # each paired box's area, as a fraction of its pair's image
+    channels_left_out: list[str]  # channels with videos that video_filter has not seen
 
 
 def caption_word_counts(pairs: pl.DataFrame) -> pl.Series:
@@ -102,16 +103,22 @@ def compute_statistics(
 ) -> DatasetStatistics:
     """The dataset's figures from the tables of every channel (each with its `channel` column).
 
-    A ValueError names the channels whose videos `video_filter` does not cover yet (materialized
-    before it existed, or since): without their rows, the kept and filtered-out figures would be
-    silently wrong."""
+    A channel with videos that `video_filter` does not cover yet (its run failed before it, or
+    ran before the filter existed) is left out of every figure and named in `channels_left_out`:
+    counted without its filter rows, the kept and filtered-out figures would be silently wrong.
+    A ValueError when that leaves no channel."""
     unfiltered = videos.join(video_filter, on=["channel", "video_id"], how="anti")
-    if not unfiltered.is_empty():
-        channels = ", ".join(sorted(unfiltered["channel"].unique()))
+    left_out = sorted(unfiltered["channel"].unique())
+    if left_out and videos.filter(~pl.col("channel").is_in(left_out)).is_empty():
         raise ValueError(
-            f"video_filter has no row for {unfiltered.height} video(s) of channel(s) {channels}: "
-            "materialize their channel_pipeline_job (or video_filter) first"
+            f"video_filter has no row for {unfiltered.height} video(s) of channel(s) {', '.join(left_out)}, "
+            "and no other channel has videos: materialize their channel_pipeline_job (or video_filter) first"
         )
+    covered = ~pl.col("channel").is_in(left_out)
+    videos, transcript_words, stable_chunks, narratives, boxes, aligned_pairs, video_filter = (
+        table.filter(covered)
+        for table in (videos, transcript_words, stable_chunks, narratives, boxes, aligned_pairs, video_filter)
+    )
     rows: list[tuple[str, str, float | None, str]] = []
 
     def add(statistic: str, value: float | None, unit: str, breakdown: str = "") -> None:
@@ -159,6 +166,7 @@ def compute_statistics(
         words,
         pairs["n_boxes"].cast(pl.Int64),
         areas,
+        left_out,
     )
 
 
