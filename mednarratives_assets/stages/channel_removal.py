@@ -147,8 +147,12 @@ def remove_channel(
     if refusal is not None:
         raise RemovalRefused(refusal)
     removal = ChannelRemoval(channel)
+    try:
+        lock_files = channel_lock_files(layout, channel)
+    except OutsideDataRoot as exc:
+        raise RemovalRefused(f"the channel's lock files: {exc}") from exc
     with ExitStack() as locks:
-        for lock in channel_lock_files(layout, channel):
+        for lock in lock_files:
             try:
                 locks.enter_context(channel_lock(lock, "remove-channel", wait_s=wait_s, log=log))
             except ChannelBusy as exc:
@@ -160,7 +164,7 @@ def remove_channel(
         _remove_channel_files(layout, channel, removal, log)
         _remove_stage_cache_entries(layout, channel, removal, log)
         _remove_cached_transcripts(layout, channel, hashes, tables_url, removal, log)
-        for lock in channel_lock_files(layout, channel):
+        for lock in lock_files:
             lock.unlink(missing_ok=True)
             removal.paths.append(_relative(layout, lock))
     if delete_videos:
