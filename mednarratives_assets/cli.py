@@ -5,6 +5,7 @@
     mednarratives ingest [--channel NAME ...]          probe (and download) every channel's videos
     mednarratives ui [--port N] [--allow-host NAME]    the Dagster UI and daemon, refusing cross-site requests
     mednarratives publish                              cluster profile: Parquet tables into the DuckDB file
+    mednarratives remove-channel NAME [--delete-videos]  a channel's partition, rows and files
 
 Each command adds a partition for every channel found on disk (or in channels.yaml), runs its job
 for each in-process, printing each stage's progress, then the rows per table and where the files
@@ -23,8 +24,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from mednarratives_assets.channels import is_valid_channel_name, scan_channels, skipped_folder_message
+from mednarratives_assets.channels import (
+    InvalidChannelName,
+    is_valid_channel_name,
+    scan_channels,
+    skipped_folder_message,
+)
 from mednarratives_assets.definitions import build_definitions
+from mednarratives_assets.defs.channel_removal import remove_channel_everywhere
 from mednarratives_assets.defs.jobs import (
     channel_pipeline_job,
     dataset_job,
@@ -36,6 +43,7 @@ from mednarratives_assets.defs.resources import SAVED_MODELS, ModelStore, build_
 from mednarratives_assets.deployment import PROFILE_ENV, Deployment, DeploymentError
 from mednarratives_assets.parquet_tables import publish
 from mednarratives_assets.settings import REPO_ROOT, DataLayout
+from mednarratives_assets.stages.channel_removal import RemovalRefused
 from mednarratives_assets.stages.video_downloads import download_failures, read_channels_file
 from mednarratives_assets.stages.videos import unreadable_videos
 from mednarratives_assets.tables import table_counts
@@ -226,6 +234,27 @@ def publish_tables(layout: DataLayout) -> int:
     return 0
 
 
+def remove_channel_command(
+    layout: DataLayout, instance: dg.DagsterInstance, channel: str, delete_videos: bool
+) -> int:
+    """Remove one channel and print what went; exit status 1 when refused."""
+    try:
+        deployment = Deployment.from_env()
+    except DeploymentError as error:
+        raise SystemExit(str(error)) from None
+    try:
+        removal = remove_channel_everywhere(
+            layout, instance, channel, delete_videos, deployment.tables_url if deployment.is_cluster else ""
+        )
+    except (InvalidChannelName, RemovalRefused) as error:
+        print(f"remove-channel: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(removal.lines()))
+    if not os.environ.get("DAGSTER_HOME"):
+        print("DAGSTER_HOME is not set: the UI's instance still lists the partition; set it and run again")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mednarratives", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -287,6 +316,18 @@ def main(argv: list[str] | None = None) -> int:
         "publish",
         help="cluster profile: gather the Parquet table store into the DuckDB file (docs/cluster.md)",
     )
+    remove = commands.add_parser(
+        "remove-channel",
+        help="remove a channel: its partition, its rows of every table and its files "
+        "(docs/stages/ingest.md#removing-a-channel)",
+    )
+    remove.add_argument("name", help="the channel")
+    remove.add_argument(
+        "--delete-videos",
+        action="store_true",
+        help="delete its video folder data/videos/NAME too; without it, removal is refused while the "
+        "folder exists (the new-video sensor would add the channel again)",
+    )
     args = parser.parse_args(argv)
     quiet_terminal()
 
@@ -313,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral() as instance
     ):
+        if args.command == "remove-channel":
+            return remove_channel_command(layout, instance, args.name, args.delete_videos)
         if args.command == "demo":
             outcome = run_pipeline(layout, instance, clip=True)
         elif args.command == "run":

@@ -10,7 +10,8 @@ An entry holds one video's result tables of one stage, as Parquet files under
 An entry is written whole or not at all; a damaged one is computed again. An OSError other than a
 missing file (no space, permissions) propagates: the cache never hides the machine's faults.
 Entries of videos that were removed stay until the cache folder is cleared; they cost disk, not
-correctness, and bring a video that comes back for free.
+correctness, and bring a video that comes back for free. Each entry names its channel in a file
+`channel`, so that removing a channel (stages/channel_removal.py) deletes its entries.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from mednarratives_assets.file_hashing import sha256_of
 
 # Bumped when the layout of an entry changes, so old entries are ignored rather than misread.
 CACHE_FORMAT = "mednarratives-video-cache/1"
+# A file in each entry naming its channel, so that removing a channel finds its entries
+# (stages/channel_removal.py); readers of an entry ignore it.
+CHANNEL_FILE = "channel"
 
 Frames = dict[str, pl.DataFrame]
 
@@ -130,6 +134,7 @@ class StageCache:
         with replaced_folder(self._entry(key)) as staging:
             for name, frame in frames.items():
                 frame.write_parquet(staging / f"{name}.parquet")
+            (staging / CHANNEL_FILE).write_text(self.channel, encoding="utf-8")
 
     def cached(
         self,

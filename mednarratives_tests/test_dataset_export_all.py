@@ -230,6 +230,10 @@ def test_dagster_materializes_the_merged_export_from_every_channels_tables(
         "narratives": narrative_rows(pairs),
         "boxes": boxes,
         "dataset_statistics": STATISTICS,
+        # Every lecture its own video file: nothing is left out as a copy.
+        "videos": pairs.select("channel", "video_id")
+        .unique()
+        .with_columns(sha256=pl.concat_str("channel", "video_id", separator="/")),
     }
     with duckdb.connect(str(layout.duckdb_path)) as con:  # as the IO manager would have stored them
         for name, frame in tables.items():
@@ -247,6 +251,7 @@ def test_dagster_materializes_the_merged_export_from_every_channels_tables(
     assert metadata["folder"] == str(folder) and str(folder) in metadata["load_with"]
     assert sum(metadata[f"n_lectures_{name}"] for name in SPLITS) == 10
     assert metadata["n_dropped_as_duplicates"] == 0
+    assert metadata["n_duplicate_lectures"] == 0 and metadata["n_pairs_of_duplicate_lectures"] == 0
     loaded = datasets.load_dataset(str(folder))
     assert {name: split.num_rows for name, split in loaded.items()} == {
         name: metadata[f"n_pairs_{name}"] for name in SPLITS

@@ -116,6 +116,7 @@ def test_the_merged_export_reads_every_channel_and_runs_in_the_dataset_job():
         "narratives",
         "boxes",
         "dataset_statistics",
+        "videos",
     }
     assert node.partitions_def is None and node.group_name == "dataset"
     for job, runs_it in (("dataset_job", True), ("channel_pipeline_job", False), ("genmedclip_job", False)):

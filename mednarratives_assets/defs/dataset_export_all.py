@@ -2,6 +2,7 @@ import dagster as dg
 import polars as pl
 
 from mednarratives_assets.defs.configs import config_class, settings_from
+from mednarratives_assets.defs.metadata import markdown_preview
 from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.dataset_export_all import MergedExportSettings, export_all_channels
 
@@ -24,11 +25,14 @@ def dataset_export_all(
     narratives: pl.DataFrame,
     boxes: pl.DataFrame,
     dataset_statistics: pl.DataFrame,
+    videos: pl.DataFrame,
     paths: DataPaths,
 ) -> dg.MaterializeResult:
     """Every channel's pairs as one dataset folder, data/dataset: train, validation and test splits
     by lecture (loadable by Hugging Face `datasets.load_dataset(folder)` as a DatasetDict), Localized
-    Narratives JSONL per split, and a dataset card with the dataset's statistics."""
+    Narratives JSONL per split, and a dataset card with the dataset's statistics. A video file in
+    several channels (the same sha256 in `videos`) gives its pairs once, from the first channel by
+    name; `duplicate_lectures` lists the copies left out."""
     try:
         settings = settings_from(config, MergedExportSettings)
     except ValueError as exc:
@@ -43,9 +47,11 @@ def dataset_export_all(
             boxes,
             dataset_statistics,
             settings,
+            videos,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise dg.Failure(f"dataset_export_all: {exc}") from exc
+    duplicates = summary.duplicate_lectures
     per_split = {}
     for name, split in summary.splits.items():
         per_split[f"n_pairs_{name}"] = split.n_pairs
@@ -56,6 +62,9 @@ def dataset_export_all(
             **per_split,
             "n_boxes": sum(split.n_boxes for split in summary.splits.values()),
             "n_dropped_as_duplicates": len(summary.dropped_pair_ids),
+            "n_duplicate_lectures": duplicates.height,
+            "n_pairs_of_duplicate_lectures": int(duplicates["n_pairs"].sum()),
+            "duplicate_lectures": markdown_preview(duplicates, list(duplicates.columns)),
             "load_with": dg.MetadataValue.md(f'`datasets.load_dataset("{summary.folder}")`'),
         }
     )

@@ -14,12 +14,17 @@ from mednarratives_assets.default_models import shipped_model
 from mednarratives_assets.defs.duckdb_tables import DuckDBTablesIOManager
 from mednarratives_assets.defs.parquet_tables import ParquetTablesIOManager
 from mednarratives_assets.deployment import Deployment
-from mednarratives_assets.parquet_tables import stored_table
+from mednarratives_assets.parquet_tables import EXTENSION, read_table, stored_table, tables_root
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
 from mednarratives_assets.stages.genmedclip_model import SavedClip
-from mednarratives_assets.stages.videos import known_video_columns, stored_videos
+from mednarratives_assets.stages.videos import (
+    HASH_COLUMNS,
+    known_video_columns,
+    stored_video_hashes,
+    stored_videos,
+)
 from mednarratives_assets.video_cache import StageCache, files_fingerprint
 
 
@@ -40,6 +45,21 @@ class DataPaths(dg.ConfigurableResource):
         if not self.tables_url:
             return stored_videos(self.layout.duckdb_path, channel)
         return known_video_columns(stored_table(self.tables_url, "videos", channel))
+
+    def videos_of_other_channels(self, channel: str) -> pl.DataFrame:
+        """channel, video_id, sha256 of every other channel's stored readable videos."""
+        if not self.tables_url:
+            return stored_video_hashes(self.layout.duckdb_path, channel)
+        folder = tables_root(self.tables_url) / "videos"
+        frames = [
+            read_table(path)
+            .filter((pl.col("status") == "ok") & pl.col("sha256").is_not_null())
+            .select(list(HASH_COLUMNS))
+            .cast(HASH_COLUMNS)
+            for path in (sorted(folder.glob(f"*{EXTENSION}")) if folder.exists() else [])
+            if path.name != f"{channel}{EXTENSION}"
+        ]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=HASH_COLUMNS)
 
     def stage_cache(
         self,

@@ -17,6 +17,7 @@ from mednarratives_assets.stages.videos import (
     first_frames_sheet,
     probe_channel,
     remove_files_of_deleted_videos,
+    videos_in_other_channels,
 )
 
 # Metadata key of a materialization of `videos`: the channel's state (channel_state.py) in its run.
@@ -34,7 +35,16 @@ class VideosConfig(dg.Config):
     )
 
 
-@channel_asset("ingest", deps=[video_downloads], checks={"all_videos_readable": None}, output_required=False)
+@channel_asset(
+    "ingest",
+    deps=[video_downloads],
+    checks={
+        "all_videos_readable": None,
+        "no_video_in_another_channel": "Warns for each video whose content (sha256) another channel "
+        "has too: the merged dataset keeps the pairs of the copy in the first channel by name.",
+    },
+    output_required=False,
+)
 def videos(
     context: dg.AssetExecutionContext, config: VideosConfig, paths: DataPaths, models: ModelStore
 ) -> Iterator:
@@ -77,6 +87,14 @@ def videos(
     readable = rows_check(
         "all_videos_readable", errors, ["path", "error"], "errors", severity=dg.AssetCheckSeverity.WARN
     )
+    copies = copies_in_other_channels(context, paths, frame)
+    elsewhere = rows_check(
+        "no_video_in_another_channel",
+        copies,
+        list(copies.columns),
+        "videos_in_another_channel",
+        severity=dg.AssetCheckSeverity.WARN,
+    )
     current_as_of = run_with_state(context, state) if config.skip_if_current else None
     if current_as_of is not None:
         context.log.info(
@@ -84,7 +102,8 @@ def videos(
             f"and the models are those of run {current_as_of[:8]}, which materialized what this run "
             "would; nothing to compute"
         )
-        yield readable  # the check holds for the stored rows, which are these
+        yield readable  # the checks hold for the stored rows, which are these
+        yield elsewhere
         return
     removed = remove_files_of_deleted_videos(layout, channel, frame, previous, log=context.log.info)
     yield dg.Output(
@@ -96,6 +115,7 @@ def videos(
             "hours_of_video": round((frame["duration_s"].sum() or 0.0) / 3600, 3),
             "n_removed_keyframe_folders": len(removed.keyframe_folders),
             "n_removed_cached_transcripts": len(removed.transcript_cache_entries),
+            "n_videos_in_another_channel": copies["video_id"].n_unique(),
             "videos": markdown_preview(
                 frame, ["video_id", "duration_s", "width", "height", "fps", "has_audio", "status", "error"]
             ),
@@ -103,6 +123,27 @@ def videos(
         },
     )
     yield readable
+    yield elsewhere
+
+
+def copies_in_other_channels(
+    context: dg.AssetExecutionContext, paths: DataPaths, frame: pl.DataFrame
+) -> pl.DataFrame:
+    """The channel's videos that another channel's stored videos hold too (by sha256), each logged
+    as a warning; none when the other channels' rows cannot be read now (a writer holds the file)."""
+    channel = context.partition_key
+    try:
+        others = paths.videos_of_other_channels(channel)
+    except (duckdb.Error, pl.exceptions.PolarsError, OSError) as exc:
+        context.log.warning(f"cannot read the other channels' videos ({exc}); copies are not looked for")
+        return videos_in_other_channels(frame.clear(), frame.clear().select("channel", "video_id", "sha256"))
+    copies = videos_in_other_channels(frame, others)
+    for video_id, _sha, other_channel, other_video_id, exported_from in copies.iter_rows():
+        context.log.warning(
+            f"video {video_id!r} of channel {channel!r} is the same file as {other_video_id!r} of channel "
+            f"{other_channel!r}: the merged dataset keeps the pairs of channel {exported_from!r}'s copy"
+        )
+    return copies
 
 
 def without_own_config(run_config: Mapping) -> dict:

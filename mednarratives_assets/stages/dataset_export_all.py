@@ -7,8 +7,10 @@
     <dataset>/narratives/<split>.jsonl   Localized Narratives of the split's pairs
 
 The splits are train, validation and test, by lecture (`lecture_splits.py`): no lecture and no
-picture is in two of them. `datasets.load_dataset("<dataset>")` gives a DatasetDict of the splits
-that hold pairs. The folder is written whole beside the old one, then swapped in.
+picture is in two of them. A video file found in several lectures (the same sha256 in two channels,
+or twice in one) gives its pairs once: those of the first copy by (channel, video_id); the others'
+are left out and listed (`duplicate_lectures`). `datasets.load_dataset("<dataset>")` gives a
+DatasetDict of the splits that hold pairs. The folder is written whole beside the old one, then swapped in.
 """
 
 from __future__ import annotations
@@ -75,6 +77,53 @@ class MergedExportSummary:
     folder: Path
     splits: dict[str, SplitSummary]
     dropped_pair_ids: list[str]  # near-duplicates of an earlier split's images (lecture_splits rule 4)
+    # Lectures whose video is a copy of an earlier one's (`first_copies`): channel, video_id,
+    # copy_of_channel, copy_of_video_id, n_pairs (left out).
+    duplicate_lectures: pl.DataFrame | None = None
+
+
+DUPLICATE_COLUMNS = {
+    "channel": pl.Utf8,
+    "video_id": pl.Utf8,
+    "copy_of_channel": pl.Utf8,
+    "copy_of_video_id": pl.Utf8,
+    "n_pairs": pl.UInt32,
+}
+
+
+def first_copies(pairs: pl.DataFrame, videos: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The pairs without those of videos whose content (sha256, from `videos`: channel, video_id,
+    sha256) an earlier lecture by (channel, video_id) has, and those lectures (DUPLICATE_COLUMNS).
+    Pairs of a video without a known sha256 are kept. Deterministic: the first channel by name keeps
+    the pairs, whichever channel ran first."""
+    empty = pl.DataFrame(schema=DUPLICATE_COLUMNS)
+    if videos is None or videos.is_empty() or pairs.is_empty():
+        return pairs, empty
+    lectures = (
+        pairs.select("channel", "video_id")
+        .unique()
+        .join(videos.select("channel", "video_id", "sha256").unique(), on=["channel", "video_id"])
+        .filter(pl.col("sha256").is_not_null())
+        .sort("channel", "video_id")
+    )
+    first = lectures.group_by("sha256", maintain_order=True).first()
+    copies = (
+        lectures.join(
+            first.rename({"channel": "copy_of_channel", "video_id": "copy_of_video_id"}), on="sha256"
+        )
+        .filter(
+            (pl.col("channel") != pl.col("copy_of_channel"))
+            | (pl.col("video_id") != pl.col("copy_of_video_id"))
+        )
+        .drop("sha256")
+    )
+    if copies.is_empty():
+        return pairs, empty
+    n_pairs = pairs.group_by("channel", "video_id").len("n_pairs")
+    copies = copies.join(n_pairs, on=["channel", "video_id"]).select(list(DUPLICATE_COLUMNS))
+    copies = copies.cast(DUPLICATE_COLUMNS)
+    kept = pairs.join(copies.select("channel", "video_id"), on=["channel", "video_id"], how="anti")
+    return kept, copies.sort("channel", "video_id")
 
 
 def export_all_channels(
@@ -85,13 +134,17 @@ def export_all_channels(
     boxes: pl.DataFrame,
     statistics: pl.DataFrame,
     settings: MergedExportSettings,
+    videos: pl.DataFrame | None = None,
 ) -> MergedExportSummary:
     """Write the merged dataset folder of `pairs` (aligned_pairs of every channel) with their boxes
-    and narratives, its card showing `statistics` (the dataset_statistics table)."""
+    and narratives, its card showing `statistics` (the dataset_statistics table). `videos` (the
+    videos table: channel, video_id, sha256) tells which lectures are copies of one video file:
+    only the first copy's pairs are written (`first_copies`)."""
     settings = settings.validated()
     statistics_md = statistics_table(statistics)  # a malformed table fails before anything is written
     if pairs.is_empty():
         raise ValueError("aligned_pairs holds no pairs in any channel: there is no dataset to export")
+    pairs, duplicates = first_copies(pairs, videos)
     split = split_by_lecture(pairs, settings.fractions, settings.seed, settings.duplicate_distance)
     lectures_in = dict(split.lectures.group_by("split").len().iter_rows())
     summaries = {}
@@ -108,9 +161,10 @@ def export_all_channels(
             len(split.dropped_pair_ids),
             statistics_md,
             content_fingerprint(staging),
+            duplicates,
         )
         (staging / "README.md").write_text(card, encoding="utf-8")
-    return MergedExportSummary(folder, summaries, split.dropped_pair_ids)
+    return MergedExportSummary(folder, summaries, split.dropped_pair_ids, duplicates)
 
 
 def dataset_card(
@@ -120,6 +174,7 @@ def dataset_card(
     n_dropped: int,
     statistics_md: str,
     fingerprint: str,
+    duplicates: pl.DataFrame | None = None,
 ) -> str:
     """The card: YAML front matter whose `configs` maps each split holding pairs to its folder
     (Hugging Face's image folder cannot read a split without images), then the text.
@@ -154,6 +209,12 @@ def dataset_card(
         if n_dropped
         else ""
     )
+    if duplicates is not None and not duplicates.is_empty():
+        dropped += (
+            f" {duplicates.height} lectures are copies of another lecture's video file (the same sha256),"
+            f" so their {duplicates['n_pairs'].sum()} pairs were left out: the first copy by channel"
+            " name keeps its pairs."
+        )
     return f"""---
 {yaml.safe_dump(front, sort_keys=False)}---
 # MedNarratives: every channel

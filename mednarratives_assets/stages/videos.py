@@ -333,6 +333,44 @@ def unreadable_videos(database: Path, channels: list[str]) -> dict[str, str]:
     return found
 
 
+def stored_video_hashes(database: Path, other_than: str) -> pl.DataFrame:
+    """channel, video_id, sha256 of the stored readable videos of every channel but `other_than`,
+    read-only; empty when there are none. DuckDB's lock error after `STORED_VIDEOS_WAIT_S`."""
+    rows = stored_rows(
+        database,
+        "videos",
+        "select channel, video_id, sha256 from main.videos "
+        "where channel not in (select unnest(?)) and status = 'ok' and sha256 is not null",
+        [other_than],
+        STORED_VIDEOS_WAIT_S,
+    )
+    return pl.DataFrame(rows, schema=HASH_COLUMNS, orient="row")
+
+
+HASH_COLUMNS = {"channel": pl.Utf8(), "video_id": pl.Utf8(), "sha256": pl.Utf8()}
+
+
+def videos_in_other_channels(videos: pl.DataFrame, others: pl.DataFrame) -> pl.DataFrame:
+    """The readable videos of `videos` (one channel) whose content, by sha256, a video of another
+    channel (`others`: channel, video_id, sha256) has too: video_id, sha256, other_channel,
+    other_video_id, and `exported_from`, the first channel by name that holds it, whose copy's
+    pairs the merged export keeps (stages/dataset_export_all.py). One row per other copy."""
+    mine = videos.filter((pl.col("status") == "ok") & pl.col("sha256").is_not_null()).select(
+        "channel", "video_id", "sha256"
+    )
+    copies = others.select(
+        other_channel=pl.col("channel"), other_video_id=pl.col("video_id"), sha256=pl.col("sha256")
+    ).filter(pl.col("other_channel") != pl.lit(videos["channel"][0] if videos.height else ""))
+    joined = mine.join(copies, on="sha256", how="inner")
+    return (
+        joined.with_columns(
+            exported_from=pl.min_horizontal(pl.col("channel"), pl.col("other_channel").min().over("sha256"))
+        )
+        .select("video_id", "sha256", "other_channel", "other_video_id", "exported_from")
+        .sort("video_id", "other_channel", "other_video_id")
+    )
+
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
