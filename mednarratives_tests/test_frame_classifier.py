@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import cv2
+import dagster as dg
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from mednarratives_assets.definitions import build_definitions
+from mednarratives_assets.defs.cursor_detector import cursor_detector
+from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.stages.frame_classifier import (
     ClassifierTrainingSettings,
     FrameClassifier,
@@ -19,6 +24,7 @@ from mednarratives_assets.stages.frame_classifier import (
 )
 from mednarratives_assets.synthetic.classifier_frames import NEGATIVE_KINDS, negative_frame, positive_frame
 from mednarratives_assets.synthetic.medical_images import MedicalImage, packaged_images
+from mednarratives_tests.conftest import step_failure
 
 
 @pytest.mark.parametrize("kind", NEGATIVE_KINDS)
@@ -156,3 +162,30 @@ def test_loading_a_missing_or_corrupt_file_names_the_path(tmp_path):
     torch.save({"weights": [1, 2, 3]}, other)
     with pytest.raises(ValueError, match=re.escape(str(other))):
         FrameClassifier.load(other)
+
+
+@pytest.mark.parametrize(
+    ("asset", "minutes", "job"),
+    [
+        (frame_classifier, "about 5 minutes", "frame_classifier_job"),
+        (cursor_detector, "about 20 minutes", "cursor_detector_job"),
+    ],
+)
+def test_training_is_refused_at_once_unless_confirmed(asset, minutes, job, layout, resources, instance):
+    """'Materialize all' in the UI gives no config: the models are not trained unasked (minutes of
+    work), the failure says so, and no model file is written."""
+    started = time.monotonic()
+    result = dg.materialize([asset], resources=resources, instance=instance, raise_on_error=False)
+    assert not result.success and time.monotonic() - started < 30
+    error = step_failure(result)
+    assert f"{asset.key.to_user_string()} was not trained: training takes {minutes}" in error
+    assert "default_models" in error and job in error and "confirm_training: true" in error
+    assert not layout.models_dir.exists() or not any(layout.models_dir.iterdir())
+
+
+def test_the_training_jobs_confirm_training(layout):
+    """Launching frame_classifier_job or cursor_detector_job trains: their config confirms it."""
+    defs = build_definitions(layout)
+    for asset in ("frame_classifier", "cursor_detector"):
+        confirmed = {"ops": {asset: {"config": {"confirm_training": True}}}}
+        assert defs.resolve_job_def(f"{asset}_job").run_config == confirmed
