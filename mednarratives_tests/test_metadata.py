@@ -48,11 +48,15 @@ def test_floats_are_rounded_per_column_seconds_to_hundredths_and_scores_to_thous
 
 def test_scalar_metadata_floats_are_rounded_too():
     assert rounded(0.12345678) == 0.123 and rounded(62.766666, 2) == 62.77
-    assert rounded_metadata({"acc": 0.91234, "by_kind": {"ct": 0.5555555}, "n": 3, "s": "x"}) == {
+    path = dg.MetadataValue.path("/data/models/frame_classifier.pt")
+    given = {"acc": 0.91234, "by_kind": {"ct": 0.5555555}, "n": 3, "s": "x", "l": [0.11111], "path": path}
+    assert rounded_metadata(given) == {
         "acc": 0.912,
         "by_kind": {"ct": 0.556},
         "n": 3,
         "s": "x",
+        "l": [0.111],
+        "path": path,
     }
 
 

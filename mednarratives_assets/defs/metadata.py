@@ -92,11 +92,13 @@ def rounded_metadata(values: Mapping[str, object], digits: int = FLOAT_DIGITS) -
     """`values` with every float (also inside dicts and lists) rounded as in the tables."""
 
     def walk(value: object) -> object:
+        if isinstance(value, dg.MetadataValue):  # a path, a table, markdown: as given
+            return value
         if isinstance(value, float):
             return rounded(value, digits)
         if isinstance(value, Mapping):
             return {key: walk(inner) for key, inner in value.items()}
-        if isinstance(value, list | tuple):
+        if type(value) in (list, tuple):
             return [walk(inner) for inner in value]
         return value
 
