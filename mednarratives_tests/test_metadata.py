@@ -68,7 +68,7 @@ def test_long_text_is_cut_at_a_word_boundary_with_an_ellipsis_and_wide_tables_ke
     table = markdown_preview(frame, list(frame.columns), max_chars={"c0": 30}).value
     [header, row] = rows_of(table)
     assert header == [f"c{i}" for i in range(8)]
-    assert "_2 more columns: c8, c9_" in table
+    assert "_2 more columns:_ `c8`, `c9`" in table
     assert row[0] == "the axial computed tomography…"
     for cell in row:
         assert len(cell) <= 60 and cell.endswith("…")

@@ -79,12 +79,9 @@ def markdown_preview(
         "| " + " | ".join(format_cell(v, d, w) for v, d, w in zip(row, places, widths, strict=True)) + " |\n"
         for row in shown.iter_rows()
     )
-    notes = []
-    if frame.height > max_rows:
-        notes.append(f"{frame.height - max_rows} more rows")
-    if hidden:
-        notes.append(f"{len(hidden)} more columns: {', '.join(hidden)}")
-    more = "".join(f"\n_{note}_" for note in notes)
+    more = f"\n_{frame.height - max_rows} more rows_" if frame.height > max_rows else ""
+    if hidden:  # names in code spans: an underscore in them would end the italics
+        more += f"\n_{len(hidden)} more columns:_ " + ", ".join(f"`{name}`" for name in hidden)
     return dg.MetadataValue.md(header + body + more)
 
 
