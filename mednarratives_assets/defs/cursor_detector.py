@@ -4,7 +4,7 @@ from pathlib import Path
 import dagster as dg
 
 from mednarratives_assets.defs.configs import config_class, settings_from
-from mednarratives_assets.defs.frame_classifier import CONFIRM_TRAINING, EXTRA_IMAGES_DIR, refuse_unconfirmed
+from mednarratives_assets.defs.frame_classifier import CONFIRM_TRAINING, EXTRA_IMAGES_DIR, model_in_use
 from mednarratives_assets.defs.metadata import png_image, rounded_metadata
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.cursor_detector import (
@@ -37,9 +37,11 @@ def cursor_detector(
     crops from other seeds: pose and box mAP, hotspot error, misses and false alarms. Saved as
     data/models/cursor_detector.pt, with cursor_detector.json beside it.
 
-    Trains only with `confirm_training` (cursor_detector_job sets it): otherwise it fails at once.
+    Trains only with `confirm_training` (cursor_detector_job sets it): otherwise it records the
+    model in use (the shipped default until one is trained) and trains nothing.
     """
-    refuse_unconfirmed(config, "cursor_detector", "about 20 minutes", "cursor_detector_job")
+    if not config.confirm_training:
+        return model_in_use(context, models, "cursor_detector", "about 20 minutes", "cursor_detector_job")
     try:
         settings = settings_from(config, DetectorTrainingSettings)
     except ValueError as exc:

@@ -20,31 +20,33 @@ EXTRA_IMAGES_DIR = {
 }
 
 # Training takes minutes: "Materialize all" in the UI must not start it unasked. Without this
-# setting the asset fails at once and the stages keep using the model they have (the shipped one
-# under mednarratives_assets/default_models until one is trained); the training jobs set it.
+# setting the asset trains nothing and records the model the stages use (the shipped one under
+# mednarratives_assets/default_models until one is trained), so the assets after it still run;
+# the training jobs set it.
 CONFIRM_TRAINING = {
     "confirm_training": setting(
         False,
-        "Train the model (minutes). Without it the asset fails at once, so that 'Materialize all'"
-        " trains nothing unasked; frame_classifier_job and cursor_detector_job set it.",
+        "Train the model (minutes). Without it the asset only records the model in use, so that"
+        " 'Materialize all' trains nothing unasked; frame_classifier_job and cursor_detector_job set it.",
     )
 }
 
 
-def refuse_unconfirmed(config: dg.Config, asset: str, minutes: str, job: str) -> None:
-    """Fail at once, saying why and what to do, unless the config confirms training."""
-    if not config.confirm_training:
-        raise dg.Failure(
-            description=(
-                f"{asset} was not trained: training takes {minutes} on 2 cores, so it runs only when"
-                f" asked for. Meanwhile the stages use the model they have: the shipped default"
-                f" (mednarratives_assets/default_models) until one is trained. To train, launch"
-                f" {job}, or materialize {asset} with confirm_training: true in its config. To"
-                f" run the pipeline without training, launch channel_pipeline_job or leave the"
-                f" models out of the selection."
-            ),
-            allow_retries=False,
+def model_in_use(
+    context: dg.AssetExecutionContext, models: ModelStore, asset: str, minutes: str, job: str
+) -> dg.MaterializeResult:
+    """Train nothing: record the model the stages use and its held-out figures, and say how to train."""
+    source = models.source(asset)
+    context.log.info(
+        f"{asset}: not trained (training takes {minutes} on 2 cores and runs only when asked for); the"
+        f" stages use {source}. To train, launch {job}, or materialize {asset} with confirm_training: true."
+    )
+    figures = {k: v for k, v in models.open(asset).metrics.items() if isinstance(v, int | float)}
+    return dg.MaterializeResult(
+        metadata=rounded_metadata(
+            {"path": dg.MetadataValue.path(str(source)), "trained_now": False, "to_train": job, **figures}
         )
+    )
 
 
 FrameClassifierTraining = config_class(
@@ -66,9 +68,11 @@ def frame_classifier(
     diagrams, charts, presenters, desktops and photos. Accuracy is measured on medical images and
     frames it never saw. Saved as data/models/frame_classifier.pt.
 
-    Trains only with `confirm_training` (frame_classifier_job sets it): otherwise it fails at once.
+    Trains only with `confirm_training` (frame_classifier_job sets it): otherwise it records the
+    model in use (the shipped default until one is trained) and trains nothing.
     """
-    refuse_unconfirmed(config, "frame_classifier", "about 5 minutes", "frame_classifier_job")
+    if not config.confirm_training:
+        return model_in_use(context, models, "frame_classifier", "about 5 minutes", "frame_classifier_job")
     try:
         settings = settings_from(config, ClassifierTrainingSettings)
     except ValueError as exc:
