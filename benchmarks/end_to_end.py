@@ -105,7 +105,9 @@ def data_root(
         shutil.copy(detector.with_suffix(".json"), layout.cursor_detector_path.with_suffix(".json"))
     home = root / "dagster_home"
     home.mkdir()
-    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(
+        Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml"
+    )
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(home)):  # its storage is made once, not by racing runs

@@ -29,7 +29,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
-from mednarratives_assets.settings import REPO_ROOT, DataLayout
+from mednarratives_assets.settings import INSTANCE_CONFIG, REPO_ROOT, DataLayout
 
 DOCS = "docs/ui-security.md"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -105,13 +105,17 @@ def check_bind(host: str, allow_remote: bool) -> None:
 
 
 def dagster_home(layout: DataLayout) -> Path:
-    """DAGSTER_HOME, or `<data root>/dagster_home` with a link to the repository's dagster.yaml."""
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    home = layout.data_root / "dagster_home"
+    """DAGSTER_HOME, by default `<data root>/dagster_home`, holding the instance's dagster.yaml: where
+    it has none (or a link that leads nowhere, such as one to the dagster.yaml that was at the
+    repository root), a link to deploy/local/dagster.yaml. Without it Dagster would run with its own
+    defaults: telemetry on, and every channel's run at once."""
+    home = Path(os.environ.get("DAGSTER_HOME") or layout.data_root / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
+    config = home / "dagster.yaml"
+    if config.is_symlink() and not config.exists():
+        config.unlink()
+    if not config.exists() and not (home / "dagster.yml").exists():
+        config.symlink_to(INSTANCE_CONFIG)
     return home
 
 

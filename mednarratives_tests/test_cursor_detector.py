@@ -186,7 +186,14 @@ def test_saved_detector_loads_and_bad_files_are_named(default_cursor_detector, t
 
 
 def test_the_asset_trains_offline_and_records_its_metrics(layout, resources, instance):
-    tiny = {"train_crops": 64, "val_crops": 32, "epochs": 1, "batch": 16, "extra_images_dir": ""}
+    tiny = {
+        "train_crops": 64,
+        "val_crops": 32,
+        "epochs": 1,
+        "batch": 16,
+        "extra_images_dir": "",
+        "confirm_training": True,
+    }
     result = dg.materialize(
         [cursor_detector],
         resources=resources,

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import requests
 
-from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.settings import INSTANCE_CONFIG
 from mednarratives_tests.conftest import make_video
 from mednarratives_tests.servers import running_server, wait_until
 
@@ -40,7 +40,7 @@ ASSET_NODES = "{ assetNodes { assetKey { path } isPartitioned } }"
 def dagster_dev(tmp_path, layout, default_frame_classifier, default_cursor_detector):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(INSTANCE_CONFIG, home / "dagster.yaml")
     # stable_chunks and cursor_traces in the sensor's runs need them
     for channel, n in CHANNELS.items():
         for i in range(n):

@@ -7,7 +7,7 @@ import importlib
 import dagster as dg
 import yaml
 
-from mednarratives_assets.settings import REPO_ROOT, DataLayout
+from mednarratives_assets.settings import INSTANCE_CONFIG, REPO_ROOT, DataLayout
 
 
 def test_definitions_load_and_every_job_resolves():
@@ -145,10 +145,12 @@ def test_workspace_points_at_the_definitions_module():
 
 def test_instance_config_turns_telemetry_off_and_runs_two_channels_at_once(tmp_path, monkeypatch):
     home = REPO_ROOT / "data" / "dagster_home"
-    assert (home / "dagster.yaml").resolve() == REPO_ROOT / "dagster.yaml"
-    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    assert (home / "dagster.yaml").resolve() == INSTANCE_CONFIG
+    # At the repository root `dagster dev` would warn that it "will not be used".
+    assert not (REPO_ROOT / "dagster.yaml").exists()
+    config = yaml.safe_load(INSTANCE_CONFIG.read_text())
     assert config["telemetry"]["enabled"] is False
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_CONFIG.read_text())
     with dg.DagsterInstance.get() as instance:
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2

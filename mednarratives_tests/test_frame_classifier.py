@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import cv2
+import dagster as dg
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from mednarratives_assets.default_models import shipped_model
+from mednarratives_assets.definitions import build_definitions
+from mednarratives_assets.defs.cursor_detector import cursor_detector
+from mednarratives_assets.defs.frame_classifier import frame_classifier
 from mednarratives_assets.stages.frame_classifier import (
     ClassifierTrainingSettings,
     FrameClassifier,
@@ -156,3 +162,36 @@ def test_loading_a_missing_or_corrupt_file_names_the_path(tmp_path):
     torch.save({"weights": [1, 2, 3]}, other)
     with pytest.raises(ValueError, match=re.escape(str(other))):
         FrameClassifier.load(other)
+
+
+@pytest.mark.parametrize(
+    ("asset", "minutes", "job"),
+    [
+        (frame_classifier, "about 5 minutes", "frame_classifier_job"),
+        (cursor_detector, "about 20 minutes", "cursor_detector_job"),
+    ],
+)
+def test_unconfirmed_training_records_the_model_in_use_and_trains_nothing(
+    asset, minutes, job, layout, resources, instance
+):
+    """'Materialize all' in the UI gives no config: the models are not trained unasked (minutes of
+    work); the asset records the shipped model the stages use, so the assets after it still run."""
+    name = asset.key.to_user_string()
+    started = time.monotonic()
+    result = dg.materialize([asset], resources=resources, instance=instance)
+    assert time.monotonic() - started < 30
+    [materialization] = result.asset_materializations_for_node(name)
+    metadata = materialization.metadata
+    assert metadata["path"].value == str(shipped_model(name)) and metadata["trained_now"].value is False
+    assert metadata["to_train"].value == job
+    said = " ".join(entry.user_message for entry in instance.all_logs(result.run_id))
+    assert f"{name}: not trained (training takes {minutes}" in said and "confirm_training: true" in said
+    assert not layout.models_dir.exists() or not any(layout.models_dir.iterdir())
+
+
+def test_the_training_jobs_confirm_training(layout):
+    """Launching frame_classifier_job or cursor_detector_job trains: their config confirms it."""
+    defs = build_definitions(layout)
+    for asset in ("frame_classifier", "cursor_detector"):
+        confirmed = {"ops": {asset: {"config": {"confirm_training": True}}}}
+        assert defs.resolve_job_def(f"{asset}_job").run_config == confirmed

@@ -304,7 +304,7 @@ def test_the_assets_use_the_shipped_classifier_until_one_is_trained_and_write_th
         medical = con.sql("SELECT video_id, chunk_index FROM stable_chunks WHERE is_medical").fetchall()
     assert medical == [("a", 1)]  # the shipped classifier finds the CT slide, and only it
 
-    tiny = {"frames_per_class": 12, "epochs": 1, "extra_images_dir": ""}
+    tiny = {"frames_per_class": 12, "epochs": 1, "extra_images_dir": "", "confirm_training": True}
     trained = dg.materialize(
         [frame_classifier],
         resources=resources,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import dagster as dg
@@ -18,9 +19,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.settings import INSTANCE_CONFIG, REPO_ROOT
 from mednarratives_assets.ui import CrossSiteGuard, check_bind, loopback_hosts
-from mednarratives_tests.servers import running_server
+from mednarratives_tests.servers import running_server, wait_until
 
 UI = "http://127.0.0.1:3000"
 JSON = {"Content-Type": "application/json"}
@@ -224,4 +225,61 @@ def test_the_ui_serves_its_own_pages_and_mutations(ui):
     with connect(f"ws{url[4:]}/graphql", origin=url, subprotocols=["graphql-ws"]) as socket:
         socket.send(json.dumps({"type": "connection_init"}))
         assert json.loads(socket.recv(timeout=10)) == {"type": "connection_ack"}
-    assert (home / "dagster.yaml").resolve() == REPO_ROOT / "dagster.yaml"
+    assert (home / "dagster.yaml").resolve() == INSTANCE_CONFIG
+
+
+# What a start-up log must not say: Dagster's logged warnings, Python's warnings (UserWarning,
+# SupersessionWarning, ...), and what `dagster dev` said at start-up before `mednarratives ui`.
+WARNING = re.compile(r"(?i)warn|supersed|deprecat|will not be used|traceback|error")
+SEEN_WITH_DAGSTER_DEV = [
+    "2026-12-01 10:00:00 +0000 - dagster - WARNING - Found a dagster instance configuration value"
+    " (dagster.yaml) in the current folder, but your DAGSTER_HOME environment variable is set to"
+    " /repo/data/dagster_home. The dagster.yaml file will not be used to configure Dagster unless it"
+    " is placed in the same folder as DAGSTER_HOME.",
+    "/venv/lib/python3.11/site-packages/dagster/_cli/dev.py:137: SupersessionWarning: Function"
+    " `dev_command` is superseded and its usage is discouraged. Use 'dg dev' instead.",
+]
+
+
+def start_up_log(tmp_path, dagster_home: str | None) -> str:
+    """The whole log of `mednarratives ui`, started as the README says, once its daemon has run the
+    sensor (the code location loaded in both processes), and stopped with Ctrl-C."""
+    root = tmp_path / "data"
+    (root / "videos").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "PYTHONWARNINGS")}
+    env |= {"MEDNARRATIVES_DATA_ROOT": str(root)} | ({"DAGSTER_HOME": dagster_home} if dagster_home else {})
+    log = tmp_path / "ui.log"
+    command = [sys.executable, "-m", "mednarratives_assets.cli", "ui", "--port", "{port}"]
+
+    def up(url: str):
+        try:
+            return requests.get(url, headers={"Sec-Fetch-Mode": "navigate"}, timeout=5).ok
+        except requests.ConnectionError:
+            return False
+
+    with running_server(command, env, log, up, poll_s=0.5):
+        wait_until(lambda: "new_video_sensor" in log.read_text(), 120, "the daemon's first sensor tick", 0.5)
+    return log.read_text()
+
+
+def test_the_warning_pattern_catches_what_dagster_dev_printed():
+    assert all(WARNING.search(line) for line in SEEN_WITH_DAGSTER_DEV)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("home", ["default", "exported, empty", "default, stale link"])
+def test_the_ui_starts_without_warnings_and_with_the_instance_settings(home, tmp_path):
+    """`mednarratives ui` with DAGSTER_HOME unset, exported to an empty folder (the README exports
+    it before `mednarratives demo`), or holding the link to the dagster.yaml that was at the
+    repository root: no warning in its log, and the instance reads deploy/local/dagster.yaml."""
+    folder = tmp_path / "data" / "dagster_home" if home.startswith("default") else tmp_path / "home"
+    folder.mkdir(parents=True)
+    if home.endswith("stale link"):
+        (folder / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
+    log = start_up_log(tmp_path, None if home.startswith("default") else str(folder))
+    assert "Serving the Dagster UI" in log
+    warnings = [line for line in log.splitlines() if WARNING.search(line)]
+    assert warnings == [], log
+    assert (folder / "dagster.yaml").resolve() == INSTANCE_CONFIG
+    with dg.DagsterInstance.from_config(str(folder)) as instance:
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2

@@ -4,8 +4,8 @@ from pathlib import Path
 import dagster as dg
 
 from mednarratives_assets.defs.configs import config_class, settings_from
-from mednarratives_assets.defs.frame_classifier import EXTRA_IMAGES_DIR
-from mednarratives_assets.defs.metadata import png_image
+from mednarratives_assets.defs.frame_classifier import CONFIRM_TRAINING, EXTRA_IMAGES_DIR, model_in_use
+from mednarratives_assets.defs.metadata import png_image, rounded_metadata
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.cursor_detector import (
     DetectorTrainingSettings,
@@ -22,7 +22,7 @@ CursorDetectorTraining = config_class(
     DetectorTrainingSettings,
     "CursorDetectorTraining",
     "How much to train. The defaults, the shipped model's, take about 20 minutes on 2 cores.",
-    extra=EXTRA_IMAGES_DIR,
+    extra={**EXTRA_IMAGES_DIR, **CONFIRM_TRAINING},
 )
 
 
@@ -36,7 +36,12 @@ def cursor_detector(
     pointers of many styles on medical slides and other frames, compressed like video. Scored on
     crops from other seeds: pose and box mAP, hotspot error, misses and false alarms. Saved as
     data/models/cursor_detector.pt, with cursor_detector.json beside it.
+
+    Trains only with `confirm_training` (cursor_detector_job sets it): otherwise it records the
+    model in use (the shipped default until one is trained) and trains nothing.
     """
+    if not config.confirm_training:
+        return model_in_use(context, models, "cursor_detector", "about 20 minutes", "cursor_detector_job")
     try:
         settings = settings_from(config, DetectorTrainingSettings)
     except ValueError as exc:
@@ -53,7 +58,7 @@ def cursor_detector(
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
-            **detector.metrics,
+            **rounded_metadata(detector.metrics),
             "held_out_crops": png_image(sheet, "held-out crops: truth green, detection red"),
         }
     )

@@ -131,7 +131,8 @@ class DuckDBTablesPolarsTypeHandler(DuckDBPolarsTypeHandler):
             connection.execute(f"insert into {table} by name select * from frame;")
         context.add_output_metadata(
             {
-                "row_count": obj.height,
+                # The key the assets report too: one "Row count" on the page, not a second `row_count`.
+                "dagster/row_count": obj.height,
                 "dataframe_columns": dg.TableSchema(
                     columns=[dg.TableColumn(name, str(dtype)) for name, dtype in obj.schema.items()]
                 ),

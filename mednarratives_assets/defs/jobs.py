@@ -22,13 +22,15 @@ channel_pipeline_job = dg.define_asset_job(
 frame_classifier_job = dg.define_asset_job(
     "frame_classifier_job",
     selection=dg.AssetSelection.assets(frame_classifier),
-    description="Train the medical-frame classifier that stable_chunks uses (not partitioned).",
+    description="Train the frame classifier that stable_chunks uses (about 5 minutes; not partitioned).",
+    config={"ops": {"frame_classifier": {"config": {"confirm_training": True}}}},
 )
 
 cursor_detector_job = dg.define_asset_job(
     "cursor_detector_job",
     selection=dg.AssetSelection.assets(cursor_detector),
-    description="Train the cursor detector that cursor_traces uses (not partitioned).",
+    description="Train the cursor detector that cursor_traces uses (about 20 minutes; not partitioned).",
+    config={"ops": {"cursor_detector": {"config": {"confirm_training": True}}}},
 )
 
 genmedclip_job = dg.define_asset_job(

@@ -31,9 +31,10 @@ class ParquetTablesIOManager(dg.ConfigurableIOManager, dg.UPathIOManager):
         write_table(obj, path)
         context.add_output_metadata(
             {
+                "dagster/row_count": obj.height,
                 "dataframe_columns": dg.TableSchema(
                     columns=[dg.TableColumn(name, str(dtype)) for name, dtype in obj.schema.items()]
-                )
+                ),
             }
         )
 

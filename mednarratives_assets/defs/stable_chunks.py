@@ -72,7 +72,7 @@ def stable_chunks(
             "stable_hours": round(float((chunks["end_s"] - chunks["start_s"]).sum() or 0.0) / 3600, 3),
             "videos": markdown_preview(result.videos, list(result.videos.columns)),
             "chunks": markdown_preview(
-                chunks.with_columns(pl.col("medical_score").round(3)),
+                chunks,
                 [
                     "video_id",
                     "chunk_index",

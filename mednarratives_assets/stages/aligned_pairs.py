@@ -26,6 +26,7 @@ import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.atomic_files import link_or_copy, replaced_folder
+from mednarratives_assets.contact_sheets import fit_to_width
 from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
 from mednarratives_assets.file_hashing import sha256_of
 from mednarratives_assets.image_hashing import hash_distance, perceptual_hash
@@ -332,28 +333,43 @@ def _place_crop(staging: Path, stored: Path, pair: dict) -> None:
 
 
 _TILE_WIDTH = 240
+_CAPTION_SCALE = 0.38
+
+
+def caption_lines(caption: str, n_lines: int = 2, width_px: int = _TILE_WIDTH - 8) -> list[str]:
+    """The caption wrapped into at most `n_lines` lines that fit `width_px` at the tile's font,
+    words never cut: the last line ends in "..." when words are left over."""
+    words, lines = caption.split(), []
+    while words and len(lines) < n_lines - 1:
+        line = fit_to_width(" ".join(words), width_px, _CAPTION_SCALE)
+        if not line.endswith("..."):
+            return [*lines, line]
+        taken = line[: -len("...")].split()
+        if not taken:  # one word wider than the tile
+            break
+        lines.append(" ".join(words[: len(taken)]))
+        words = words[len(taken) :]
+    return [*lines, fit_to_width(" ".join(words), width_px, _CAPTION_SCALE)] if words else lines
 
 
 def pair_picture(data_root: Path, pair: dict) -> np.ndarray:
     """The pair's image (RGB), small, over its domain and the first words of its caption."""
     image = cv2.imread(str(data_root / pair["image_path"]))
-    if image is None:
-        image = np.zeros((_TILE_WIDTH // 2, _TILE_WIDTH, 3), np.uint8)
+    if image is None:  # a grey tile that says so, not an empty one
+        image = np.full((_TILE_WIDTH // 2, _TILE_WIDTH, 3), 200, np.uint8)
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        cv2.putText(image, "image missing", (60, 64), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     scale = _TILE_WIDTH / image.shape[1]
     tile = cv2.resize(
         image, (_TILE_WIDTH, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA
     )
-    label = np.full((38, _TILE_WIDTH, 3), 255, np.uint8)
+    lines = caption_lines(pair["corrected_caption"])
+    label = np.full((22 + 15 * max(1, len(lines)), _TILE_WIDTH, 3), 255, np.uint8)
     first_line = f"{pair['domain']}  {pair['video_id']} #{pair['chunk_index']}  {pair['n_boxes']} boxes"
+    first_line = fit_to_width(first_line, _TILE_WIDTH - 8, 0.42)
     cv2.putText(label, first_line, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (20, 120, 40), 1, cv2.LINE_AA)
-    cv2.putText(
-        label,
-        pair["corrected_caption"][:40],
-        (4, 32),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.38,
-        (0, 0, 0),
-        1,
-        cv2.LINE_AA,
-    )
+    for i, line in enumerate(lines):
+        cv2.putText(
+            label, line, (4, 32 + 15 * i), cv2.FONT_HERSHEY_SIMPLEX, _CAPTION_SCALE, (0, 0, 0), 1, cv2.LINE_AA
+        )
     return cv2.cvtColor(np.vstack([tile, label]), cv2.COLOR_BGR2RGB)
