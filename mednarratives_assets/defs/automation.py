@@ -30,18 +30,20 @@ GENMEDCLIP_CRON_ENV = "MEDNARRATIVES_GENMEDCLIP_CRON"
 DEFAULT_GENMEDCLIP_CRON = "0 3 * * *"  # daily at 03:00 UTC
 TRAINED_MODELS = dg.AssetSelection.assets("frame_classifier", "cursor_detector")
 
-_ac = dg.AutomationCondition
+AutomationCondition = dg.AutomationCondition
 # Neither while a parent is being made (its run will bring the change) nor while already on its way.
-_settled = ~_ac.any_deps_in_progress() & ~_ac.in_progress()
+_settled = ~AutomationCondition.any_deps_in_progress() & ~AutomationCondition.in_progress()
 
 CHANNEL_FOLLOWS_UPSTREAM = (
-    _ac.any_deps_updated().since_last_handled() & ~_ac.any_deps_missing().ignore(TRAINED_MODELS) & _settled
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_missing().ignore(TRAINED_MODELS)
+    & _settled
 ).with_label("follows its channel's upstream")
 
 DATASET_FOLLOWS_CHANNELS = (
-    _ac.any_deps_updated().since_last_handled()
+    AutomationCondition.any_deps_updated().since_last_handled()
     # dataset_export_all reads the statistics: never before they exist (or come in the same run)
-    & ~_ac.any_deps_missing().allow(dg.AssetSelection.groups("dataset"))
+    & ~AutomationCondition.any_deps_missing().allow(dg.AssetSelection.groups("dataset"))
     & _settled
 ).with_label("follows the channels once no channel run is in flight")
 
@@ -50,7 +52,7 @@ def genmedclip_cron(environ: Mapping[str, str] = os.environ) -> str:
     """The cron schedule (UTC) whose ticks the genmedclip group may retrain at."""
     cron = environ.get(GENMEDCLIP_CRON_ENV, "").strip() or DEFAULT_GENMEDCLIP_CRON
     try:
-        _ac.cron_tick_passed(cron)
+        AutomationCondition.cron_tick_passed(cron)
     except CheckError:
         raise ValueError(
             f"{GENMEDCLIP_CRON_ENV}={cron!r} is no cron schedule (e.g. {DEFAULT_GENMEDCLIP_CRON!r})"
@@ -60,10 +62,11 @@ def genmedclip_cron(environ: Mapping[str, str] = os.environ) -> str:
 
 def retrained_on_cron(cron: str) -> dg.AutomationCondition:
     """Requested when a tick of `cron` has passed and its inputs have changed, both since it was
-    last requested or made: a change waits for the next tick, and a tick without one does nothing."""
+    last requested or made: a change retrains at the first tick after the last retraining (at once
+    when one has passed already), and a tick without a change does nothing."""
     return (
-        _ac.cron_tick_passed(cron).since_last_handled()
-        & _ac.any_deps_updated().since_last_handled()
+        AutomationCondition.cron_tick_passed(cron).since_last_handled()
+        & AutomationCondition.any_deps_updated().since_last_handled()
         & _settled
     ).with_label(f"retrained at a tick of {cron} (UTC) when its inputs changed")
 
