@@ -111,7 +111,8 @@ def dagster_home(layout: DataLayout) -> Path:
     home = layout.data_root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
+        with contextlib.suppress(FileExistsError):  # CLI processes started at once all get here
+            (home / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
     return home
 
 
