@@ -10,8 +10,8 @@
 Each command adds a partition for every channel found on disk (or in channels.yaml), runs its job
 for each in-process, printing each stage's progress, then the rows per table and where the files
 are. A failed channel is named with its reason and the others still run; the exit status is 0 only
-when every channel succeeded. Runs are recorded in the Dagster instance at DAGSTER_HOME when it is
-set, so they show up in the UI afterwards.
+when every channel succeeded. Runs are recorded in the Dagster instance that `mednarratives ui`
+uses (DAGSTER_HOME, by default <data root>/dagster_home), so they show up in the UI afterwards.
 """
 
 from __future__ import annotations
@@ -250,8 +250,6 @@ def remove_channel_command(
         print(f"remove-channel: {error}", file=sys.stderr)
         return 1
     print("\n".join(removal.lines()))
-    if not os.environ.get("DAGSTER_HOME"):
-        print("DAGSTER_HOME is not set: the UI's instance still lists the partition; set it and run again")
     return 0
 
 
@@ -349,11 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo corpus: {len(entries)} lectures, ground truth under {layout.ground_truth_dir}")
         if args.no_materialize:
             return 0
-    with (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral() as instance
-    ):
+    from mednarratives_assets.ui import dagster_home
+
+    # The UI's instance, so that its sensor finds these runs' channels current and launches nothing.
+    with dg.DagsterInstance.from_config(str(dagster_home(layout))) as instance:
         if args.command == "remove-channel":
             return remove_channel_command(layout, instance, args.name, args.delete_videos)
         if args.command == "demo":

@@ -115,7 +115,8 @@ def dagster_home(layout: DataLayout) -> Path:
     if config.is_symlink() and not config.exists():
         config.unlink()
     if not config.exists() and not (home / "dagster.yml").exists():
-        config.symlink_to(INSTANCE_CONFIG)
+        with contextlib.suppress(FileExistsError):  # CLI processes started at once all get here
+            config.symlink_to(INSTANCE_CONFIG)
     return home
 
 

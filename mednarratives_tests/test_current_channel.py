@@ -7,6 +7,8 @@ Through Dagster, with the real `videos` asset and a small channel asset after it
 import dagster as dg
 import polars as pl
 import pytest
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
 
 from mednarratives_assets.channel_state import channel_state, code_fingerprint
 from mednarratives_assets.defs.partitions import channel_asset
@@ -163,3 +165,59 @@ def test_channel_state_changes_with_each_part():
     assert channel_state(frame, {}, {"asr": {"engine": "whisperx"}}, models) != base
     assert channel_state(frame, {}, {"asr": {"engine": "faster-whisper"}}, {"frame_classifier": "y"}) != base
     assert len(code_fingerprint()) == 64
+
+
+def unsynced(defs: dg.Definitions, instance) -> set[str]:
+    """The assets that the UI would show as Unsynced for the channel (stale, as Dagster resolves it)."""
+    graph = defs.get_repository_def().asset_graph
+    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+    return {
+        key.to_user_string()
+        for key in graph.materializable_asset_keys
+        if resolver.get_status(key, CHANNEL) != StaleStatus.FRESH
+    }
+
+
+def requested(defs: dg.Definitions, instance, cursor) -> tuple[set[str], object]:
+    """What the automation sensor's tick requests for the channel, and its cursor."""
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    graph = defs.get_repository_def().asset_graph
+    keys = {
+        key.to_user_string() for key in graph.get_all_asset_keys() if result.get_requested_partitions(key)
+    }
+    return keys, result.cursor
+
+
+def test_a_run_that_stops_at_a_current_channel_leaves_nothing_unsynced_or_to_follow(
+    layout, instance, channel
+):
+    run(channel, instance)
+    _, cursor = requested(channel, instance, None)
+    again = run(channel, instance)
+    assert materialized(again) == {"video_downloads"}
+    # video_downloads' data version is its content: the same rows leave videos in sync with it
+    assert unsynced(channel, instance) == set()
+    assert requested(channel, instance, cursor)[0] == set()
+
+
+def test_after_a_backfill_of_videos_alone_the_automation_brings_the_rest_in_sync(layout, instance, channel):
+    run(channel, instance)
+    _, cursor = requested(channel, instance, None)
+    backfill = dg.materialize(
+        [videos, video_downloads.to_source_asset()],
+        resources=build_resources(layout),
+        partition_key=CHANNEL,
+        instance=instance,
+        selection=[videos],
+    )
+    assert backfill.success
+    assert unsynced(channel, instance) == {"video_summary"}
+
+    follow, cursor = requested(channel, instance, cursor)
+    assert follow == {"video_summary"}
+    followed = channel.resolve_implicit_global_asset_job_def().execute_in_process(
+        partition_key=CHANNEL, instance=instance, asset_selection=[dg.AssetKey("video_summary")]
+    )
+    assert followed.success
+    assert unsynced(channel, instance) == set()
+    assert requested(channel, instance, cursor)[0] == set()

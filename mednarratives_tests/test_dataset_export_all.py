@@ -270,3 +270,10 @@ def test_dagster_materializes_the_merged_export_from_every_channels_tables(
         step_failure(bad)
     )
     assert datasets.load_dataset(str(folder))["train"].num_rows == metadata["n_pairs_train"]
+
+    # No pair in any channel (as the automation may find after a channel's run): nothing, and no failure.
+    with duckdb.connect(str(layout.duckdb_path)) as con:
+        con.execute("DELETE FROM aligned_pairs")
+    empty = dg.materialize(assets, selection=[dataset_export_all], resources=resources, instance=instance)
+    assert empty.success and not empty.asset_materializations_for_node("dataset_export_all")
+    assert datasets.load_dataset(str(folder))["train"].num_rows == metadata["n_pairs_train"]

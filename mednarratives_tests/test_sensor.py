@@ -1,13 +1,16 @@
-"""`new_video_sensor`: partitions for new channels, runs for changed ones, nothing otherwise."""
+"""`new_video_sensor`: partitions for new channels, runs for channels whose files differ from what
+`videos` last materialized, nothing otherwise."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
 
 import dagster as dg
 
+from mednarratives_assets import cli
 from mednarratives_assets.channels import CHANNEL_NAME_RULE
 from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.defs.sensors import new_video_sensor
@@ -131,3 +134,40 @@ def test_partitions_added_through_the_ui_that_are_no_channel_names_are_removed(i
     assert [run.partition_key for run in result.run_requests] == ["neuro_rounds"]
     removed = [r.getMessage() for r in records if r.getMessage().startswith("removing partition")]
     assert len(removed) == 2 and all(CHANNEL_NAME_RULE in message for message in removed)
+
+
+def test_a_channel_whose_files_match_its_last_materialization_requests_nothing_without_a_cursor(
+    instance, layout
+):
+    """As on the first tick of the UI after `mednarratives demo` or `run`, whose runs it recorded."""
+    make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
+    make_video(layout.channel_dir("chest_imaging") / "cxr.mp4")
+    assert cli.ingest(layout, instance) == {"chest_imaging": None, "neuro_rounds": None}
+
+    first = evaluate(instance, layout)
+    assert first.run_requests == [] and not first.dynamic_partitions_requests
+    assert set(json.loads(first.cursor)) == {"neuro_rounds", "chest_imaging"}
+
+    make_video(layout.channel_dir("neuro_rounds") / "dwi.mp4")
+    [run] = evaluate(instance, layout).run_requests
+    assert run.partition_key == "neuro_rounds"
+
+
+def test_a_channel_folder_that_disappears_is_named_in_a_warning_and_kept(instance, layout, caplog):
+    make_video(layout.channel_dir("neuro_rounds") / "mri_basics.mp4")
+    make_video(layout.channel_dir("chest_imaging") / "cxr.mp4")
+    first = evaluate(instance, layout)
+
+    shutil.rmtree(layout.channel_dir("chest_imaging"))
+    with caplog.at_level(logging.INFO):
+        gone = evaluate(instance, layout, cursor=first.cursor, log=caplog.handler)
+    assert gone.run_requests == [] and not gone.dynamic_partitions_requests
+    assert sorted(instance.get_dynamic_partitions("channel")) == ["chest_imaging", "neuro_rounds"]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "'chest_imaging'" in warning and str(layout.videos_dir / "chest_imaging") in warning
+    assert "kept" in warning
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # said once, not on every tick
+        evaluate(instance, layout, cursor=gone.cursor, log=caplog.handler)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -3,6 +3,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.automation import GENMEDCLIP_RETRAINING
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.genmedclip_model import genmedclip_model, genmedclip_no_dense_model
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
@@ -43,6 +44,7 @@ def n_images(scores: pl.DataFrame, benchmark: str) -> int:
     deps=[genmedclip_model, genmedclip_no_dense_model],
     kinds={"duckdb", "polars", "pytorch"},
     group_name="genmedclip",
+    automation_condition=GENMEDCLIP_RETRAINING,
     check_specs=[
         dg.AssetCheckSpec(
             "held_out_never_trained_on",

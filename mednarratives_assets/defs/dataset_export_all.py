@@ -1,6 +1,9 @@
+from collections.abc import Iterator
+
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.automation import DATASET_FOLLOWS_CHANNELS
 from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.metadata import markdown_preview
 from mednarratives_assets.defs.resources import DataPaths
@@ -15,11 +18,14 @@ MergedExportConfig = config_class(
 
 @dg.asset(
     group_name="dataset",
+    automation_condition=DATASET_FOLLOWS_CHANNELS,
     kinds={"parquet", "huggingface"},
     # Written by its own asset (table dataset_statistics); shown on the dataset card.
     ins={"dataset_statistics": dg.AssetIn()},
+    output_required=False,
 )
 def dataset_export_all(
+    context: dg.AssetExecutionContext,
     config: MergedExportConfig,
     aligned_pairs: pl.DataFrame,
     narratives: pl.DataFrame,
@@ -27,12 +33,16 @@ def dataset_export_all(
     dataset_statistics: pl.DataFrame,
     videos: pl.DataFrame,
     paths: DataPaths,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """Every channel's pairs as one dataset folder, data/dataset: train, validation and test splits
     by lecture (loadable by Hugging Face `datasets.load_dataset(folder)` as a DatasetDict), Localized
     Narratives JSONL per split, and a dataset card with the dataset's statistics. A video file in
     several channels (the same sha256 in `videos`) gives its pairs once, from the first channel by
-    name; `duplicate_lectures` lists the copies left out."""
+    name; `duplicate_lectures` lists the copies left out. Without a pair in any channel it makes
+    nothing, and says so."""
+    if aligned_pairs.is_empty():  # the automation follows channels before any has pairs
+        context.log.info("aligned_pairs holds no pairs in any channel: no merged dataset to export")
+        return
     try:
         settings = settings_from(config, MergedExportSettings)
     except ValueError as exc:
@@ -56,7 +66,7 @@ def dataset_export_all(
     for name, split in summary.splits.items():
         per_split[f"n_pairs_{name}"] = split.n_pairs
         per_split[f"n_lectures_{name}"] = split.n_lectures
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "folder": dg.MetadataValue.path(str(summary.folder)),
             **per_split,

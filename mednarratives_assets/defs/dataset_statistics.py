@@ -1,12 +1,13 @@
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.automation import DATASET_FOLLOWS_CHANNELS
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.stages.dataset_statistics import compute_statistics, statistics_plots
 
 
-@dg.asset(kinds={"duckdb", "polars"}, group_name="dataset")
+@dg.asset(kinds={"duckdb", "polars"}, group_name="dataset", automation_condition=DATASET_FOLLOWS_CHANNELS)
 def dataset_statistics(
     context: dg.AssetExecutionContext,
     videos: pl.DataFrame,

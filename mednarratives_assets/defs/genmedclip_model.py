@@ -1,6 +1,7 @@
 import dagster as dg
 import polars as pl
 
+from mednarratives_assets.defs.automation import GENMEDCLIP_RETRAINING
 from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
@@ -30,6 +31,7 @@ def _clip_model_asset(name: str, config_type: type[dg.Config], description: str)
         name=name,
         kinds={"pytorch"},
         group_name="genmedclip",
+        automation_condition=GENMEDCLIP_RETRAINING,
         description=description,
     )
     def clip_model(

@@ -13,6 +13,7 @@ import dagster as dg
 from mednarratives_assets.channel_locks import ChannelBusy, channel_lock
 from mednarratives_assets.channels import InvalidChannelName, check_channel_name
 from mednarratives_assets.cpu_share import computing_seat
+from mednarratives_assets.defs.automation import CHANNEL_FOLLOWS_UPSTREAM
 from mednarratives_assets.defs.resources import DataPaths
 from mednarratives_assets.deployment import Deployment
 
@@ -103,6 +104,7 @@ def channel_asset(
     kinds: frozenset[str] = TABLE_KINDS,
     output_required: bool = True,
     gpu_heavy: bool = False,
+    automation_condition: dg.AutomationCondition | None = CHANNEL_FOLLOWS_UPSTREAM,
 ) -> Callable:
     """@dg.asset for a table with one partition per channel, written to DuckDB by the IO manager.
 
@@ -113,6 +115,8 @@ def channel_asset(
     output_required: False for an asset that may yield no output, so that Dagster skips the
     assets downstream of it in the run.
     gpu_heavy: the step gains most from a GPU (MEDNARRATIVES_GPU_QUEUE, deployment.py).
+    automation_condition: when the automation sensor requests it (defs/automation.py); by default,
+    after its upstream partition changed.
     """
 
     def decorate(compute: Callable) -> dg.AssetsDefinition:
@@ -126,6 +130,7 @@ def channel_asset(
             deps=list(deps),
             output_required=output_required,
             op_tags=deployment.queue_tags(gpu_heavy),
+            automation_condition=automation_condition,
             check_specs=[
                 channel_check(compute.__name__, name, description)
                 for name, description in (checks or {}).items()

@@ -5,6 +5,7 @@ import polars as pl
 
 from mednarratives_assets.asr.engines import AlignmentModelUnavailable, AsrConfigError
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.defs.automation import CHANNEL_FOLLOWS_UPSTREAM
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.metadata import markdown_preview
 from mednarratives_assets.defs.partitions import (
@@ -24,6 +25,7 @@ def _table(description: str) -> dg.AssetOut:
         metadata={"partition_expr": "channel"},
         kinds={"duckdb", "polars"},
         group_name="transcripts",
+        automation_condition=CHANNEL_FOLLOWS_UPSTREAM,
     )
 
 

@@ -1,3 +1,5 @@
+import warnings
+
 import dagster as dg
 import polars as pl
 
@@ -14,14 +16,16 @@ from mednarratives_assets.stages.video_downloads import (
     has_downloaded,
     read_channels_file,
 )
+from mednarratives_assets.video_cache import content_key
 
 VideoDownloadsConfig = config_class(DownloadSettings, "VideoDownloadsConfig", "How URLs are downloaded.")
 
 
-@channel_asset("ingest")
+# The first asset of a channel: the new-video sensor's runs make it, not the automation.
+@channel_asset("ingest", automation_condition=None)
 def video_downloads(
     context: dg.AssetExecutionContext, config: VideoDownloadsConfig, paths: DataPaths
-) -> pl.DataFrame:
+) -> dg.Output:
     """Videos fetched with yt-dlp from the channel's URLs in `data/channels.yaml`.
 
     One row per downloaded video, or one row with status 'error' per URL that failed or file
@@ -53,12 +57,16 @@ def video_downloads(
     except (ChannelsFileError, OutsideDataRoot) as exc:
         raise dg.Failure(description=str(exc)) from exc
     n_errors = frame.filter(pl.col("status") == "error").height
-    context.add_output_metadata(
-        {
-            "dagster/row_count": frame.height,
-            "n_urls": len(urls),
-            "n_errors": n_errors,
-            "downloads": markdown_preview(frame, ["video_id", "title", "status", "error", "url"]),
-        }
-    )
-    return frame
+    with warnings.catch_warnings():  # a beta parameter in dagster 1.13, which pyproject.toml pins
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(
+            frame,
+            metadata={
+                "dagster/row_count": frame.height,
+                "n_urls": len(urls),
+                "n_errors": n_errors,
+                "downloads": markdown_preview(frame, ["video_id", "title", "status", "error", "url"]),
+            },
+            # By content, so that a run that fetched nothing new leaves `videos` in sync with it.
+            data_version=dg.DataVersion(content_key(rows=frame.drop("downloaded_at"))),
+        )

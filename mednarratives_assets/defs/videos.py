@@ -7,12 +7,14 @@ import polars as pl
 from pydantic import Field
 
 from mednarratives_assets.channel_state import channel_state
+from mednarratives_assets.channels import channel_fingerprint
 from mednarratives_assets.defs.checks import rows_check
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.settings import OutsideDataRoot
+from mednarratives_assets.stages.video_downloads import read_channels_file
 from mednarratives_assets.stages.videos import (
     first_frames_sheet,
     probe_channel,
@@ -22,6 +24,9 @@ from mednarratives_assets.stages.videos import (
 
 # Metadata key of a materialization of `videos`: the channel's state (channel_state.py) in its run.
 STATE_KEY = "channel_state"
+# Metadata key of a materialization of `videos`: the fingerprint of the channel's files and URLs
+# (channels.channel_fingerprint) that it probed, which the new-video sensor compares the folder with.
+FILES_KEY = "files_fingerprint"
 # The trained models that channel stages use.
 CHANNEL_MODELS = ("frame_classifier", "cursor_detector")
 
@@ -35,6 +40,8 @@ class VideosConfig(dg.Config):
     )
 
 
+# Not automated: video_downloads is made again by every sensor run, even one that stops here, and
+# what it fetches lands in the folder, which the new-video sensor watches.
 @channel_asset(
     "ingest",
     deps=[video_downloads],
@@ -44,6 +51,7 @@ class VideosConfig(dg.Config):
         "has too: the merged dataset keeps the pairs of the copy in the first channel by name.",
     },
     output_required=False,
+    automation_condition=None,
 )
 def videos(
     context: dg.AssetExecutionContext, config: VideosConfig, paths: DataPaths, models: ModelStore
@@ -74,6 +82,10 @@ def videos(
         )
         previous = None
     try:
+        # Taken before probing: a file that lands meanwhile differs from it, so the sensor sees it.
+        files = channel_fingerprint(
+            layout.channel_dir(channel), read_channels_file(layout.channels_file).channels.get(channel, ())
+        )
         frame = probe_channel(layout, channel, log=context.log.info, known=previous)
     except OutsideDataRoot as exc:
         raise dg.Failure(f"videos of channel {channel!r}: {exc}") from exc
@@ -111,6 +123,7 @@ def videos(
         metadata={
             "dagster/row_count": frame.height,
             STATE_KEY: state,
+            FILES_KEY: files,
             "n_errors": errors.height,
             "hours_of_video": round((frame["duration_s"].sum() or 0.0) / 3600, 3),
             "n_removed_keyframe_folders": len(removed.keyframe_folders),

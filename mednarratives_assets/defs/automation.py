@@ -1,0 +1,83 @@
+"""Declarative automation: the asset graph keeps itself current (docs/stages/ingest.md#automation).
+
+- `video_downloads` and `videos` are the new-video sensor's: it runs a channel whose files changed.
+- The channel assets after `videos` follow their upstream partition: once a channel's `videos`
+  (or any other parent) has a materialization that they have not handled, as after a backfill of
+  `videos` alone, they are requested for that channel. A run that made the parent and them
+  together (the new-video sensor's `channel_pipeline_job`) has handled it already, and a sensor run
+  that stops after a current channel's `videos` updates nothing to follow.
+- The `dataset` group follows the channels as soon as no channel run is in flight, so that a burst
+  of channel runs rebuilds it once; a channel never materialized does not hold it back
+  (`dataset_statistics` leaves it out and names it), but the statistics must exist before the
+  merged export that reads them.
+- The `genmedclip` group retrains when the pairs changed, at most once per tick of
+  MEDNARRATIVES_GENMEDCLIP_CRON: training is the costly step, and one channel run should not
+  start it.
+- The trained models (`frame_classifier`, `cursor_detector`) are never automated: they are trained
+  when asked. A model missing under the data root holds nothing back (the shipped default stands
+  in), and a model trained on request is followed by the stages that use it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import dagster as dg
+from dagster_shared.check import CheckError
+
+GENMEDCLIP_CRON_ENV = "MEDNARRATIVES_GENMEDCLIP_CRON"
+DEFAULT_GENMEDCLIP_CRON = "0 3 * * *"  # daily at 03:00 UTC
+TRAINED_MODELS = dg.AssetSelection.assets("frame_classifier", "cursor_detector")
+
+AutomationCondition = dg.AutomationCondition
+# Neither while a parent is being made (its run will bring the change) nor while already on its way.
+_settled = ~AutomationCondition.any_deps_in_progress() & ~AutomationCondition.in_progress()
+
+CHANNEL_FOLLOWS_UPSTREAM = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_missing().ignore(TRAINED_MODELS)
+    & _settled
+).with_label("follows its channel's upstream")
+
+DATASET_FOLLOWS_CHANNELS = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    # dataset_export_all reads the statistics: never before they exist (or come in the same run)
+    & ~AutomationCondition.any_deps_missing().allow(dg.AssetSelection.groups("dataset"))
+    & _settled
+).with_label("follows the channels once no channel run is in flight")
+
+
+def genmedclip_cron(environ: Mapping[str, str] = os.environ) -> str:
+    """The cron schedule (UTC) whose ticks the genmedclip group may retrain at."""
+    cron = environ.get(GENMEDCLIP_CRON_ENV, "").strip() or DEFAULT_GENMEDCLIP_CRON
+    try:
+        AutomationCondition.cron_tick_passed(cron)
+    except CheckError:
+        raise ValueError(
+            f"{GENMEDCLIP_CRON_ENV}={cron!r} is no cron schedule (e.g. {DEFAULT_GENMEDCLIP_CRON!r})"
+        ) from None
+    return cron
+
+
+def retrained_on_cron(cron: str) -> dg.AutomationCondition:
+    """Requested when a tick of `cron` has passed and its inputs have changed, both since it was
+    last requested or made: a change retrains at the first tick after the last retraining (at once
+    when one has passed already), and a tick without a change does nothing."""
+    return (
+        AutomationCondition.cron_tick_passed(cron).since_last_handled()
+        & AutomationCondition.any_deps_updated().since_last_handled()
+        & _settled
+    ).with_label(f"retrained at a tick of {cron} (UTC) when its inputs changed")
+
+
+GENMEDCLIP_RETRAINING = retrained_on_cron(genmedclip_cron())
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Requests the assets whose automation condition holds (defs/automation.py): channel "
+    "assets after their upstream changed, the dataset after the channels, GenMedCLIP at its cron.",
+)
