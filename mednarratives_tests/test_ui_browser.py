@@ -7,7 +7,8 @@ The tests of this module share one UI and run in file order, each one step:
 2. a backfill of `videos` over every channel, from the same dialog (All, Launch backfill);
 3. new_video_sensor's run for a channel folder that appears while the UI runs;
 4. declarative automation bringing a channel's downstream assets up to date after its `videos`
-   (skipped while no asset has an automation condition).
+   is materialized from the UI (the automation sensor switched on from its page if it is off;
+   skipped while no asset after `videos` has an automation condition).
 
 Each waits for its runs to succeed (the instance's run and backfill records: generous timeouts,
 since 2 shared cores also run the steps), then checks in the browser that the asset's page shows
@@ -347,14 +348,21 @@ def test_4_automation_updates_downstream(ui, page, screenshots):
             "automation is being added separately); this step then checks it updates them"
         )
     channel = channels_of(instance)[0]
-    # The automation sensor is the UI's "default_automation_condition_sensor" unless the code
-    # names one: make sure it is on, from the Automation page.
     goto(page, f"{url}/automation")
-    # Fragile spot: which switch belongs to which sensor is only known by the row's text.
-    for row in page.get_by_role("row").filter(has_text="automation").all():
-        switch = row.get_by_role("checkbox")
-        if switch.count() == 1 and not switch.is_checked():
-            switch.check(force=True)  # styled as a switch over the hidden input
+    expect(page.get_by_role("link", name="new_video_sensor")).to_be_visible()
+    # Dagster evaluates automation conditions in "default_automation_condition_sensor" unless the
+    # code names its own sensor; the default one starts stopped: switch it on from its page.
+    default_sensor = page.get_by_role("link", name="default_automation_condition_sensor")
+    if default_sensor.count():
+        default_sensor.click()
+        # Fragile spot: the sensor page has one checkbox, its "Running" switch, an <input> hidden
+        # under a drawing of a switch; a click on its <label> toggles it.
+        switch = page.get_by_role("checkbox")
+        expect(switch).to_have_count(1)
+        expect(switch).to_be_enabled()  # disabled while the sensor's state loads
+        if not switch.is_checked():
+            page.locator("label").filter(has=switch).click()
+        expect(switch).to_be_checked()
     page.screenshot(path=screenshots / "ui-automation.png")
 
     open_partition(page, url, "videos", channel)
@@ -376,6 +384,7 @@ def test_4_automation_updates_downstream(ui, page, screenshots):
     last = sorted(automated & set(DOWNSTREAM), key=DOWNSTREAM.index)[-1]
     run_id = latest(last).run_id
     wait_for_success(instance, run_id)
+    assert instance.get_run_by_id(run_id).tags.get("dagster/from_automation_condition") == "true"
     open_partition(page, url, last, channel)
     # The partition's latest materialization is the automation's run.
     expect(page.get_by_role("link", name=run_id[:8])).to_be_visible()
