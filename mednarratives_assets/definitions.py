@@ -22,7 +22,7 @@ def build_definitions(layout: DataLayout, deployment: Deployment | None = None) 
     local: a run executes its steps one after another in its own process. A channel's stages form
     a chain, and a process per step would import torch, ultralytics and the ASR engine again,
     about 2 s a step, which a run that reuses every cached video would spend on nothing else.
-    Channels run in parallel as separate runs (`max_concurrent_runs` in deploy/local/dagster.yaml).
+    Channels run in parallel as separate runs (`max_concurrent_runs` in dagster.yaml).
     cluster: each step is a Celery task that any worker may take (dagster-celery)."""
     deployment = deployment or Deployment.from_env()
     with warnings.catch_warnings():  # the loader is a preview in dagster 1.13, pinned exactly

@@ -1,7 +1,7 @@
 """Deployment profiles: the same assets on one machine or on Celery workers, chosen by the environment.
 
 `local` (the default): runs and events in SQLite under DAGSTER_HOME, each run in one process, every
-table in one DuckDB file (the instance file deploy/local/dagster.yaml).
+table in one DuckDB file (the instance file dagster.yaml).
 
 `cluster`: Postgres run, event-log and schedule storage, the queued run coordinator and compute logs
 on S3 (the instance file deploy/cluster/dagster.yaml); steps as Celery tasks on any number of

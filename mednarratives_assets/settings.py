@@ -12,10 +12,8 @@ from pathlib import Path
 from mednarratives_assets.channels import check_channel_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The local instance's settings, linked from DAGSTER_HOME (data/dagster_home). Not at the repository
-# root: `dagster dev` run there with DAGSTER_HOME elsewhere warns that a dagster.yaml in the current
-# folder "will not be used".
-INSTANCE_CONFIG = REPO_ROOT / "deploy" / "local" / "dagster.yaml"
+# The local instance's settings, linked from DAGSTER_HOME (data/dagster_home).
+INSTANCE_CONFIG = REPO_ROOT / "dagster.yaml"
 # MedPix 2.0 where the workspace keeps it: real CT and MR images with captions, read when present.
 MEDPIX_DIR = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
 DATA_ROOT_ENV = "MEDNARRATIVES_DATA_ROOT"

@@ -106,9 +106,8 @@ def check_bind(host: str, allow_remote: bool) -> None:
 
 def dagster_home(layout: DataLayout) -> Path:
     """DAGSTER_HOME, by default `<data root>/dagster_home`, holding the instance's dagster.yaml: where
-    it has none (or a link that leads nowhere, such as one to the dagster.yaml that was at the
-    repository root), a link to deploy/local/dagster.yaml. Without it Dagster would run with its own
-    defaults: telemetry on, and every channel's run at once."""
+    it has none (or a link that leads nowhere), a link to the repository's dagster.yaml. Without it
+    Dagster would run with its own defaults: telemetry on, and every channel's run at once."""
     home = Path(os.environ.get("DAGSTER_HOME") or layout.data_root / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"

@@ -145,9 +145,7 @@ def test_workspace_points_at_the_definitions_module():
 
 def test_instance_config_turns_telemetry_off_and_runs_two_channels_at_once(tmp_path, monkeypatch):
     home = REPO_ROOT / "data" / "dagster_home"
-    assert (home / "dagster.yaml").resolve() == INSTANCE_CONFIG
-    # At the repository root `dagster dev` would warn that it "will not be used".
-    assert not (REPO_ROOT / "dagster.yaml").exists()
+    assert (home / "dagster.yaml").resolve() == INSTANCE_CONFIG == REPO_ROOT / "dagster.yaml"
     config = yaml.safe_load(INSTANCE_CONFIG.read_text())
     assert config["telemetry"]["enabled"] is False
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))

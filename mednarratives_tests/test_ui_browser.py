@@ -35,7 +35,7 @@ import dagster as dg
 import pytest
 import requests
 
-from mednarratives_assets.settings import REPO_ROOT
+from mednarratives_assets.settings import INSTANCE_CONFIG, REPO_ROOT
 from mednarratives_tests.servers import running_server, wait_until
 
 CHROMIUM = Path(os.environ.get("MEDNARRATIVES_CHROMIUM", "/usr/bin/chromium"))
@@ -85,7 +85,7 @@ def ui(tmp_path_factory):
     base = tmp_path_factory.mktemp("browser")
     root, home = base / "data", base / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(INSTANCE_CONFIG, home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "MEDNARRATIVES_DATA_ROOT": str(root)}
     demo_args = [] if os.environ.get("MEDNARRATIVES_BROWSER_FULL_DEMO") == "1" else TINY_DEMO
     # With DAGSTER_HOME set, the demo's runs are recorded in the instance the UI shows.
@@ -350,19 +350,13 @@ def test_4_automation_updates_downstream(ui, page, screenshots):
     channel = channels_of(instance)[0]
     goto(page, f"{url}/automation")
     expect(page.get_by_role("link", name="new_video_sensor")).to_be_visible()
-    # Dagster evaluates automation conditions in "default_automation_condition_sensor" unless the
-    # code names its own sensor; the default one starts stopped: switch it on from its page.
-    default_sensor = page.get_by_role("link", name="default_automation_condition_sensor")
-    if default_sensor.count():
-        default_sensor.click()
-        # Fragile spot: the sensor page has one checkbox, its "Running" switch, an <input> hidden
-        # under a drawing of a switch; a click on its <label> toggles it.
-        switch = page.get_by_role("checkbox")
-        expect(switch).to_have_count(1)
-        expect(switch).to_be_enabled()  # disabled while the sensor's state loads
-        if not switch.is_checked():
-            page.locator("label").filter(has=switch).click()
-        expect(switch).to_be_checked()
+    # The automation conditions are evaluated by automation_sensor (defs/automation.py), which
+    # starts running. Fragile spot: its page has one checkbox, its "Running" switch, an <input>
+    # hidden under a drawing of a switch.
+    page.get_by_role("link", name="automation_sensor").click()
+    switch = page.get_by_role("checkbox")
+    expect(switch).to_have_count(1)
+    expect(switch).to_be_checked()
     page.screenshot(path=screenshots / "ui-automation.png")
 
     open_partition(page, url, "videos", channel)

@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from mednarratives_assets.settings import INSTANCE_CONFIG, REPO_ROOT
+from mednarratives_assets.settings import INSTANCE_CONFIG
 from mednarratives_assets.ui import CrossSiteGuard, check_bind, loopback_hosts
 from mednarratives_tests.servers import running_server, wait_until
 
@@ -269,13 +269,12 @@ def test_the_warning_pattern_catches_what_dagster_dev_printed():
 @pytest.mark.integration
 @pytest.mark.parametrize("home", ["default", "exported, empty", "default, stale link"])
 def test_the_ui_starts_without_warnings_and_with_the_instance_settings(home, tmp_path):
-    """`mednarratives ui` with DAGSTER_HOME unset, exported to an empty folder (the README exports
-    it before `mednarratives demo`), or holding the link to the dagster.yaml that was at the
-    repository root: no warning in its log, and the instance reads deploy/local/dagster.yaml."""
+    """`mednarratives ui` with DAGSTER_HOME unset, exported to an empty folder, or holding a link
+    that leads nowhere: no warning in its log, and the instance reads the repository's dagster.yaml."""
     folder = tmp_path / "data" / "dagster_home" if home.startswith("default") else tmp_path / "home"
     folder.mkdir(parents=True)
     if home.endswith("stale link"):
-        (folder / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
+        (folder / "dagster.yaml").symlink_to(tmp_path / "moved-away" / "dagster.yaml")
     log = start_up_log(tmp_path, None if home.startswith("default") else str(folder))
     assert "Serving the Dagster UI" in log
     warnings = [line for line in log.splitlines() if WARNING.search(line)]
