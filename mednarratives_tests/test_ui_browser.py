@@ -81,7 +81,7 @@ def screenshots(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """`mednarratives ui` on a free loopback port over a materialized demo corpus; yields the URL,
-    the data root and DAGSTER_HOME, once the runs the sensor starts on its first tick are done."""
+    the data root and DAGSTER_HOME, once the sensor's first tick has found the demo's channels current."""
     base = tmp_path_factory.mktemp("browser")
     root, home = base / "data", base / "dagster_home"
     home.mkdir()
@@ -108,11 +108,23 @@ def ui(tmp_path_factory):
 
     with running_server(command, env, base / "ui.log", up, poll_s=0.5) as url:
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            # The sensor's first tick finds the demo's channels new to its cursor and runs each
-            # once (the channels are current, so mostly from the caches): let those finish first.
-            wait_until(lambda: sensor_runs(instance), SENSOR_TIMEOUT_S, "the sensor's first runs")
-            wait_until(lambda: all_finished(instance), RUN_TIMEOUT_S * 2, "the sensor's first runs", 2)
+            # The first UI start after the demo runs nothing: the sensor's first tick finds every
+            # channel's files as its last successful `videos` materialization recorded them.
+            log = base / "ui.log"
+            wait_until(
+                lambda: SENSOR_TICKED.search(log.read_text(errors="replace")) or sensor_runs(instance),
+                SENSOR_TIMEOUT_S,
+                "the sensor's first tick",
+            )
+            assert not sensor_runs(instance), (
+                "the sensor ran the demo's channels again, though they are current"
+            )
+            wait_until(lambda: all_finished(instance), RUN_TIMEOUT_S * 2, "runs the automation started", 2)
             yield url, root, instance
+
+
+# The daemon's log line for a tick of the new-video sensor that launched nothing.
+SENSOR_TICKED = re.compile(r"Sensor new_video_sensor skipped|No run requests returned for new_video_sensor")
 
 
 def sensor_runs(instance: dg.DagsterInstance, channel: str | None = None) -> list[dg.DagsterRun]:
