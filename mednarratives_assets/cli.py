@@ -24,6 +24,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mednarratives_assets.channel_locks import channel_lock
 from mednarratives_assets.channels import (
     InvalidChannelName,
     is_valid_channel_name,
@@ -206,6 +207,13 @@ def _demo_config(args: argparse.Namespace):
         raise SystemExit(str(error)) from None
 
 
+def open_instance(home: Path) -> dg.DagsterInstance:
+    """The Dagster instance at `home`. Processes started at once take turns to open it: the first
+    creates its SQLite storage, and two creating it together leave the schema half-migrated."""
+    with channel_lock(home / ".instance-setup.lock", f"mednarratives CLI (pid {os.getpid()})", wait_s=300):
+        return dg.DagsterInstance.from_config(str(home))
+
+
 def quiet_terminal() -> None:
     """No progress bars (their escape codes garble a log) and no notices about Dagster's preview
     APIs, which the pinned version uses on purpose; stage progress comes from terminal_progress."""
@@ -350,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     from mednarratives_assets.ui import dagster_home
 
     # The UI's instance, so that its sensor finds these runs' channels current and launches nothing.
-    with dg.DagsterInstance.from_config(str(dagster_home(layout))) as instance:
+    with open_instance(dagster_home(layout)) as instance:
         if args.command == "remove-channel":
             return remove_channel_command(layout, instance, args.name, args.delete_videos)
         if args.command == "demo":

@@ -73,6 +73,34 @@ def test_an_object_round_trips_and_names_are_checked(tables_url):
         table_object(tables_url, "videos", "../outside")
 
 
+def test_an_asset_that_reads_every_channel_gets_their_rows_in_one_frame(layout, instance, tables_url):
+    """As dataset_statistics and the CLIP models read a channel table from the Parquet store."""
+    partitions = dg.DynamicPartitionsDefinition(name="channel")
+    instance.add_dynamic_partitions("channel", list(CHANNELS))
+
+    @dg.asset(partitions_def=partitions)
+    def rows(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        return pl.DataFrame({"channel": [context.partition_key], "n": [len(context.partition_key)]})
+
+    @dg.asset
+    def every_channel(rows: pl.DataFrame) -> pl.DataFrame:
+        return rows.sort("channel")
+
+    io_manager = build_resources(layout, cluster(tables_url))["io_manager"]
+    for channel in CHANNELS:
+        dg.materialize([rows], partition_key=channel, resources={"io_manager": io_manager}, instance=instance)
+    result = dg.materialize(
+        [rows, every_channel],
+        selection=[every_channel],
+        resources={"io_manager": io_manager},
+        instance=instance,
+    )
+    assert result.output_for_node("every_channel").to_dicts() == [
+        {"channel": "pathology", "n": 9},
+        {"channel": "radiology", "n": 9},
+    ]
+
+
 def materialize(
     layout, instance, deployment: Deployment | None, channel: str, **run
 ) -> dg.ExecuteInProcessResult:

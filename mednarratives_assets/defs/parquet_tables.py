@@ -40,3 +40,11 @@ class ParquetTablesIOManager(dg.ConfigurableIOManager, dg.UPathIOManager):
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
         return read_table(path)
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        """A channel's rows; for an asset that reads every channel (dataset_statistics, the CLIP
+        models), every channel's rows in one frame, as the DuckDB tables give them."""
+        loaded = super().load_input(context)
+        if isinstance(loaded, dict):  # UPathIOManager gives several partitions by key
+            return pl.concat(list(loaded.values()), how="diagonal_relaxed") if loaded else pl.DataFrame()
+        return loaded
