@@ -39,7 +39,7 @@ from mednarratives_assets.channels import check_channel_name
 from mednarratives_assets.parquet_tables import EXTENSION, read_table, tables_root
 from mednarratives_assets.settings import DataLayout, OutsideDataRoot
 from mednarratives_assets.stages.video_downloads import read_channels_file
-from mednarratives_assets.stages.videos import _contents_elsewhere
+from mednarratives_assets.stages.videos import video_contents_in_other_channels
 from mednarratives_assets.tables import connect_when_free, stored_rows, table_exists
 from mednarratives_assets.video_cache import CHANNEL_FILE
 
@@ -405,7 +405,7 @@ def _remove_cached_transcripts(
     if not entries:
         return
     elsewhere = _other_channels_hashes(layout, channel, tables_url)
-    on_disk, unsure = _contents_elsewhere(layout, channel, {hashes[sha] for sha in entries})
+    on_disk, unsure = video_contents_in_other_channels(layout, channel, {hashes[sha] for sha in entries})
     shared = 0
     for sha, paths in entries.items():
         if sha in elsewhere or sha in on_disk or hashes[sha] in unsure:

@@ -450,7 +450,7 @@ def remove_files_of_deleted_videos(
     entries = {sha: paths for sha, paths in entries.items() if paths}
     if not entries:
         return removed
-    in_use, unsure = _contents_elsewhere(layout, channel, {gone[sha] for sha in entries})
+    in_use, unsure = video_contents_in_other_channels(layout, channel, {gone[sha] for sha in entries})
     for sha, paths in entries.items():
         if sha in in_use:
             continue
@@ -464,7 +464,9 @@ def remove_files_of_deleted_videos(
     return removed
 
 
-def _contents_elsewhere(layout: DataLayout, channel: str, sizes: set[int]) -> tuple[set[str], set[int]]:
+def video_contents_in_other_channels(
+    layout: DataLayout, channel: str, sizes: set[int]
+) -> tuple[set[str], set[int]]:
     """The sha256 of every video file of the other channels whose size is in `sizes`, and the sizes
     of those that could not be hashed (unreadable): their content may be in use."""
     hashes: set[str] = set()
