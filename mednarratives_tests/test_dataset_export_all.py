@@ -271,6 +271,18 @@ def test_dagster_materializes_the_merged_export_from_every_channels_tables(
     )
     assert datasets.load_dataset(str(folder))["train"].num_rows == metadata["n_pairs_train"]
 
+    # A dataset folder that is a link leading out of the data root is refused, and left alone.
+    outside = layout.data_root.parent / "elsewhere"
+    folder.rename(outside)
+    folder.symlink_to(outside, target_is_directory=True)
+    escaped = dg.materialize(
+        assets, selection=[dataset_export_all], resources=resources, instance=instance, raise_on_error=False
+    )
+    assert "dataset_export_all: the merged dataset folder: " in step_failure(escaped)
+    assert "outside the data root" in step_failure(escaped) and (outside / "README.md").is_file()
+    folder.unlink()
+    outside.rename(folder)
+
     # No pair in any channel (as the automation may find after a channel's run): nothing, and no failure.
     with duckdb.connect(str(layout.duckdb_path)) as con:
         con.execute("DELETE FROM aligned_pairs")

@@ -51,7 +51,8 @@ def dataset_export_all(
     try:
         summary = export_all_channels(
             layout.data_root,
-            layout.merged_dataset_dir,
+            # OutsideDataRoot (a ValueError) when the folder is a link leading out: never replaced
+            layout.inside(layout.merged_dataset_dir, "the merged dataset folder"),
             aligned_pairs,
             narratives,
             boxes,
