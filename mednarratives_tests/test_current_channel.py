@@ -7,14 +7,13 @@ Through Dagster, with the real `videos` asset and a small channel asset after it
 import dagster as dg
 import polars as pl
 import pytest
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster._core.loader import LoadingContextForTest
 
 from mednarratives_assets.channel_state import channel_state, code_fingerprint
 from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths, SpeechRecognizer, build_resources
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import STATE_KEY, videos
+from mednarratives_tests.asset_status import unsynced
 from mednarratives_tests.conftest import make_video
 
 CHANNEL = "radiology"
@@ -167,17 +166,6 @@ def test_channel_state_changes_with_each_part():
     assert len(code_fingerprint()) == 64
 
 
-def unsynced(defs: dg.Definitions, instance) -> set[str]:
-    """The assets that the UI would show as Unsynced for the channel (stale, as Dagster resolves it)."""
-    graph = defs.get_repository_def().asset_graph
-    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
-    return {
-        key.to_user_string()
-        for key in graph.materializable_asset_keys
-        if resolver.get_status(key, CHANNEL) != StaleStatus.FRESH
-    }
-
-
 def requested(defs: dg.Definitions, instance, cursor) -> tuple[set[str], object]:
     """What the automation sensor's tick requests for the channel, and its cursor."""
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
@@ -196,7 +184,7 @@ def test_a_run_that_stops_at_a_current_channel_leaves_nothing_unsynced_or_to_fol
     again = run(channel, instance)
     assert materialized(again) == {"video_downloads"}
     # video_downloads' data version is its content: the same rows leave videos in sync with it
-    assert unsynced(channel, instance) == set()
+    assert unsynced(channel, instance, [CHANNEL]) == []
     assert requested(channel, instance, cursor)[0] == set()
 
 
@@ -211,7 +199,7 @@ def test_after_a_backfill_of_videos_alone_the_automation_brings_the_rest_in_sync
         selection=[videos],
     )
     assert backfill.success
-    assert unsynced(channel, instance) == {"video_summary"}
+    assert unsynced(channel, instance, [CHANNEL]) == [f"video_summary[{CHANNEL}]"]
 
     follow, cursor = requested(channel, instance, cursor)
     assert follow == {"video_summary"}
@@ -219,5 +207,5 @@ def test_after_a_backfill_of_videos_alone_the_automation_brings_the_rest_in_sync
         partition_key=CHANNEL, instance=instance, asset_selection=[dg.AssetKey("video_summary")]
     )
     assert followed.success
-    assert unsynced(channel, instance) == set()
+    assert unsynced(channel, instance, [CHANNEL]) == []
     assert requested(channel, instance, cursor)[0] == set()

@@ -13,10 +13,9 @@ import dagster as dg
 import duckdb
 import pytest
 import requests
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster._core.loader import LoadingContextForTest
 
 from mednarratives_assets.settings import INSTANCE_CONFIG
+from mednarratives_tests.asset_status import unsynced
 from mednarratives_tests.conftest import make_video
 from mednarratives_tests.servers import running_server, wait_until
 
@@ -141,14 +140,7 @@ def test_ui_graph_and_backfill_over_four_channels_two_at_a_time(dagster_dev, lay
         records = wait_until(all_runs_finished_and_quiet, 600, "every run to finish", poll_s=2)
         from mednarratives_assets.definitions import defs
 
-        graph = defs.get_repository_def().asset_graph
-        resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
-        unsynced = [
-            f"{key.to_user_string()}[{partition}]"
-            for key in graph.materializable_asset_keys
-            for partition in (sorted(CHANNELS) if graph.get(key).is_partitioned else [None])
-            if resolver.get_status(key, partition) == StaleStatus.STALE
-        ]
+        stale = unsynced(defs, instance, CHANNELS)
     statuses = {r.dagster_run.run_id: r.dagster_run.status for r in records}
     assert all(s == dg.DagsterRunStatus.SUCCESS for s in statuses.values()), statuses
     backfill_runs = [r for r in records if r.dagster_run.tags.get("dagster/backfill") == backfill_id]
@@ -165,7 +157,4 @@ def test_ui_graph_and_backfill_over_four_channels_two_at_a_time(dagster_dev, lay
         ).fetchone()[0]
     assert counts == CHANNELS
     assert duplicates == 0
-    if unsynced:
-        # Issue 23 is open on this: channels whose backfill run ended while the automation's
-        # tick saw their upstream in progress are sometimes never requested afterwards.
-        pytest.xfail(f"the automation left {len(unsynced)} asset partitions unsynced: {unsynced}")
+    assert stale == [], "the automation left these unsynced"

@@ -5,7 +5,8 @@
   (or any other parent) has a materialization that they have not handled, as after a backfill of
   `videos` alone, they are requested for that channel. A run that made the parent and them
   together (the new-video sensor's `channel_pipeline_job`) has handled it already, and a sensor run
-  that stops after a current channel's `videos` updates nothing to follow.
+  that stops after a current channel's `videos` updates nothing to follow. A run that ends after a
+  parent changed under it has not handled that change: what it made is Unsynced, and follows.
 - The `dataset` group follows the channels as soon as no channel run is in flight, so that a burst
   of channel runs rebuilds it once; a channel never materialized does not hold it back
   (`dataset_statistics` leaves it out and names it), but the statistics must exist before the
@@ -21,9 +22,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
 import dagster as dg
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster_shared.check import CheckError
 
 GENMEDCLIP_CRON_ENV = "MEDNARRATIVES_GENMEDCLIP_CRON"
@@ -34,14 +37,44 @@ AutomationCondition = dg.AutomationCondition
 # Neither while a parent is being made (its run will bring the change) nor while already on its way.
 _settled = ~AutomationCondition.any_deps_in_progress() & ~AutomationCondition.in_progress()
 
+
+class Unsynced(dg.AutomationCondition[dg.AssetKey]):
+    """The partitions the UI shows as "Unsynced": a parent has a materialization newer than the one
+    their latest materialization read."""
+
+    @property
+    def name(self) -> str:
+        return "unsynced"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        view = context.asset_graph_view
+        queryer = view.get_inner_queryer_for_back_compat()
+        resolver = CachingStaleStatusResolver(view.instance, view.asset_graph, view, instance_queryer=queryer)
+        stale = {
+            partition
+            for partition in context.candidate_subset.expensively_compute_asset_partitions()
+            if resolver.get_status(partition.asset_key, partition.partition_key) == StaleStatus.STALE
+        }
+        return dg.AutomationResult(context, view.get_asset_subset_from_asset_partitions(context.key, stale))
+
+
+# Handled once requested, or once made by a run that read the parents' latest materializations. Dagster's
+# since_last_handled() also counts a run that ended after a parent changed under it (a backfill of
+# `videos` while the sensor's run of that channel was past `videos`), and the change was never followed.
+_HANDLED = (
+    AutomationCondition.newly_requested()
+    | (AutomationCondition.newly_updated() & ~Unsynced())
+    | AutomationCondition.initial_evaluation()
+).with_label("handled")
+
 CHANNEL_FOLLOWS_UPSTREAM = (
-    AutomationCondition.any_deps_updated().since_last_handled()
+    AutomationCondition.any_deps_updated().since(_HANDLED)
     & ~AutomationCondition.any_deps_missing().ignore(TRAINED_MODELS)
     & _settled
 ).with_label("follows its channel's upstream")
 
 DATASET_FOLLOWS_CHANNELS = (
-    AutomationCondition.any_deps_updated().since_last_handled()
+    AutomationCondition.any_deps_updated().since(_HANDLED)
     # dataset_export_all reads the statistics: never before they exist (or come in the same run)
     & ~AutomationCondition.any_deps_missing().allow(dg.AssetSelection.groups("dataset"))
     & _settled
@@ -73,11 +106,14 @@ def retrained_on_cron(cron: str) -> dg.AutomationCondition:
 
 GENMEDCLIP_RETRAINING = retrained_on_cron(genmedclip_cron())
 
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "automation_sensor",
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    description="Requests the assets whose automation condition holds (defs/automation.py): channel "
-    "assets after their upstream changed, the dataset after the channels, GenMedCLIP at its cron.",
-)
+with warnings.catch_warnings():  # use_user_code_server is a beta parameter in dagster 1.13, pinned exactly
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    automation_sensor = dg.AutomationConditionSensorDefinition(
+        "automation_sensor",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        use_user_code_server=True,  # evaluates `Unsynced`, a condition of our own
+        description="Requests the assets whose automation condition holds (defs/automation.py): channel "
+        "assets after their upstream changed, the dataset after the channels, GenMedCLIP at its cron.",
+    )
