@@ -45,13 +45,13 @@ from mednarratives_assets.deployment import PROFILE_ENV, Deployment, DeploymentE
 from mednarratives_assets.parquet_tables import publish
 from mednarratives_assets.settings import REPO_ROOT, DataLayout
 from mednarratives_assets.stages.channel_removal import RemovalRefused
+from mednarratives_assets.stages.genmedclip_model import MIN_TRAINING_PAIRS
 from mednarratives_assets.stages.video_downloads import download_failures, read_channels_file
 from mednarratives_assets.stages.videos import unreadable_videos
 from mednarratives_assets.tables import table_counts
 from mednarratives_assets.terminal_progress import step_failures, terminal_progress
 
 # GenMedCLIP trains on every channel's pairs; fewer than this teach a CLIP model nothing.
-MIN_PAIRS_FOR_GENMEDCLIP = 8
 
 # A run's loggers start only when its config names them.
 TERMINAL_LOGGER = {"loggers": {"console": {}}}
@@ -142,8 +142,8 @@ def run_pipeline(
         print("[dataset] statistics over every channel; no aligned pairs, so no merged dataset", flush=True)
         dataset = definitions.resolve_job_def(dataset_job.name)
         outcome["dataset"] = run_job(dataset, instance, assets=["dataset_statistics"])
-    if clip and n_pairs < MIN_PAIRS_FOR_GENMEDCLIP:
-        print(f"genmedclip: skipped, {n_pairs} aligned pairs (at least {MIN_PAIRS_FOR_GENMEDCLIP} needed)")
+    if clip and n_pairs < MIN_TRAINING_PAIRS:
+        print(f"genmedclip: skipped, {n_pairs} aligned pairs (at least {MIN_TRAINING_PAIRS} needed)")
     elif clip:
         print(
             f"[genmedclip] training GenMedCLIP and its baseline on {n_pairs} aligned pairs, then scoring them"

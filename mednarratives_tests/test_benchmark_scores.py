@@ -242,3 +242,22 @@ def test_the_genmedclip_group_trains_both_models_and_scores_them_with_the_untrai
     error = step_failure(bad)
     assert "genmedclip_model config: model_size must be one of tiny, ViT-B-16, got 'huge'" in error
     assert json.loads((folder / "training.json").read_text())["held_out_pair_ids"] == held_out  # kept
+
+
+def test_too_few_pairs_fail_a_run_asked_for_and_skip_the_automations_run(layout, resources, instance):
+    seed_pairs(layout, {"ch": 3})
+    instance.add_dynamic_partitions("channel", ["ch"])
+    clip_group = {"selection": CLIP_ASSETS, "resources": resources, "instance": instance}
+    asked = dg.materialize(ASSETS + CLIP_ASSETS, raise_on_error=False, **clip_group)
+    errors = [event.step_failure_data.error.message for event in asked.all_events if event.is_step_failure]
+    assert sorted(errors) == [
+        f"dagster._core.definitions.events.Failure: {model}: 3 aligned pairs, at least 8 needed to train\n"
+        for model in ("genmedclip_model", "genmedclip_no_dense_model")
+    ]
+
+    automated = dg.materialize(
+        ASSETS + CLIP_ASSETS, tags={"dagster/sensor_name": "automation_sensor"}, **clip_group
+    )
+    assert automated.success
+    assert automated.get_asset_materialization_events() == []  # benchmark_scores waits for a model
+    assert not (layout.genmedclip_dir / "genmedclip_model").exists()

@@ -59,6 +59,8 @@ def small_dataset() -> dict[str, pl.DataFrame]:
                 "channel": ["ch1", "ch1", "ch2"],
                 "video_id": ["v1", "v2", "v3"],
                 "duration_s": [1800.0] * 2 + [3600.0],
+                "status": ["ok"] * 3,
+                "sha256": ["1" * 64, "2" * 64, "3" * 64],
             }
         ),
         "transcript_words": pl.DataFrame(
@@ -102,6 +104,7 @@ def test_every_figure_equals_the_hand_computed_one():
     expected = {
         ("channels", ""): (2, "channels"),
         ("videos", ""): (3, "videos"),
+        ("videos_copied", ""): (0, "videos"),
         ("video_hours", ""): (2.0, "hours"),
         ("speech_hours", ""): (1.0, "hours"),
         ("kept_videos", ""): (2, "videos"),
@@ -143,6 +146,29 @@ def test_without_pairs_the_averages_are_null_and_there_is_nothing_to_plot():
         assert found[(mean, "")] is None
     plots = statistics_plots(statistics)
     assert [name for name, png in plots.items() if png is not None] == ["videos_filtered_out"]
+
+
+def test_a_video_file_in_two_lectures_counts_once():
+    """ch0 holds a copy of ch2's v3 (the same sha256): ch0 comes first by name, so its copy counts
+    and ch2's is left out of every figure but `videos_copied`, as the merged export keeps one."""
+    tables = small_dataset()
+    copied = {
+        name: pl.concat(
+            [table, table.filter(pl.col("channel") == "ch2").with_columns(channel=pl.lit("ch0"))],
+            how="vertical_relaxed",
+        )
+        for name, table in tables.items()
+    }
+    found = {(s, b): v for s, b, v, _ in statistics_of(copied).table.rows()}
+    assert found.pop(("videos_copied", "")) == 1
+    once = {(s, b): v for s, b, v, _ in statistics_of(tables).table.rows()}
+    assert found == {key: value for key, value in once.items() if key != ("videos_copied", "")}
+
+    unreadable = copied["videos"].with_columns(
+        status=pl.when(pl.col("channel") == "ch0").then(pl.lit("error")).otherwise(pl.col("status"))
+    )
+    found = {(s, b): v for s, b, v, _ in statistics_of({**copied, "videos": unreadable}).table.rows()}
+    assert found[("videos_copied", "")] == 0  # an unreadable file is no copy of anything
 
 
 def test_a_channel_the_filter_has_not_seen_is_left_out_and_named():

@@ -23,6 +23,7 @@ from mednarratives_assets.stages.videos import (
     first_frames_sheet,
     probe_channel,
     probe_video,
+    remove_cached_transcripts,
     remove_files_of_deleted_videos,
     stored_videos,
 )
@@ -319,6 +320,27 @@ def test_files_of_deleted_videos_are_removed_and_shared_ones_kept(layout):
     assert cache["kept"].is_file() and unrelated.is_file()
     assert len(logged) == 4 and all("removed" in line for line in logged)
     assert kept.is_file()
+
+
+def test_a_cached_transcript_another_channel_may_hold_is_kept_and_says_why(layout, monkeypatch):
+    """Kept: content another channel's stored rows name, and content a same-size file of another
+    channel may hold but that could not be hashed. Deleted: the rest."""
+    contents = {name: f"{n:064x}" for n, name in enumerate(("stored_elsewhere", "unsure", "alone"), 1)}
+    entries = {name: _cached_transcript(layout, sha) for name, sha in contents.items()}
+    (layout.channel_dir("b")).mkdir(parents=True)
+    (layout.channel_dir("b") / "unreadable.mp4").write_bytes(b"x" * 700)
+    monkeypatch.setattr(videos_stage, "sha256_of", lambda path: (_ for _ in ()).throw(PermissionError(path)))
+    sizes = {contents["stored_elsewhere"]: 500, contents["unsure"]: 700, contents["alone"]: 900}
+
+    cached = remove_cached_transcripts(layout, "a", sizes, held_elsewhere={contents["stored_elsewhere"]})
+
+    assert cached.deleted == [entries["alone"].relative_to(layout.data_root).as_posix()]
+    assert cached.kept == {
+        contents["stored_elsewhere"]: "another channel holds the same video",
+        contents["unsure"]: "a video file of another channel with the same size could not be hashed",
+    }
+    assert entries["stored_elsewhere"].is_file() and entries["unsure"].is_file()
+    assert not entries["alone"].exists()
 
 
 def test_the_videos_asset_removes_the_files_of_a_deleted_video(layout, resources, instance):

@@ -1,11 +1,15 @@
+from collections.abc import Iterator
+
 import dagster as dg
 import polars as pl
+from dagster._core.storage.tags import SENSOR_NAME_TAG
 
-from mednarratives_assets.defs.automation import GENMEDCLIP_RETRAINING
+from mednarratives_assets.defs.automation import GENMEDCLIP_RETRAINING, automation_sensor
 from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.metadata import markdown_preview, png_image
 from mednarratives_assets.defs.resources import DataPaths, ModelStore
 from mednarratives_assets.stages.genmedclip_model import (
+    MIN_TRAINING_PAIRS,
     ClipTrainingSettings,
     EpochReport,
     curve_png,
@@ -33,6 +37,7 @@ def _clip_model_asset(name: str, config_type: type[dg.Config], description: str)
         group_name="genmedclip",
         automation_condition=GENMEDCLIP_RETRAINING,
         description=description,
+        output_required=False,  # the automation's run keeps the model in place below MIN_TRAINING_PAIRS
     )
     def clip_model(
         context: dg.AssetExecutionContext,
@@ -41,11 +46,20 @@ def _clip_model_asset(name: str, config_type: type[dg.Config], description: str)
         boxes: pl.DataFrame,
         paths: DataPaths,
         models: ModelStore,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         try:
             settings = settings_from(config, ClipTrainingSettings, defaults={"dense_loss": False})
         except ValueError as exc:
             raise dg.Failure(f"{name} config: {exc}") from exc
+        if aligned_pairs.height < MIN_TRAINING_PAIRS:
+            too_few = (
+                f"{name}: {aligned_pairs.height} aligned pairs, at least {MIN_TRAINING_PAIRS} needed to train"
+            )
+            if context.run.tags.get(SENSOR_NAME_TAG) != automation_sensor.name:
+                raise dg.Failure(too_few)
+            # A failed run at every cron tick would only say this again: the automation skips it.
+            context.log.warning(f"{too_few}; not trained, and the model in place is kept")
+            return
         layout = paths.layout
 
         def progress(report: EpochReport) -> None:
@@ -69,7 +83,7 @@ def _clip_model_asset(name: str, config_type: type[dg.Config], description: str)
         except ValueError as exc:
             raise dg.Failure(f"{name}: {exc}") from exc
         curve = pl.DataFrame(trained.curve)
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(trained.folder)),
                 "load_with": f'open_clip.create_model_and_transforms("local-dir:{trained.folder}")',

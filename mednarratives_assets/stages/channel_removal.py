@@ -39,7 +39,7 @@ from mednarratives_assets.channels import check_channel_name
 from mednarratives_assets.parquet_tables import EXTENSION, read_table, tables_root
 from mednarratives_assets.settings import DataLayout, OutsideDataRoot
 from mednarratives_assets.stages.video_downloads import read_channels_file
-from mednarratives_assets.stages.videos import video_contents_in_other_channels
+from mednarratives_assets.stages.videos import remove_cached_transcripts
 from mednarratives_assets.tables import connect_when_free, stored_rows, table_exists
 from mednarratives_assets.video_cache import CHANNEL_FILE
 
@@ -390,31 +390,18 @@ def _remove_cached_transcripts(
     removal: ChannelRemoval,
     log: Callable[[str], None],
 ) -> None:
-    """`cache/transcripts/*/<sha256>.json` of the channel's videos, unless another channel's stored
-    videos or video files (of the same size, hashed to know) hold the same content."""
-    cache = layout.transcripts_cache_dir
-    if not hashes or not cache.is_dir():
-        return
+    """The channel's cached transcripts, unless another channel's stored videos or video files hold
+    the same content."""
     try:
-        layout.inside(cache, "the transcript cache")
+        cached = remove_cached_transcripts(
+            layout, channel, hashes, held_elsewhere=_other_channels_hashes(layout, channel, tables_url)
+        )
     except OutsideDataRoot as exc:
         removal.kept.append(str(exc))
         return
-    entries = {sha: sorted(cache.glob(f"*/{sha}.json")) for sha in hashes}
-    entries = {sha: paths for sha, paths in entries.items() if paths}
-    if not entries:
-        return
-    elsewhere = _other_channels_hashes(layout, channel, tables_url)
-    on_disk, unsure = video_contents_in_other_channels(layout, channel, {hashes[sha] for sha in entries})
-    shared = 0
-    for sha, paths in entries.items():
-        if sha in elsewhere or sha in on_disk or hashes[sha] in unsure:
-            shared += 1
-            continue
-        for path in paths:
-            path.unlink(missing_ok=True)
-            removal.transcript_cache_entries.append(_relative(layout, path))
-    if shared:
+    removal.transcript_cache_entries.extend(cached.deleted)
+    if cached.kept:
+        shared = len(cached.kept)
         removal.kept.append(f"cached transcripts of {shared} videos that another channel also holds")
-    if removal.transcript_cache_entries:
-        log(f"deleted {len(removal.transcript_cache_entries)} cached transcripts")
+    if cached.deleted:
+        log(f"deleted {len(cached.deleted)} cached transcripts")

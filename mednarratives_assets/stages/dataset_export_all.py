@@ -27,6 +27,7 @@ from mednarratives_assets.lecture_splits import split_by_lecture
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.stages.dataset_export import content_fingerprint, narratives_of, write_pairs_folder
 from mednarratives_assets.stages.narratives import write_jsonl
+from mednarratives_assets.stages.videos import later_copies
 
 SPLITS = ("train", "validation", "test")
 # The long table `dataset_statistics` that the card shows: one figure a row.
@@ -99,24 +100,8 @@ def first_copies(pairs: pl.DataFrame, videos: pl.DataFrame | None) -> tuple[pl.D
     empty = pl.DataFrame(schema=DUPLICATE_COLUMNS)
     if videos is None or videos.is_empty() or pairs.is_empty():
         return pairs, empty
-    lectures = (
-        pairs.select("channel", "video_id")
-        .unique()
-        .join(videos.select("channel", "video_id", "sha256").unique(), on=["channel", "video_id"])
-        .filter(pl.col("sha256").is_not_null())
-        .sort("channel", "video_id")
-    )
-    first = lectures.group_by("sha256", maintain_order=True).first()
-    copies = (
-        lectures.join(
-            first.rename({"channel": "copy_of_channel", "video_id": "copy_of_video_id"}), on="sha256"
-        )
-        .filter(
-            (pl.col("channel") != pl.col("copy_of_channel"))
-            | (pl.col("video_id") != pl.col("copy_of_video_id"))
-        )
-        .drop("sha256")
-    )
+    lectures = pairs.select("channel", "video_id").unique().join(videos, on=["channel", "video_id"])
+    copies = later_copies(lectures)
     if copies.is_empty():
         return pairs, empty
     n_pairs = pairs.group_by("channel", "video_id").len("n_pairs")

@@ -10,6 +10,10 @@ earlier one of the channel. The second step is where duplicates leave the datase
 table of them, so they are counted as the chunks it was given (medical chunks of kept videos with
 a narrated caption) that gave no pair, less those whose keyframe file is missing (the only other
 reason it skips one).
+
+A video file found in two lectures (the same sha256, in two channels or twice in one) counts once:
+the first lecture by (channel, video_id) keeps it, as in the merged export, and the others are
+counted in `videos_copied` and left out of every other figure.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mednarratives_assets.contact_sheets import figure_png
+from mednarratives_assets.stages.videos import later_copies
 from mednarratives_assets.tables import medical_chunks
 
 STATISTICS_SCHEMA = {"statistic": pl.Utf8, "breakdown": pl.Utf8, "value": pl.Float64, "unit": pl.Utf8}
@@ -115,8 +120,11 @@ def compute_statistics(
             "and no other channel has videos: materialize their channel_pipeline_job (or video_filter) first"
         )
     covered = ~pl.col("channel").is_in(left_out)
+    videos = videos.filter(covered)
+    # A video file in two lectures counts once, as the merged export keeps its pairs once.
+    copies = later_copies(videos.filter(pl.col("status") == "ok")).select("channel", "video_id")
     videos, transcript_words, stable_chunks, narratives, boxes, aligned_pairs, video_filter = (
-        table.filter(covered)
+        table.filter(covered).join(copies, on=["channel", "video_id"], how="anti")
         for table in (videos, transcript_words, stable_chunks, narratives, boxes, aligned_pairs, video_filter)
     )
     rows: list[tuple[str, str, float | None, str]] = []
@@ -134,6 +142,7 @@ def compute_statistics(
 
     add("channels", videos["channel"].n_unique(), "channels")
     add("videos", videos.height, "videos")
+    add("videos_copied", copies.height, "videos")
     add("video_hours", video_hours, "hours")
     add("speech_hours", float(video_filter["speech_s"].sum() or 0.0) / _SECONDS_PER_HOUR, "hours")
     add("kept_videos", kept.height, "videos")

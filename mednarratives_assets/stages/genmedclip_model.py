@@ -42,6 +42,9 @@ CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 TRAINING_FILE = "training.json"
 
+# Fewer pairs leave a lecture split nothing worth training on or holding out.
+MIN_TRAINING_PAIRS = 8
+
 # A ViT small enough to train at over 100 images/s on 2 CPU cores (64 px, 8x8 patches).
 TINY_CONFIG = {
     "embed_dim": 128,

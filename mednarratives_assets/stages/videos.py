@@ -371,6 +371,28 @@ def videos_in_other_channels(videos: pl.DataFrame, others: pl.DataFrame) -> pl.D
     )
 
 
+def later_copies(lectures: pl.DataFrame) -> pl.DataFrame:
+    """The lectures (channel, video_id, sha256) whose video content an earlier lecture, by (channel,
+    video_id), has: channel, video_id, copy_of_channel, copy_of_video_id. A lecture without a
+    sha256 is no copy. The first channel by name keeps the content, whichever channel ran first."""
+    lectures = (
+        lectures.select("channel", "video_id", "sha256")
+        .unique()
+        .filter(pl.col("sha256").is_not_null())
+        .sort("channel", "video_id")
+    )
+    first = lectures.group_by("sha256", maintain_order=True).first()
+    first = first.rename({"channel": "copy_of_channel", "video_id": "copy_of_video_id"})
+    return (
+        lectures.join(first, on="sha256")
+        .filter(
+            (pl.col("channel") != pl.col("copy_of_channel"))
+            | (pl.col("video_id") != pl.col("copy_of_video_id"))
+        )
+        .drop("sha256")
+    )
+
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -439,29 +461,61 @@ def remove_files_of_deleted_videos(
     }
     if not gone:
         return removed
-    cache = layout.transcripts_cache_dir
     try:
-        layout.inside(cache, "the transcript cache")
+        cached = remove_cached_transcripts(layout, channel, gone)
     except OutsideDataRoot as exc:
         removed.skipped.append(str(exc))
         log(f"transcript cache entries of deleted videos kept: {exc}")
         return removed
-    entries = {sha: sorted(cache.glob(f"*/{sha}.json")) for sha in gone}
+    for sha, reason in cached.kept.items():
+        if reason == UNSURE:
+            removed.skipped.append(f"{sha}: {reason}")
+    for path in cached.deleted:
+        removed.transcript_cache_entries.append(path)
+        log(f"removed the cached transcript of a deleted video: {path}")
+    return removed
+
+
+UNSURE = "a video file of another channel with the same size could not be hashed"
+
+
+@dataclass
+class CachedTranscripts:
+    """What `remove_cached_transcripts` did: the entries deleted, relative to the data root, and
+    sha256 -> why its entries were kept."""
+
+    deleted: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)
+
+
+def remove_cached_transcripts(
+    layout: DataLayout, channel: str, sizes: dict[str, int], held_elsewhere: set[str] = frozenset()
+) -> CachedTranscripts:
+    """Delete `cache/transcripts/*/<sha256>.json` of the videos `sizes` names (sha256 -> size in
+    bytes), a channel's videos that are gone, unless another channel still holds the same content:
+    a sha256 in `held_elsewhere` (stored rows of other channels), or a video file of another
+    channel (files of the same size are hashed to know). Raises OutsideDataRoot when the cache
+    resolves outside the data root."""
+    result = CachedTranscripts()
+    cache = layout.transcripts_cache_dir
+    if not sizes or not cache.is_dir():
+        return result
+    layout.inside(cache, "the transcript cache")
+    entries = {sha: sorted(cache.glob(f"*/{sha}.json")) for sha in sizes if _SHA256.fullmatch(sha)}
     entries = {sha: paths for sha, paths in entries.items() if paths}
     if not entries:
-        return removed
-    in_use, unsure = video_contents_in_other_channels(layout, channel, {gone[sha] for sha in entries})
+        return result
+    on_disk, unsure = video_contents_in_other_channels(layout, channel, {sizes[sha] for sha in entries})
     for sha, paths in entries.items():
-        if sha in in_use:
-            continue
-        if gone[sha] in unsure:
-            removed.skipped.append(f"{sha}: a file of the same size could not be hashed")
-            continue
-        for path in paths:
-            path.unlink(missing_ok=True)
-            removed.transcript_cache_entries.append(path.relative_to(layout.data_root).as_posix())
-            log(f"removed the cached transcript of a deleted video: {removed.transcript_cache_entries[-1]}")
-    return removed
+        if sha in held_elsewhere or sha in on_disk:
+            result.kept[sha] = "another channel holds the same video"
+        elif sizes[sha] in unsure:
+            result.kept[sha] = UNSURE
+        else:
+            for path in paths:
+                path.unlink(missing_ok=True)
+                result.deleted.append(path.relative_to(layout.data_root).as_posix())
+    return result
 
 
 def video_contents_in_other_channels(
