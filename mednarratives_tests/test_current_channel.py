@@ -13,7 +13,7 @@ from mednarratives_assets.defs.partitions import channel_asset
 from mednarratives_assets.defs.resources import DataPaths, SpeechRecognizer, build_resources
 from mednarratives_assets.defs.video_downloads import video_downloads
 from mednarratives_assets.defs.videos import STATE_KEY, videos
-from mednarratives_tests.asset_status import unsynced
+from mednarratives_assets.evaluation.automation_replay import unsynced
 from mednarratives_tests.conftest import make_video
 
 CHANNEL = "radiology"

@@ -14,8 +14,8 @@ import duckdb
 import pytest
 import requests
 
+from mednarratives_assets.evaluation.automation_replay import unsynced
 from mednarratives_assets.settings import INSTANCE_CONFIG
-from mednarratives_tests.asset_status import unsynced
 from mednarratives_tests.conftest import make_video
 from mednarratives_tests.servers import running_server, wait_until
 

@@ -5,8 +5,8 @@
   (or any other parent) has a materialization that they have not handled, as after a backfill of
   `videos` alone, they are requested for that channel. A run that made the parent and them
   together (the new-video sensor's `channel_pipeline_job`) has handled it already, and a sensor run
-  that stops after a current channel's `videos` updates nothing to follow. A run that ends after a
-  parent changed under it has not handled that change: what it made is Unsynced, and follows.
+  that stops after a current channel's `videos` updates nothing to follow. What a run made from a
+  parent that changed under it is Unsynced when the run ends, and is requested again.
 - The `dataset` group follows the channels as soon as no channel run is in flight, so that a burst
   of channel runs rebuilds it once; a channel never materialized does not hold it back
   (`dataset_statistics` leaves it out and names it), but the statistics must exist before the
@@ -58,26 +58,29 @@ class Unsynced(dg.AutomationCondition[dg.AssetKey]):
         return dg.AutomationResult(context, view.get_asset_subset_from_asset_partitions(context.key, stale))
 
 
-# Handled once requested, or once made by a run that read the parents' latest materializations. Dagster's
-# since_last_handled() also counts a run that ended after a parent changed under it (a backfill of
-# `videos` while the sensor's run of that channel was past `videos`), and the change was never followed.
-_HANDLED = (
-    AutomationCondition.newly_requested()
-    | (AutomationCondition.newly_updated() & ~Unsynced())
-    | AutomationCondition.initial_evaluation()
-).with_label("handled")
+# Dagster's since_last_handled() counts any new materialization as handling its parents' changes, so
+# a run that ended after a parent changed under it (a backfill of `videos` while the sensor's run of
+# that channel was past `videos`) left the change unfollowed. Such an asset is requested again.
+FOLLOWS_PARENTS = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    | (AutomationCondition.newly_updated() & Unsynced()).with_label(
+        "made from parents that changed meanwhile"
+    )
+).with_label("follows its parents")
 
 CHANNEL_FOLLOWS_UPSTREAM = (
-    AutomationCondition.any_deps_updated().since(_HANDLED)
-    & ~AutomationCondition.any_deps_missing().ignore(TRAINED_MODELS)
-    & _settled
+    FOLLOWS_PARENTS & ~AutomationCondition.any_deps_missing().ignore(TRAINED_MODELS) & _settled
 ).with_label("follows its channel's upstream")
 
 DATASET_FOLLOWS_CHANNELS = (
-    AutomationCondition.any_deps_updated().since(_HANDLED)
+    FOLLOWS_PARENTS
     # dataset_export_all reads the statistics: never before they exist (or come in the same run)
     & ~AutomationCondition.any_deps_missing().allow(dg.AssetSelection.groups("dataset"))
     & _settled
+    # nor beside a run of the channel assets it reads: it would read them before that run ends
+    & ~AutomationCondition.any_deps_match(AutomationCondition.will_be_requested()).ignore(
+        dg.AssetSelection.groups("dataset")
+    )
 ).with_label("follows the channels once no channel run is in flight")
 
 
