@@ -16,6 +16,7 @@ from mednarratives_assets.defs.parquet_tables import ParquetTablesIOManager
 from mednarratives_assets.deployment import Deployment
 from mednarratives_assets.parquet_tables import EXTENSION, read_table, stored_table, tables_root
 from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.stages.curated_text import CurationSettings
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
 from mednarratives_assets.stages.genmedclip_model import SavedClip
@@ -200,6 +201,33 @@ class SpeechRecognizer(dg.ConfigurableResource):
         return build_engine(AsrSettings(**settings))
 
 
+class TextCurator(dg.ConfigurableResource):
+    """Where `curated_text` gets each pair's texts. Set in the launchpad under
+    `resources: text_curator: config:`; docs/stages/curated_text.md has examples.
+
+    backend: `rules` (default: aligned_pairs' own texts), `openai` (any OpenAI-compatible chat
+    endpoint at base_url, serving `model`; the API key is read from the environment variable
+    named by api_key_env) or `local` (the GGUF model at gguf_path, by default the pip-shipped
+    SmolLM2). timeout_s, max_retries and concurrency apply to the openai backend.
+    """
+
+    backend: str = CurationSettings.backend
+    base_url: str = CurationSettings.base_url
+    model: str = CurationSettings.model
+    api_key_env: str = CurationSettings.api_key_env
+    gguf_path: str = CurationSettings.gguf_path
+    timeout_s: float = CurationSettings.timeout_s
+    max_retries: int = CurationSettings.max_retries
+    concurrency: int = CurationSettings.concurrency
+    max_tokens: int = CurationSettings.max_tokens
+
+    def settings(self) -> CurationSettings:
+        """The stage's settings; a wrong one raises a ValueError that names it and its value."""
+        return CurationSettings(
+            **{field.name: getattr(self, field.name) for field in fields(CurationSettings)}
+        ).validated()
+
+
 def build_resources(layout: DataLayout, deployment: Deployment | None = None) -> dict:
     deployment = deployment or Deployment()
     paths = DataPaths(
@@ -217,5 +245,6 @@ def build_resources(layout: DataLayout, deployment: Deployment | None = None) ->
         "paths": paths,
         "models": ModelStore(data_root=paths.data_root, duckdb_path=paths.duckdb_path),
         "asr": SpeechRecognizer(),
+        "text_curator": TextCurator(),
         "io_manager": io_manager,
     }
