@@ -14,6 +14,7 @@ import pytest
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.defs.curated_text import curated_text
 from mednarratives_assets.defs.resources import TextCurator
+from mednarratives_assets.spoken_text import edit_distance
 from mednarratives_assets.stages.aligned_pairs import ALIGNED_PAIRS_SCHEMA, medical_sentences
 from mednarratives_assets.stages.curated_text import (
     CURATED_TEXT_SCHEMA,
@@ -24,7 +25,6 @@ from mednarratives_assets.stages.curated_text import (
     checked_answer,
     curate_channel,
     dropped_terms,
-    edit_distance,
     heard_words,
     invented_terms,
     parse_answer,

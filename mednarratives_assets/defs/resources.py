@@ -11,6 +11,7 @@ import polars as pl
 
 from mednarratives_assets.asr.engines import AsrEngine, AsrSettings, build_engine
 from mednarratives_assets.default_models import shipped_model
+from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.duckdb_tables import DuckDBTablesIOManager
 from mednarratives_assets.defs.parquet_tables import ParquetTablesIOManager
 from mednarratives_assets.deployment import Deployment
@@ -201,31 +202,26 @@ class SpeechRecognizer(dg.ConfigurableResource):
         return build_engine(AsrSettings(**settings))
 
 
-class TextCurator(dg.ConfigurableResource):
+class TextCurator(
+    config_class(
+        CurationSettings,
+        "TextCuratorSettings",
+        "The curated_text stage's settings.",
+        base=dg.ConfigurableResource,
+    )
+):
     """Where `curated_text` gets each pair's texts. Set in the launchpad under
     `resources: text_curator: config:`; docs/stages/curated_text.md has examples.
 
     backend: `rules` (default: aligned_pairs' own texts), `openai` (any OpenAI-compatible chat
     endpoint at base_url, serving `model`; the API key is read from the environment variable
     named by api_key_env) or `local` (the GGUF model at gguf_path, by default the pip-shipped
-    SmolLM2). timeout_s, max_retries and concurrency apply to the openai backend.
+    SmolLM2). Each field's description gives its default and bounds.
     """
-
-    backend: str = CurationSettings.backend
-    base_url: str = CurationSettings.base_url
-    model: str = CurationSettings.model
-    api_key_env: str = CurationSettings.api_key_env
-    gguf_path: str = CurationSettings.gguf_path
-    timeout_s: float = CurationSettings.timeout_s
-    max_retries: int = CurationSettings.max_retries
-    concurrency: int = CurationSettings.concurrency
-    max_tokens: int = CurationSettings.max_tokens
 
     def settings(self) -> CurationSettings:
         """The stage's settings; a wrong one raises a ValueError that names it and its value."""
-        return CurationSettings(
-            **{field.name: getattr(self, field.name) for field in fields(CurationSettings)}
-        ).validated()
+        return settings_from(self, CurationSettings)
 
 
 def build_resources(layout: DataLayout, deployment: Deployment | None = None) -> dict:

@@ -29,7 +29,7 @@ from mednarratives_assets.atomic_files import write_file
 from mednarratives_assets.llm.local_model import LocalChatModel
 from mednarratives_assets.llm.prompts import ChatPrompt
 from mednarratives_assets.llm.smollm2 import smollm2_gguf
-from mednarratives_assets.spoken_text import strip_punctuation
+from mednarratives_assets.spoken_text import edit_distance, strip_punctuation
 from mednarratives_assets.stage_settings import check_settings, setting
 from mednarratives_assets.video_cache import content_key
 
@@ -191,17 +191,6 @@ def words(text: str) -> list[str]:
             if "-" in word:
                 found += [part for part in word.split("-") if part]
     return found
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance: insertions, deletions and substitutions."""
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
 
 
 def allowed_edits(term: str) -> int:
