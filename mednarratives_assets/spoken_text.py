@@ -7,6 +7,7 @@ six centimeters"); Whisper writes "2.6 cm". Scoring puts both sides through `spo
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from num2words import num2words
 
@@ -40,3 +41,15 @@ def spoken_words(text: str) -> list[str]:
     """Lower-case spoken-form words without punctuation: the unit in which WER is counted."""
     words = (strip_punctuation(token).lower() for token in speakable(text).split())
     return [word for word in words if word]
+
+
+def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions) between two sequences: of words
+    for a word error rate, of letters for a misspelling."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, 1):
+        current = [i]
+        for j, hyp in enumerate(hypothesis, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
+        previous = current
+    return previous[-1]

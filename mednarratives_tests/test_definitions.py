@@ -55,6 +55,7 @@ def test_the_narratives_group_has_its_lineage_and_runs_with_every_channel():
             "cursor_detector",
         },
         "dataset_export": {"aligned_pairs", "narratives", "boxes"},
+        "curated_text": {"aligned_pairs"},
     }
     for asset, expected in parents.items():
         node = graph.get(dg.AssetKey(asset))

@@ -1,7 +1,7 @@
 """The package's layering, stated as code: who may import whom.
 
 Layers, from the bottom: the shared helpers at the package top (tables, hashing, domains, video
-frames, asr, ...); `synthetic` (generators of synthetic material); `stages` (plain functions, no
+frames, asr, llm, ...); `synthetic` (generators of synthetic material); `stages` (plain functions, no
 Dagster); `default_models` (the trained models that ship, and how they were trained, from the
 stages); `defs` (the thin Dagster wiring), with `cluster` (the wiring only the cluster profile
 adds); `definitions`. Beside them: `evaluation` scores stage output against ground truth, and
@@ -46,7 +46,7 @@ ALLOWED = {
 
 
 def part_of(module: str) -> str:
-    """`stages.boxes` -> `stages`; a module at the package top (or in `asr`) is a shared helper."""
+    """`stages.boxes` -> `stages`; a module at the package top (or in `asr`, `llm`) is a shared helper."""
     head = module.split(".")[0]
     return head if head in PARTS else "helpers"
 

@@ -28,10 +28,11 @@ def config_class(
     *,
     exclude: Iterable[str] = (),
     extra: Mapping[str, Any] | None = None,
+    base: type[dg.Config] = dg.Config,
 ) -> type[dg.Config]:
     """A dg.Config named `name` with one field per setting of `settings_cls` except `exclude`, plus
     `extra`: fields the stage lacks, each declared with `stage_settings.setting(default, doc)` (its
-    type is its default's)."""
+    type is its default's). `base` dg.ConfigurableResource makes it a resource's fields."""
     declared = {setting.name: setting for setting in declared_settings(settings_cls)}
     excluded = set(exclude)
     if excluded - declared.keys():
@@ -46,7 +47,7 @@ def config_class(
     pydantic_fields = {
         setting.name: Field(default=setting.default, description=setting.description) for setting in shown
     }
-    return type(name, (dg.Config,), {"__doc__": doc, "__annotations__": annotations, **pydantic_fields})
+    return type(name, (base,), {"__doc__": doc, "__annotations__": annotations, **pydantic_fields})
 
 
 def settings_from(

@@ -11,11 +11,13 @@ import polars as pl
 
 from mednarratives_assets.asr.engines import AsrEngine, AsrSettings, build_engine
 from mednarratives_assets.default_models import shipped_model
+from mednarratives_assets.defs.configs import config_class, settings_from
 from mednarratives_assets.defs.duckdb_tables import DuckDBTablesIOManager
 from mednarratives_assets.defs.parquet_tables import ParquetTablesIOManager
 from mednarratives_assets.deployment import Deployment
 from mednarratives_assets.parquet_tables import EXTENSION, read_table, stored_table, tables_root
 from mednarratives_assets.settings import DataLayout
+from mednarratives_assets.stages.curated_text import CurationSettings
 from mednarratives_assets.stages.cursor_detector import CursorDetector
 from mednarratives_assets.stages.frame_classifier import FrameClassifier
 from mednarratives_assets.stages.genmedclip_model import SavedClip
@@ -200,6 +202,28 @@ class SpeechRecognizer(dg.ConfigurableResource):
         return build_engine(AsrSettings(**settings))
 
 
+class TextCurator(
+    config_class(
+        CurationSettings,
+        "TextCuratorSettings",
+        "The curated_text stage's settings.",
+        base=dg.ConfigurableResource,
+    )
+):
+    """Where `curated_text` gets each pair's texts. Set in the launchpad under
+    `resources: text_curator: config:`; docs/stages/curated_text.md has examples.
+
+    backend: `rules` (default: aligned_pairs' own texts), `openai` (any OpenAI-compatible chat
+    endpoint at base_url, serving `model`; the API key is read from the environment variable
+    named by api_key_env) or `local` (the GGUF model at gguf_path, by default the pip-shipped
+    SmolLM2). Each field's description gives its default and bounds.
+    """
+
+    def settings(self) -> CurationSettings:
+        """The stage's settings; a wrong one raises a ValueError that names it and its value."""
+        return settings_from(self, CurationSettings)
+
+
 def build_resources(layout: DataLayout, deployment: Deployment | None = None) -> dict:
     deployment = deployment or Deployment()
     paths = DataPaths(
@@ -217,5 +241,6 @@ def build_resources(layout: DataLayout, deployment: Deployment | None = None) ->
         "paths": paths,
         "models": ModelStore(data_root=paths.data_root, duckdb_path=paths.duckdb_path),
         "asr": SpeechRecognizer(),
+        "text_curator": TextCurator(),
         "io_manager": io_manager,
     }

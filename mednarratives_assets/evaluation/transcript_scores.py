@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mednarratives_assets.spoken_text import spoken_words
+from mednarratives_assets.spoken_text import edit_distance, spoken_words
 
 
 @dataclass(frozen=True)
@@ -57,16 +57,6 @@ def signed_start_errors(truth: Iterable[TimedWord], heard: Iterable[TimedWord]) 
         for block in matcher.get_matching_blocks()
         for k in range(block.size)
     ]
-
-
-def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref in enumerate(reference, 1):
-        current = [i]
-        for j, hyp in enumerate(hypothesis, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
-        previous = current
-    return previous[-1]
 
 
 def score_words(reference: Iterable[TimedWord], hypothesis: Iterable[TimedWord]) -> Score:
