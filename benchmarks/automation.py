@@ -30,6 +30,7 @@ CHANNEL_ASSETS = [
     "narratives",
     "aligned_pairs",
     "dataset_export",
+    "curated_text",
 ]
 VARIANTS = {
     "project (defs/automation.py)": None,

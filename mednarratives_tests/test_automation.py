@@ -40,6 +40,7 @@ AFTER_VIDEOS = {
     "video_filter",
     "aligned_pairs",
     "dataset_export",
+    "curated_text",
 }
 WHOLE_CHANNEL = {"video_downloads", "videos", *AFTER_VIDEOS}
 GENMEDCLIP = {"genmedclip_model", "genmedclip_no_dense_model", "benchmark_scores"}
