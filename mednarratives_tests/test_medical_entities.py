@@ -23,7 +23,7 @@ from mednarratives_assets.stages.medical_entities import (
     link_entities,
     mentions_per_concept,
 )
-from mednarratives_tests.conftest import step_failure
+from mednarratives_tests.conftest import materialize_from_stored_parent, step_failure
 
 TERMS = {
     "portal vein": ("anatomy",),
@@ -165,42 +165,26 @@ def test_a_bad_umls_index_is_named_with_its_value(tmp_path):
         EntitySettings(umls_index=str(tmp_path)).validated()
 
 
-def store_curated_text(layout, medical_texts: list[str]) -> None:
+def materialize_entities(
+    medical_texts: list[str], layout, resources, instance, run_config=None
+) -> dg.ExecuteInProcessResult:
+    """Channel ch1's medical_entities, from curated_text rows of `medical_texts`."""
     rows = [
         {"channel": "ch1", "pair_id": f"p{i}", "video_id": "v1", "chunk_index": i, "medical_text": text}
         for i, text in enumerate(medical_texts)
     ]
-    table = pl.DataFrame(rows, schema={c: CURATED_TEXT_SCHEMA[c] for c in rows[0]}).with_columns(
+    curated = pl.DataFrame(rows, schema={c: CURATED_TEXT_SCHEMA[c] for c in rows[0]}).with_columns(
         pl.lit(None, dtype).alias(c) for c, dtype in CURATED_TEXT_SCHEMA.items() if c not in rows[0]
     )
-    with duckdb.connect(str(layout.duckdb_path)) as con:
-        con.register("frame", table.to_arrow())
-        con.execute("CREATE TABLE curated_text AS SELECT * FROM frame")
-
-
-def materialize_entities(resources, instance, run_config=None) -> dg.ExecuteInProcessResult:
-    instance.add_dynamic_partitions("channel", ["ch1"])
-    return dg.materialize(
-        [
-            dg.AssetSpec(
-                "curated_text",
-                partitions_def=medical_entities.partitions_def,
-                metadata={"partition_expr": "channel"},
-            ),
-            medical_entities,
-        ],
-        selection=[medical_entities],
-        partition_key="ch1",
-        resources=resources,
-        instance=instance,
-        run_config=run_config,
-        raise_on_error=False,
+    return materialize_from_stored_parent(
+        medical_entities, "curated_text", curated, layout, resources, instance, run_config
     )
 
 
 def test_the_asset_stores_a_row_per_mention_and_counts_the_concepts(layout, resources, instance):
-    store_curated_text(layout, ["A hypodense lesion on CT.", "The CT shows it.", ""])
-    result = materialize_entities(resources, instance)
+    result = materialize_entities(
+        ["A hypodense lesion on CT.", "The CT shows it.", ""], layout, resources, instance
+    )
     assert result.success
     [materialization] = result.asset_materializations_for_node("medical_entities")
     metadata = {key: value.value for key, value in materialization.metadata.items()}
@@ -222,8 +206,7 @@ def test_the_asset_stores_a_row_per_mention_and_counts_the_concepts(layout, reso
 
 
 def test_the_asset_fails_naming_a_bad_umls_index(layout, resources, instance):
-    store_curated_text(layout, ["A lesion."])
     run_config = {"ops": {"medical_entities": {"config": {"umls_index": "/no/such/index"}}}}
-    result = materialize_entities(resources, instance, run_config)
+    result = materialize_entities(["A lesion."], layout, resources, instance, run_config)
     assert not result.success
     assert "medical_entities: umls_index='/no/such/index': no such folder" in step_failure(result)
