@@ -98,10 +98,14 @@ class TermListLinker:
                     break  # a term's words are apart by spaces only, not across a comma or a full stop
                 if tuple(word[0].lower() for word in words[first : last + 1]) in self._terms:
                     found.append((first, last))
+
+        def longest_first(place: tuple[int, int]) -> tuple[int, int]:
+            first, last = place
+            return words[first].start() - words[last].end(), first
+
         taken: set[int] = set()
         kept = []
-        for first, last in sorted(found, key=lambda f: (words[f[0]].start() - words[f[1]].end(), f[0])):
-            # the longest first: a shorter term inside a longer one is part of it
+        for first, last in sorted(found, key=longest_first):  # a shorter term inside a longer is part of it
             if taken.isdisjoint(range(first, last + 1)):
                 taken.update(range(first, last + 1))
                 kept.append((first, last))
