@@ -31,6 +31,7 @@ CHANNEL_ASSETS = [
     "aligned_pairs",
     "dataset_export",
     "curated_text",
+    "medical_entities",
 ]
 VARIANTS = {
     "project (defs/automation.py)": None,

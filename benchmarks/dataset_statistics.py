@@ -29,6 +29,7 @@ INPUTS = (
     "narratives",
     "boxes",
     "aligned_pairs",
+    "medical_entities",
 )
 
 

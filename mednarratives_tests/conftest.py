@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import numpy as np
+import polars as pl
 import pytest
 
 from mednarratives_assets.default_models import shipped_model
@@ -66,6 +68,34 @@ def step_failure(result: dg.ExecuteInProcessResult) -> str:
     """The error of the run's one failed step (a run with none or several fails the unpacking)."""
     [failure] = [event for event in result.all_events if event.is_step_failure]
     return str(failure.step_failure_data.error)
+
+
+def materialize_from_stored_parent(
+    asset: dg.AssetsDefinition,
+    parent: str,
+    rows: pl.DataFrame,
+    layout: DataLayout,
+    resources: dict,
+    instance: dg.DagsterInstance,
+    run_config: dict | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Channel ch1 of a channel asset, its one parent's table stored beforehand as `rows`."""
+    with duckdb.connect(str(layout.duckdb_path)) as con:
+        con.register("frame", rows.to_arrow())
+        con.execute(f"CREATE TABLE {parent} AS SELECT * FROM frame")
+    instance.add_dynamic_partitions("channel", ["ch1"])
+    parent_spec = dg.AssetSpec(
+        parent, partitions_def=asset.partitions_def, metadata={"partition_expr": "channel"}
+    )
+    return dg.materialize(
+        [parent_spec, asset],
+        selection=[asset],
+        partition_key="ch1",
+        resources=resources,
+        instance=instance,
+        run_config=run_config,
+        raise_on_error=False,
+    )
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ AFTER_VIDEOS = {
     "aligned_pairs",
     "dataset_export",
     "curated_text",
+    "medical_entities",
 }
 WHOLE_CHANNEL = {"video_downloads", "videos", *AFTER_VIDEOS}
 GENMEDCLIP = {"genmedclip_model", "genmedclip_no_dense_model", "benchmark_scores"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import dagster as dg
 import duckdb
 import polars as pl
 import pytest
@@ -29,6 +28,7 @@ from mednarratives_assets.stages.curated_text import (
     invented_terms,
     parse_answer,
 )
+from mednarratives_tests.conftest import materialize_from_stored_parent
 
 TERMS = MedicalVocabulary().terms
 
@@ -237,24 +237,10 @@ def test_the_asset_stores_the_rules_texts_and_counts_them(layout, resources, ins
         for column, dtype in ALIGNED_PAIRS_SCHEMA.items()
         if column not in pairs
     ).select(list(ALIGNED_PAIRS_SCHEMA))
-    with duckdb.connect(str(layout.duckdb_path)) as con:
-        con.register("frame", stored.to_arrow())
-        con.execute("CREATE TABLE aligned_pairs AS SELECT * FROM frame")
-    instance.add_dynamic_partitions("channel", ["ch1"])
-    result = dg.materialize(
-        [
-            dg.AssetSpec(
-                "aligned_pairs",
-                partitions_def=curated_text.partitions_def,
-                metadata={"partition_expr": "channel"},
-            ),
-            curated_text,
-        ],
-        selection=[curated_text],
-        partition_key="ch1",
-        resources=resources,
-        instance=instance,
+    result = materialize_from_stored_parent(
+        curated_text, "aligned_pairs", stored, layout, resources, instance
     )
+    assert result.success
     [materialization] = result.asset_materializations_for_node("curated_text")
     metadata = {key: value.value for key, value in materialization.metadata.items()}
     assert metadata["dagster/row_count"] == 2 and metadata["backend"] == "rules"

@@ -10,10 +10,12 @@ import pytest
 
 from mednarratives_assets.defs.aligned_pairs import aligned_pairs
 from mednarratives_assets.defs.boxes import boxes
+from mednarratives_assets.defs.curated_text import curated_text
 from mednarratives_assets.defs.cursor_detector import cursor_detector
 from mednarratives_assets.defs.cursor_traces import cursor_traces
 from mednarratives_assets.defs.dataset_statistics import dataset_statistics
 from mednarratives_assets.defs.frame_classifier import frame_classifier
+from mednarratives_assets.defs.medical_entities import medical_entities
 from mednarratives_assets.defs.narratives import narratives
 from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.transcripts import transcripts
@@ -32,9 +34,14 @@ def chunk(channel: str, video_id: str, index: int, **columns) -> dict:
     return {"channel": channel, "video_id": video_id, "chunk_index": index, **columns}
 
 
+def entity(channel: str, pair_id: str, concept: str) -> dict:
+    return {"channel": channel, "pair_id": pair_id, "concept_id": f"term:{concept}", "concept_name": concept}
+
+
 def small_dataset() -> dict[str, pl.DataFrame]:
     """Two channels, three videos (2 hours): v2 has no speech and is filtered out. Six medical
-    chunks; v1's chunk 3 has no keyframe file and v3's chunk 1 repeats chunk 0, so three pairs."""
+    chunks; v1's chunk 3 has no keyframe file and v3's chunk 1 repeats chunk 0, so three pairs.
+    Five entity mentions of three concepts in two of the pairs."""
     medical = [("ch1", "v1", 0), ("ch1", "v1", 1), ("ch1", "v1", 3), ("ch1", "v2", 0), ("ch2", "v3", 0)]
     medical.append(("ch2", "v3", 1))
     chunks = [
@@ -46,6 +53,14 @@ def small_dataset() -> dict[str, pl.DataFrame]:
         (("ch1", "v1", 0), "a b  c", "CT", 10, 2),
         (("ch1", "v1", 1), "a b c d e", "CT", 0, 0),
         (("ch2", "v3", 0), "one two three four", "MRI", 30, 1),
+    ]
+    pair_ids = {key: f"{key[0]}-{key[1]}-{key[2]}" for key, *_ in pair_rows}
+    entity_rows = [  # ch1-v1-1 has none
+        ("ch1", "ch1-v1-0", "ct"),
+        ("ch1", "ch1-v1-0", "lesion"),
+        ("ch1", "ch1-v1-0", "ct"),
+        ("ch2", "ch2-v3-0", "lesion"),
+        ("ch2", "ch2-v3-0", "mri"),
     ]
     box_rows = [  # (chunk, x1, y1, x2, y2) normalized: areas 0.25, 0.02, 0.5; and one unpaired
         (("ch1", "v1", 0), 0.0, 0.0, 0.5, 0.5),
@@ -76,7 +91,14 @@ def small_dataset() -> dict[str, pl.DataFrame]:
         ),
         "aligned_pairs": pl.DataFrame(
             [
-                chunk(*key, caption=caption, domain=domain, n_trace_points=points, n_boxes=n_boxes)
+                chunk(
+                    *key,
+                    pair_id=pair_ids[key],
+                    caption=caption,
+                    domain=domain,
+                    n_trace_points=points,
+                    n_boxes=n_boxes,
+                )
                 for key, caption, domain, points, n_boxes in pair_rows
             ]
         ),
@@ -90,6 +112,7 @@ def small_dataset() -> dict[str, pl.DataFrame]:
                 "speech_s": [1200.0, 0.0, 2400.0],
             }
         ),
+        "medical_entities": pl.DataFrame([entity(*row) for row in entity_rows]),
     }
 
 
@@ -128,12 +151,21 @@ def test_every_figure_equals_the_hand_computed_one():
         ("boxes_per_pair_mean", ""): (1.0, "boxes"),
         ("box_area_mean", ""): ((0.25 + 0.02 + 0.5) / 3, "fraction"),
         ("box_area_median", ""): (0.25, "fraction"),
+        ("entity_mentions", ""): (5, "mentions"),
+        ("distinct_concepts", ""): (3, "concepts"),
+        ("pairs_with_entities", ""): (2, "pairs"),
+        ("entities_per_pair_mean", ""): (5 / 3, "mentions"),
+        ("entities_per_concept", "ct"): (2, "mentions"),
+        ("entities_per_concept", "lesion"): (2, "mentions"),
+        ("entities_per_concept", "mri"): (1, "mentions"),
         ("asr_word_probability_mean", ""): (0.8, "probability"),
     }
     assert found.keys() == expected.keys()
     for key, (value, unit) in expected.items():
         assert found[key] == (pytest.approx(value), unit), key
     assert table.filter(pl.col("statistic") == "pairs_per_domain")["breakdown"].to_list() == ["CT", "MRI"]
+    most_frequent = table.filter(pl.col("statistic") == "entities_per_concept")["breakdown"].to_list()
+    assert most_frequent == ["ct", "lesion", "mri"]  # most first, ties by name
 
 
 def test_without_pairs_the_averages_are_null_and_there_is_nothing_to_plot():
@@ -142,7 +174,14 @@ def test_without_pairs_the_averages_are_null_and_there_is_nothing_to_plot():
     statistics = statistics_of(tables)
     found = {(s, b): v for s, b, v, _ in statistics.table.rows()}
     assert found[("pairs", "")] == 0 and found[("duplicates_removed", "")] == 4
-    for mean in ("caption_words_mean", "box_area_median", "trace_points_per_traced_pair_mean"):
+    assert found[("entity_mentions", "")] == 0  # entities of no pair are not the dataset's
+    means = (
+        "caption_words_mean",
+        "box_area_median",
+        "trace_points_per_traced_pair_mean",
+        "entities_per_pair_mean",
+    )
+    for mean in means:
         assert found[(mean, "")] is None
     plots = statistics_plots(statistics)
     assert [name for name, png in plots.items() if png is not None] == ["videos_filtered_out"]
@@ -211,6 +250,8 @@ UPSTREAM = [
     boxes,
     video_filter,
     aligned_pairs,
+    curated_text,
+    medical_entities,
 ]
 
 
@@ -251,6 +292,7 @@ def test_the_asset_reads_every_channel_and_stores_the_long_table(layout, resourc
         ("unit", "VARCHAR"),
     ]
     assert stored["duplicates_removed"] == 1 and stored["channels"] == 2  # v1 chunk 3's keyframe is missing
+    assert stored["entity_mentions"] == 5
 
     with duckdb.connect(str(layout.duckdb_path)) as con:
         con.execute("DELETE FROM video_filter WHERE channel = 'ch2'")

@@ -56,6 +56,7 @@ def test_the_narratives_group_has_its_lineage_and_runs_with_every_channel():
         },
         "dataset_export": {"aligned_pairs", "narratives", "boxes"},
         "curated_text": {"aligned_pairs"},
+        "medical_entities": {"curated_text"},
     }
     for asset, expected in parents.items():
         node = graph.get(dg.AssetKey(asset))
@@ -96,6 +97,7 @@ def test_dataset_statistics_reads_every_channel_in_the_dataset_job():
         "boxes",
         "video_filter",
         "aligned_pairs",
+        "medical_entities",
     }
     assert node.partitions_def is None and node.group_name == "dataset"
     job = defs.resolve_job_def("dataset_job")

@@ -17,6 +17,7 @@ from mednarratives_assets.stages.cursor_traces import TraceSettings
 from mednarratives_assets.stages.dataset_export_all import MergedExportSettings
 from mednarratives_assets.stages.frame_classifier import ClassifierTrainingSettings
 from mednarratives_assets.stages.genmedclip_model import ClipTrainingSettings
+from mednarratives_assets.stages.medical_entities import EntitySettings
 from mednarratives_assets.stages.narratives import NarrativeSettings
 from mednarratives_assets.stages.stable_chunks import ChunkingSettings
 from mednarratives_assets.stages.video_filter import VideoFilterSettings
@@ -33,6 +34,7 @@ STAGE_SETTINGS = [
     DetectorTrainingSettings,
     VideoFilterSettings,
     MergedExportSettings,
+    EntitySettings,
 ]
 
 

@@ -56,6 +56,23 @@ def _read_lines(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def term_sections(terms_file: Path = TERMS_FILE) -> dict[str, tuple[str, ...]]:
+    """Each term of the list and the sections it is listed under: a comment line right above a
+    term starts a section ("anatomy"); a term listed in two sections has both."""
+    sections: dict[str, tuple[str, ...]] = {}
+    heading = section = None
+    for line in (line.strip() for line in terms_file.read_text(encoding="utf-8").splitlines()):
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        elif not line:
+            heading = None  # a comment block that ends in a blank line is no heading (the file's header)
+        else:
+            section, heading = heading or section, None
+            listed = sections.get(line, ())
+            sections[line] = listed if section is None or section in listed else (*listed, section)
+    return sections
+
+
 @lru_cache(maxsize=1)
 def _english() -> SpellChecker:
     return SpellChecker()  # pyspellchecker's English word list (about 160k words)

@@ -17,11 +17,13 @@ def dataset_statistics(
     boxes: pl.DataFrame,
     video_filter: pl.DataFrame,
     aligned_pairs: pl.DataFrame,
+    medical_entities: pl.DataFrame,
     paths: DataPaths,
 ) -> dg.Output:
     """The figures a paper about the dataset reports, over every channel: hours of video and speech,
     videos kept and filtered out (by rule), medical chunks, duplicates removed, pairs and pairs per
-    hour, words per caption, pairs per domain, traces, boxes and their area, ASR confidence.
+    hour, words per caption, pairs per domain, traces, boxes and their area, medical entities and
+    the most frequent concepts, ASR confidence.
     Table `dataset_statistics` (statistic, breakdown, value, unit), documented in docs/schema.md;
     the materialization shows it with plots. Not partitioned: each materialization replaces it."""
     data_root = paths.layout.data_root
@@ -34,6 +36,7 @@ def dataset_statistics(
             boxes,
             aligned_pairs,
             video_filter,
+            medical_entities,
             keyframe_exists=lambda path: (data_root / path).is_file(),
         )
     except ValueError as exc:

@@ -27,12 +27,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mednarratives_assets.contact_sheets import figure_png
+from mednarratives_assets.stages.medical_entities import mentions_per_concept
 from mednarratives_assets.stages.videos import later_copies
 from mednarratives_assets.tables import medical_chunks
 
 STATISTICS_SCHEMA = {"statistic": pl.Utf8, "breakdown": pl.Utf8, "value": pl.Float64, "unit": pl.Utf8}
 CHUNK_KEY = ["channel", "video_id", "chunk_index"]
 _SECONDS_PER_HOUR = 3600.0
+MOST_FREQUENT_CONCEPTS = 20  # concepts shown one by one in `entities_per_concept`
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def compute_statistics(
     boxes: pl.DataFrame,
     aligned_pairs: pl.DataFrame,
     video_filter: pl.DataFrame,
+    medical_entities: pl.DataFrame,
     keyframe_exists: Callable[[str], bool],
 ) -> DatasetStatistics:
     """The dataset's figures from the tables of every channel (each with its `channel` column).
@@ -169,6 +172,16 @@ def compute_statistics(
     add("boxes_per_pair_mean", _mean(pairs["n_boxes"]), "boxes")
     add("box_area_mean", _mean(areas), "fraction")
     add("box_area_median", _median(areas), "fraction")
+    # The entities of the pairs counted above: of covered channels, and of no later copy of a video.
+    pair_key = ["channel", "pair_id"]
+    entities = medical_entities.join(pairs.select(pair_key), on=pair_key, how="semi")
+    concepts = mentions_per_concept(entities)
+    add("entity_mentions", entities.height, "mentions")
+    add("distinct_concepts", concepts.height, "concepts")
+    add("pairs_with_entities", entities.select("channel", "pair_id").n_unique(), "pairs")
+    add("entities_per_pair_mean", _ratio(entities.height, pairs.height), "mentions")
+    for name, n in concepts.head(MOST_FREQUENT_CONCEPTS).select("concept_name", "mentions").rows():
+        add("entities_per_concept", n, "mentions", name)
     add("asr_word_probability_mean", _mean(transcript_words["probability"].drop_nulls()), "probability")
     return DatasetStatistics(
         pl.DataFrame(rows, schema=STATISTICS_SCHEMA, orient="row"),
