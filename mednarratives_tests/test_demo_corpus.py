@@ -17,7 +17,7 @@ from mednarratives_assets.demo.corpus import (
     generate_corpus,
     render_lecture,
 )
-from mednarratives_assets.evaluation.ground_truth import load_truth
+from mednarratives_assets.evaluation.ground_truth import SENTENCE_ROLES, load_truth
 from mednarratives_assets.settings import DataLayout
 from mednarratives_assets.synthetic.pointers import CursorStyle, placed_sprite, render_sprite
 
@@ -158,6 +158,13 @@ def test_truth_is_consistent(corpus):
         for word in truth["words"]:
             chunk = chunks[word["chunk_index"]]
             assert chunk["start_s"] <= word["start_s"] < word["end_s"] <= chunk["end_s"]
+        for chunk in chunks:  # every sentence has its role; a still case has a finding
+            roles = [s["role"] for s in chunk["sentences"]]
+            assert " ".join(s["text"] for s in chunk["sentences"]) == chunk["narration"]
+            assert set(roles) <= set(SENTENCE_ROLES) and (chunk["kind"] != "image" or "finding" in roles)
+        said_while_pointing = {(r["chunk_index"], r["sentence"]) for r in truth["rois"]}
+        for index, sentence in said_while_pointing:
+            assert {"text": sentence, "role": "roi_reference"} in chunks[index]["sentences"]
         cursor, fps = truth["cursor"], truth["fps"]
         for roi in truth["rois"]:
             chunk = chunks[roi["chunk_index"]]

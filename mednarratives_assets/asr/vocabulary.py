@@ -34,7 +34,7 @@ PROMPT = (
     "contrast-enhanced lesions; histology, immunohistochemistry, hematoxylin and eosin."
 )
 # Bound prefixes that Whisper writes as a word of their own ("hyper intense").
-_PREFIXES = frozenset(
+PREFIXES = frozenset(
     "hyper hypo iso counter ultra hetero homo peri intra inter extra sub supra infra micro radio "
     "echo immuno histo osteo para post pre non trans endo epi retro".split()
 )
@@ -131,7 +131,7 @@ class MedicalVocabulary:
             parts = cores[i : i + n]
             if len(parts) < n or not all(parts):
                 continue
-            if parts[0] in _PREFIXES or not all(self.is_known(p) for p in parts):
+            if parts[0] in PREFIXES or not all(self.is_known(p) for p in parts):
                 for joiner in ("", "-"):
                     if joiner.join(parts) in self.terms:
                         return n, joiner.join(heard[i : i + n]), "join"

@@ -139,6 +139,7 @@ def truth_document(plan: LecturePlan, images_source: str) -> dict:
                 "stable": chunk.kind in STABLE_KINDS,
                 "heading": chunk.heading,
                 "narration": " ".join(s.text for s in chunk.sentences),
+                "sentences": [{"text": s.text, "role": s.role} for s in chunk.sentences],
                 "image_rect": None if rect is None else _rect_fields(rect),
                 "picture_rect": None if chunk.picture_rect is None else _rect_fields(chunk.picture_rect),
                 "annotations": chunk.annotations,

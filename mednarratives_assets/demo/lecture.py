@@ -122,6 +122,7 @@ class Sentence:
     words: list[SpokenWord]  # times from the lecture's start
     roi: PictureRoi | None = None
     bullet: int | None = None
+    role: str = "filler"  # one of evaluation.ground_truth.SENTENCE_ROLES
 
 
 @dataclass
@@ -215,14 +216,14 @@ def plan_lecture(
     sample_rate = voice.sample_rate
     clock = 0.0
 
-    def speak(chunk: Chunk, texts: list[tuple[str, PictureRoi | None, int | None]]) -> None:
+    def speak(chunk: Chunk, texts: list[tuple[str, PictureRoi | None, int | None, str]]) -> None:
         nonlocal clock
         if chunks and rng.random() < look.video.crossfade_share:  # the fade sits between the two spans
             chunk.transition_in = "crossfade"
             clock += CROSSFADE_S
         chunk.start_s = clock
         clock += float(rng.uniform(0.5, 0.9))
-        for text, roi, bullet in texts:
+        for text, roi, bullet, role in texts:
             utterance = voice.say(text)
             offset = round(clock * sample_rate)
             pieces.append((offset, utterance.audio))
@@ -230,7 +231,7 @@ def plan_lecture(
                 SpokenWord(w.word, offset / sample_rate + w.start_s, offset / sample_rate + w.end_s)
                 for w in utterance.words
             ]
-            chunk.sentences.append(Sentence(text, words, roi, bullet))
+            chunk.sentences.append(Sentence(text, words, roi, bullet, role))
             clock = (offset + len(utterance.audio)) / sample_rate + float(rng.uniform(0.25, 0.55))
         clock += float(rng.uniform(0.3, 0.7))
         chunk.end_s = clock
@@ -240,8 +241,8 @@ def plan_lecture(
     speak(
         title_chunk,
         [
-            (f"Welcome back to {channel.title}.", None, None),
-            ("Today we will review a few cases together.", None, None),
+            (f"Welcome back to {channel.title}.", None, None, "filler"),
+            ("Today we will review a few cases together.", None, None, "filler"),
         ],
     )
     loadable = _loadable_images(images)
@@ -250,8 +251,8 @@ def plan_lecture(
         speak(
             presenter,
             [
-                ("Before we start, a quick word on how to read these images.", None, None),
-                ("Look at each one systematically, and compare with prior studies.", None, None),
+                ("Before we start, a quick word on how to read these images.", None, None, "filler"),
+                ("Look at each one systematically, and compare with prior studies.", None, None, "filler"),
             ],
         )
     cases: list[MedicalImage] = []
@@ -267,7 +268,7 @@ def plan_lecture(
             ]
             speak(
                 Chunk("bullets", "Key points", slide, bullet_anchors=anchors),
-                [(speakable(s), None, i) for i, s in enumerate(spoken)],
+                [(speakable(s), None, i, "filler") for i, s in enumerate(spoken)],
             )
             continue
         case_index = len(cases)
@@ -306,9 +307,9 @@ def plan_lecture(
             remark = (
                 "Let me zoom in for a closer look." if motion == "zoom" else "Let me move across the image."
             )
-            speak(chunk, [(speakable(intro), None, None), (remark, None, None)])
+            speak(chunk, [(speakable(intro), None, None, "filler"), (remark, None, None, "filler")])
             continue
-        texts = [(text, roi, None) for text, roi in case_narration(image, picture, intro, rng)]
+        texts = [(text, roi, None, role) for text, roi, role in case_narration(image, picture, intro, rng)]
         speak(chunk, texts)
 
     topics = list(dict.fromkeys(c.modality for c in cases))
@@ -371,17 +372,21 @@ def case_intro(image: MedicalImage, rng: np.random.Generator) -> str:
 
 def case_narration(
     image: MedicalImage, picture: np.ndarray, intro: str, rng: np.random.Generator
-) -> list[tuple[str, PictureRoi | None]]:
-    """What the lecturer says over a case's image, sentence by sentence: the intro, the caption's
-    first sentences, one sentence for each region pointed at (with its region), maybe a closing."""
+) -> list[tuple[str, PictureRoi | None, str]]:
+    """What the lecturer says over a case's image, sentence by sentence with its region and its role
+    (ground_truth.SENTENCE_ROLES): the intro (filler), the caption's first sentences (finding), one
+    sentence for each region pointed at (roi_reference), maybe a closing (filler)."""
     rois = find_rois(picture, image.modality, int(rng.choice([1, 2, 2, 3])), rng)
-    texts: list[tuple[str, PictureRoi | None]] = [
-        (speakable(intro), None),
-        (_first_sentences(speakable(image.caption), max_words=22), None),
+    texts: list[tuple[str, PictureRoi | None, str]] = [
+        (speakable(intro), None, "filler"),
+        (_first_sentences(speakable(image.caption), max_words=22), None, "finding"),
     ]
-    texts += [(str(rng.choice(_ROI_SENTENCES)).format(phrase=r.phrase, position=r.position), r) for r in rois]
+    texts += [
+        (str(rng.choice(_ROI_SENTENCES)).format(phrase=r.phrase, position=r.position), r, "roi_reference")
+        for r in rois
+    ]
     if rng.random() < 0.4:
-        texts.append((str(rng.choice(_CLOSINGS)), None))
+        texts.append((str(rng.choice(_CLOSINGS)), None, "filler"))
     return texts
 
 

@@ -63,7 +63,7 @@ def narrated_pairs(
             size = (round(picture.shape[1] * scale), round(picture.shape[0] * scale))
             picture = np.asarray(Image.fromarray(picture).resize(size, Image.Resampling.LANCZOS))
         sentences = case_narration(image, picture, case_intro(image, rng), rng)
-        text = " ".join(sentence for sentence, _ in sentences)
+        text = " ".join(sentence for sentence, _, _ in sentences)
         video_id = f"lecture-{index // LECTURE_SIZE:04d}"
         pairs.append(
             pair_row(
@@ -78,7 +78,7 @@ def narrated_pairs(
                 domain=image.modality,
             )
         )
-        regions = [(sentence, roi) for sentence, roi in sentences if roi is not None]
+        regions = [(sentence, roi) for sentence, roi, _ in sentences if roi is not None]
         boxes += [
             box_row(channel, video_id, index, box_index, roi.box, sentence)
             for box_index, (sentence, roi) in enumerate(regions)

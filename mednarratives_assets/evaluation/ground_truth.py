@@ -9,6 +9,10 @@ from pathlib import Path
 from mednarratives_assets.settings import DataLayout
 
 TRUTH_FORMAT = "mednarratives-demo-truth/1"
+# What each narration sentence does, in the curation prompt's terms (llm/prompts/curation-v1.md):
+# a finding states what the image shows; an ROI reference names the spot pointed at; filler says
+# neither (greetings, a case's intro that only names the modality, recaps, closings).
+SENTENCE_ROLES = ("finding", "roi_reference", "filler")
 
 
 def load_truth(path: Path) -> dict:

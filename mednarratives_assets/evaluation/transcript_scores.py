@@ -78,3 +78,9 @@ def total(scores: Iterable[Score]) -> Score:
         sum(s.reference_words for s in scores),
         [e for s in scores for e in s.start_errors_s],
     )
+
+
+def score_text(reference: str, hypothesis: str) -> Score:
+    """Word errors of an untimed text against its reference, both in spoken form."""
+    ref_words = spoken_words(reference)
+    return Score(edit_distance(ref_words, spoken_words(hypothesis)), len(ref_words), [])
