@@ -60,13 +60,22 @@ class Unsynced(dg.AutomationCondition[dg.AssetKey]):
 
 # Dagster's since_last_handled() counts any new materialization as handling its parents' changes, so
 # a run that ended after a parent changed under it (a backfill of `videos` while the sensor's run of
-# that channel was past `videos`) left the change unfollowed. Such an asset is requested again.
+# that channel was past `videos`) left the change unfollowed. Here what a run made from a parent that
+# changed meanwhile (Unsynced once made) is to follow, until requested when settled; a request whose
+# run comes back Unsynced on the next tick has not handled it either.
+_MADE_UNSYNCED = (AutomationCondition.newly_updated() & Unsynced()).with_label(
+    "made from parents that changed"
+)
+_HANDLED = (
+    (AutomationCondition.newly_requested() & ~_MADE_UNSYNCED)
+    | (AutomationCondition.newly_updated() & ~Unsynced())
+    | AutomationCondition.initial_evaluation()
+).with_label("handled")
 FOLLOWS_PARENTS = (
-    AutomationCondition.any_deps_updated().since_last_handled()
-    | (AutomationCondition.newly_updated() & Unsynced()).with_label(
-        "made from parents that changed meanwhile"
-    )
-).with_label("follows its parents")
+    (AutomationCondition.any_deps_updated() | _MADE_UNSYNCED)
+    .since(_HANDLED)
+    .with_label("follows its parents")
+)
 
 CHANNEL_FOLLOWS_UPSTREAM = (
     FOLLOWS_PARENTS & ~AutomationCondition.any_deps_missing().ignore(TRAINED_MODELS) & _settled
