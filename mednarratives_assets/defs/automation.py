@@ -67,8 +67,7 @@ _MADE_UNSYNCED = (AutomationCondition.newly_updated() & Unsynced()).with_label(
     "made from parents that changed"
 )
 _HANDLED = (
-    (AutomationCondition.newly_requested() & ~_MADE_UNSYNCED)
-    | (AutomationCondition.newly_updated() & ~Unsynced())
+    ((AutomationCondition.newly_requested() | AutomationCondition.newly_updated()) & ~_MADE_UNSYNCED)
     | AutomationCondition.initial_evaluation()
 ).with_label("handled")
 FOLLOWS_PARENTS = (
