@@ -1,21 +1,30 @@
-"""curated_text's backends on generated case chunks whose sentences know their role (issue 24, item 5).
+"""curated_text's backends on narration whose sentences know their role (issue 24, item 5), with
+training and reserved narration styles reported apart.
 
-    python benchmarks/text.py [--n 200] [--seed 0] [--llm [--llm-n 20]]
+    python benchmarks/text.py [--n 200] [--seed 0] [--corpus DATA_ROOT ...]
+                              [--backend openai|local ...] [--model-n 20]
 
-The chunks are text only (`demo.narrated_text`): the demo lecturer's narration over the packaged
-images, as said and as an ASR engine would write it (fillers, repeated words, terms misheard as
-the confusion list says), with the boxes a pointer would leave. Each chunk becomes an
-aligned_pairs row the way the stage makes one (the vocabulary's corrected caption, its medical
-sentences, the ROI text of the box phrases), and `curate_channel` curates the rows:
-- rules, always, on all --n chunks;
-- openai with --llm, against the project's server (`python -m mednarratives_assets.llm.server`,
-  started here on a free loopback port, serving the pip-shipped SmolLM2), on the first --llm-n
-  chunks (3 to 5 s a pair on 2 cores), beside rules on the same chunks. No answer cache: every
-  pair is asked.
-Scores are `evaluation.text_scores.TextScore`'s. Seconds per pair include making the rules texts,
-which every backend needs (they are its fallback and its guards' reference). Training and reserved
-styles are not told apart: the split covers voices, pointers, slides and video, not the narration's
-templates, which all lectures share.
+Two sources of chunks, each split into training and reserved styles (synthetic/styles.py; the
+narration axis is synthetic/narration.py, whose reserved styles no rule, prompt or setting was
+written with):
+- generated text (always): --n case chunks per split over the packaged images, the narration as
+  said and as an ASR engine might write it (`demo.narrated_text`: fillers, repeated words, terms
+  misheard as the confusion list says), with the boxes a pointer would leave. Each chunk becomes
+  an aligned_pairs row the way the stage makes one.
+- rendered lectures (--corpus, a data root that `mednarratives demo --styles training|reserved`
+  made and materialized): every pair the pipeline made, its caption Whisper's transcript and its
+  boxes the pointer's dwells, matched to the truth chunk it shows (`text_scores.rendered_chunks`).
+  Lectures of the demo's fixed looks count as split "demo".
+
+Backends: rules always, on every chunk; with --backend, a language model on the first --model-n
+chunks of each source and split, beside rules on the same chunks. No answer cache: every pair is
+asked.
+- openai: the project's OpenAI-compatible server (`python -m mednarratives_assets.llm.server`,
+  started here on a free loopback port, serving the pip-shipped SmolLM2);
+- local: the same model loaded in this process.
+Scores are `evaluation.text_scores.TextScore`'s. Seconds per pair are curate_channel's; on
+generated text they include making the rules texts, which every backend needs (its fallback and
+its guards' reference).
 """
 
 from __future__ import annotations
@@ -28,26 +37,54 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import requests
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.demo.narrated_text import NarratedChunk, narrated_chunks
-from mednarratives_assets.evaluation.text_scores import TextScore
+from mednarratives_assets.evaluation.corpus import lectures_of
+from mednarratives_assets.evaluation.style_groups import SPLIT_ORDER, lecture_factors
+from mednarratives_assets.evaluation.text_scores import TextScore, TruthChunk, rendered_chunks
 from mednarratives_assets.llm.smollm2 import smollm2_gguf
 from mednarratives_assets.stages.aligned_pairs import medical_sentences, roi_text
-from mednarratives_assets.stages.curated_text import AnswerCache, CurationSettings, curate_channel
+from mednarratives_assets.stages.curated_text import (
+    RULES_COLUMNS,
+    AnswerCache,
+    CurationSettings,
+    curate_channel,
+)
 from mednarratives_assets.synthetic.medical_images import packaged_images
+from mednarratives_assets.synthetic.narration import DEMO_NARRATION
+from mednarratives_assets.synthetic.styles import SPLITS, split_narrations
 
 CHANNEL = "text-benchmark"
 SERVER_START_LIMIT_S = 180  # loading SmolLM2 takes about 15 s on 2 cores
+CORPUS_TABLES = ("stable_chunks", "aligned_pairs", "boxes")
+PAIR_COLUMNS = ("channel", "pair_id", "video_id", "chunk_index", "caption", *RULES_COLUMNS.values())
 
 
-def rules_pairs(chunks: list[NarratedChunk], vocabulary: MedicalVocabulary) -> pl.DataFrame:
-    """aligned_pairs rows of the chunks, their texts made as the stage makes them."""
+@dataclass
+class Chunks:
+    """One source and split's chunks: their truth, their narration style, and for rendered lectures
+    their aligned_pairs rows (generated text makes its rows when curated, so that their time counts)."""
+
+    truths: list[TruthChunk]
+    narrations: list[str]
+    pairs: list[dict] | None = None
+
+    def subset(self, keep: list[int]) -> Chunks:
+        pairs = None if self.pairs is None else [self.pairs[i] for i in keep]
+        return Chunks([self.truths[i] for i in keep], [self.narrations[i] for i in keep], pairs)
+
+
+def generated_pairs(chunks: list[NarratedChunk], vocabulary: MedicalVocabulary) -> pl.DataFrame:
+    """aligned_pairs rows of generated chunks, their texts made as the stage makes them."""
     rows = []
     for index, chunk in enumerate(chunks):
         corrected, _ = vocabulary.correct(chunk.heard)
@@ -66,15 +103,54 @@ def rules_pairs(chunks: list[NarratedChunk], vocabulary: MedicalVocabulary) -> p
     return pl.DataFrame(rows)
 
 
-def scored(chunks: list[NarratedChunk], table: pl.DataFrame) -> TextScore:
-    score = TextScore()
-    for chunk, row in zip(chunks, table.iter_rows(named=True), strict=True):
-        score.add(chunk.script, chunk.heard, row, [(box.phrase, box.role) for box in chunk.boxes])
-    return score
+def generated_text(n: int, seed: int, vocabulary: MedicalVocabulary) -> dict[str, tuple[Chunks, list]]:
+    """Per split, n generated chunks in that split's narrations by turns."""
+    by_split = {}
+    for split in SPLITS:
+        made = list(
+            narrated_chunks(packaged_images(), n, seed, vocabulary, narrations=tuple(split_narrations(split)))
+        )
+        truths = [
+            TruthChunk(c.chunk_id, c.script, c.heard, [(b.phrase, b.role) for b in c.boxes]) for c in made
+        ]
+        by_split[split] = (Chunks(truths, [c.narration for c in made]), made)
+    return by_split
+
+
+def rendered_lectures(corpora: list[Path]) -> dict[str, Chunks]:
+    """Per split, every pair of the corpora's lectures that shows a still medical chunk of its truth."""
+    by_split: dict[str, Chunks] = {}
+    for corpus in corpora:
+        database = corpus / "mednarratives.duckdb"
+        if not database.is_file():
+            raise SystemExit(f"{database} is missing: make and materialize the corpus (mednarratives demo)")
+        with duckdb.connect(str(database), read_only=True) as con:
+            present = {t for (t,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if missing := [t for t in CORPUS_TABLES if t not in present]:
+                raise SystemExit(f"{database} lacks tables {missing}: materialize the corpus first")
+            tables = {t: con.sql(f"FROM {t}").pl() for t in CORPUS_TABLES}
+        for lecture in lectures_of([corpus]):
+            truth = lecture.truth
+            of = {
+                name: table.filter(
+                    (pl.col("channel") == truth["channel"]) & (pl.col("video_id") == truth["video_id"])
+                )
+                for name, table in tables.items()
+            }
+            matched = rendered_chunks(
+                truth, of["stable_chunks"].to_dicts(), of["aligned_pairs"].to_dicts(), of["boxes"].to_dicts()
+            )
+            factors = lecture_factors(truth)
+            chunks = by_split.setdefault(factors["split"], Chunks([], [], []))
+            pairs = {p["pair_id"]: p for p in of["aligned_pairs"].select(PAIR_COLUMNS).to_dicts()}
+            chunks.truths += matched
+            chunks.narrations += [factors.get("narration", DEMO_NARRATION)] * len(matched)
+            chunks.pairs += [pairs[m.pair_id] for m in matched]
+    return dict(sorted(by_split.items(), key=lambda item: SPLIT_ORDER.index(item[0])))
 
 
 @contextmanager
-def project_server(log_path: Path):
+def project_server(log_path: Path) -> Iterator[str]:
     """The project's OpenAI-compatible server around the pip-shipped SmolLM2 on a free loopback
     port; yields its base URL (…/v1) once it answers /health, and stops it as Ctrl-C would."""
     smollm2_gguf()  # fetched before the clock starts, and a clear error when it cannot be
@@ -114,33 +190,51 @@ def project_server(log_path: Path):
             server.wait(timeout=60)
 
 
+@dataclass
+class Result:
+    score: TextScore
+    counts: dict
+    seconds_per_pair: float
+
+
 def curated(
-    chunks: list[NarratedChunk], vocabulary: MedicalVocabulary, settings: CurationSettings
-) -> tuple[TextScore, dict, float]:
-    """The chunks through rules texts and `curate_channel`: scores, guard outcomes, seconds per pair."""
+    chunks: Chunks,
+    made: list[NarratedChunk] | None,
+    vocabulary: MedicalVocabulary,
+    settings: CurationSettings,
+) -> Result:
+    """The chunks through `curate_channel`, scored."""
     started = time.perf_counter()
-    pairs = rules_pairs(chunks, vocabulary)
+    pairs = generated_pairs(made, vocabulary) if chunks.pairs is None else pl.DataFrame(chunks.pairs)
     result = curate_channel(pairs, settings, vocabulary.terms, AnswerCache(None), log=lambda _: None)
-    seconds = (time.perf_counter() - started) / len(chunks)
-    return scored(chunks, result.table), result.counts.metadata(), seconds
+    seconds = (time.perf_counter() - started) / max(len(chunks.truths), 1)
+    score = TextScore()
+    for truth, row in zip(chunks.truths, result.table.iter_rows(named=True), strict=True):
+        score.add(truth.script, truth.heard, row, truth.boxes)
+    return Result(score, result.counts.metadata(), seconds)
 
 
-def print_table(results: dict[str, tuple[TextScore, dict, float]]) -> None:
-    columns = (
-        "chunks",
-        "ASR WER",
-        "caption WER",
-        "med P",
-        "med R",
-        "ROI P",
-        "ROI R",
-        "box P",
-        "box R",
-        "s/pair",
-    )
-    print("| backend | " + " | ".join(columns) + " | guards |")
-    print("|---" * (len(columns) + 2) + "|")
-    for name, (score, counts, seconds) in results.items():
+def by_narration(
+    chunks: Chunks, made: list[NarratedChunk] | None, vocabulary: MedicalVocabulary
+) -> dict[str, Result]:
+    """Rules, narration style by narration style."""
+    results = {}
+    for narration in sorted(set(chunks.narrations)):
+        keep = [i for i, n in enumerate(chunks.narrations) if n == narration]
+        of_narration = None if made is None else [made[i] for i in keep]
+        results[narration] = curated(chunks.subset(keep), of_narration, vocabulary, CurationSettings())
+    return results
+
+
+COLUMNS = ("chunks", "ASR WER", "caption WER", "med P", "med R", "ROI P", "ROI R", "box P", "box R", "s/pair")
+
+
+def print_table(title: str, results: dict[str, Result]) -> None:
+    print(f"\n-- {title}")
+    print("| | " + " | ".join(COLUMNS) + " | guards |")
+    print("|---" * (len(COLUMNS) + 2) + "|")
+    for name, result in results.items():
+        score, counts = result.score, result.counts
         figures = (
             score.heard_wer,
             score.caption_wer,
@@ -154,35 +248,57 @@ def print_table(results: dict[str, tuple[TextScore, dict, float]]) -> None:
         guards = (
             "-"
             if counts["n_model_calls"] == 0
-            else f"{counts['n_accepted']} accepted, "
-            + ", ".join(f"{n} {reason}" for reason, n in counts["rejected_by_reason"].items())
+            else ", ".join(
+                [f"{counts['n_accepted']} accepted"]
+                + [f"{n} {reason}" for reason, n in counts["rejected_by_reason"].items()]
+            )
         )
-        cells = [str(score.chunks), *(f"{f:.3f}" for f in figures), f"{seconds:.4f}"]
-        print(f"| {name} | " + " | ".join(cells) + f" | {guards.rstrip(', ')} |")
+        cells = [str(score.chunks), *(f"{f:.3f}" for f in figures), f"{result.seconds_per_pair:.4f}"]
+        print(f"| {name} | " + " | ".join(cells) + f" | {guards} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=200, help="chunks for the rules backend")
+    parser.add_argument("--n", type=int, default=200, help="generated chunks per split")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--llm", action="store_true", help="also the openai backend against SmolLM2")
-    parser.add_argument("--llm-n", type=int, default=20, help="chunks for the openai backend")
+    parser.add_argument("--corpus", action="append", type=Path, default=[], help="a materialized corpus")
+    parser.add_argument("--backend", action="append", choices=("openai", "local"), default=[])
+    parser.add_argument("--model-n", type=int, default=20, help="chunks per source and split for a model")
     args = parser.parse_args()
     vocabulary = MedicalVocabulary()
-    chunks = list(narrated_chunks(packaged_images(), args.n, args.seed, vocabulary))
-    n_sentences = sum(len(chunk.script) for chunk in chunks)
-    n_boxes = sum(len(chunk.boxes) for chunk in chunks)
-    print(f"{len(chunks)} generated case chunks (seed {args.seed}): {n_sentences} sentences, {n_boxes} boxes")
-    results = {"rules": curated(chunks, vocabulary, CurationSettings())}
-    if args.llm:
-        few = chunks[: args.llm_n]
-        results[f"rules, first {len(few)}"] = curated(few, vocabulary, CurationSettings())
-        with tempfile.TemporaryDirectory() as scratch, project_server(Path(scratch) / "server.log") as url:
-            settings = CurationSettings(
+    sources: dict[str, dict[str, tuple[Chunks, list[NarratedChunk] | None]]] = {
+        "generated text": generated_text(args.n, args.seed, vocabulary)
+    }
+    if args.corpus:
+        sources["rendered lectures"] = {
+            split: (c, None) for split, c in rendered_lectures(args.corpus).items()
+        }
+    with ExitStack() as stack:
+        models = {}
+        if "openai" in args.backend:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            url = stack.enter_context(project_server(scratch / "server.log"))
+            models["openai (SmolLM2)"] = CurationSettings(
                 backend="openai", base_url=url, model=smollm2_gguf().stem, concurrency=1
             ).validated()
-            results[f"openai (SmolLM2), first {len(few)}"] = curated(few, vocabulary, settings)
-    print_table(results)
+        if "local" in args.backend:
+            models["local (SmolLM2)"] = CurationSettings(backend="local").validated()
+        for source, splits in sources.items():
+            for split, (chunks, made) in splits.items():
+                counts = f"{len(chunks.truths)} chunks, {sum(len(t.script) for t in chunks.truths)} sentences"
+                results = {"rules": curated(chunks, made, vocabulary, CurationSettings())}
+                if models:
+                    keep = list(range(min(args.model_n, len(chunks.truths))))
+                    few, few_made = chunks.subset(keep), None if made is None else made[: len(keep)]
+                    results[f"rules, first {len(keep)}"] = curated(
+                        few, few_made, vocabulary, CurationSettings()
+                    )
+                    for name, settings in models.items():
+                        results[f"{name}, first {len(keep)}"] = curated(few, few_made, vocabulary, settings)
+                print_table(f"{source}, {split} styles ({counts})", results)
+                print_table(
+                    f"{source}, {split} styles, rules by narration", by_narration(chunks, made, vocabulary)
+                )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ from mednarratives_assets.synthetic.styles import (
     cursor_split,
     design_split,
     draw_style,
+    narration_split,
     split_cursor_themes,
     split_designs,
+    split_narrations,
     split_voices,
     voice_split,
 )
@@ -38,6 +40,8 @@ def test_the_split_is_decided_by_name():
     assert design_split("carbon-framed") == design_split("ivory-banded") == "reserved"
     assert design_split("dark") == "training"
     assert cursor_split("light") == "training"  # the project's drawn pointers
+    assert narration_split("terse") == narration_split("socratic") == "reserved"
+    assert narration_split("classic") == "training"  # the demo channels'
 
 
 def test_both_splits_have_values_on_every_axis():
@@ -48,6 +52,8 @@ def test_both_splits_have_values_on_every_axis():
     assert set(split_designs("reserved")) == {"carbon-framed", "ivory-banded"}
     assert not set(split_voices("training")) & set(split_voices("reserved"))
     assert not set(split_cursor_themes("training")) & set(split_cursor_themes("reserved"))
+    assert split_narrations("training") and split_narrations("reserved")
+    assert not set(split_narrations("training")) & set(split_narrations("reserved"))
 
 
 def test_training_draws_never_touch_the_reserved_part(drawn):
@@ -56,6 +62,7 @@ def test_training_draws_never_touch_the_reserved_part(drawn):
         assert voice_split(style.voice.voice) == "training"
         assert cursor_split(style.pointer.cursor.theme) == "training"
         assert design_split(style.slides.design) == "training"
+        assert narration_split(style.narration) == "training"
 
 
 def test_reserved_draws_use_reserved_voices_and_designs(drawn):
@@ -63,6 +70,7 @@ def test_reserved_draws_use_reserved_voices_and_designs(drawn):
         assert style.split == "reserved"
         assert voice_split(style.voice.voice) == "reserved"
         assert design_split(style.slides.design) == "reserved"
+        assert narration_split(style.narration) == "reserved"
         if split_cursor_themes("reserved"):  # X11 themes need their Debian packages
             assert cursor_split(style.pointer.cursor.theme) == "reserved"
 
@@ -75,6 +83,7 @@ def test_every_axis_spans_its_range(drawn):
     assert {s.video.webcam_corner for s in training} == {*WEBCAM_CORNERS, None}
     assert {s.slides.text_position for s in training} == set(styles.TEXT_POSITIONS)
     assert {s.pointer.behaviour for s in training} == set(styles.POINTER_BEHAVIOURS)
+    assert {s.narration for s in training} == set(split_narrations("training"))
     crfs = [s.video.crf for s in training]
     assert min(crfs) == styles.CRF_RANGE[0] and max(crfs) == styles.CRF_RANGE[1]
     sizes = [s.pointer.cursor.size for s in training]
@@ -109,6 +118,7 @@ def test_factors_name_every_axis(drawn):
         "slide_design",
         "frame_size",
         "webcam",
+        "narration",
     ):
         assert factors[key], key
     assert factors["split"] == "reserved"

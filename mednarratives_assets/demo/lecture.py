@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from mednarratives_assets.demo.rois import PictureRoi, find_rois
 from mednarratives_assets.spoken_text import speakable, strip_punctuation
 from mednarratives_assets.synthetic.medical_images import MedicalImage
+from mednarratives_assets.synthetic.narration import DEMO_NARRATION, NARRATIONS
 from mednarratives_assets.synthetic.pointers import (
     CursorSprite,
     CursorStyle,
@@ -50,25 +51,6 @@ _MODALITY_WORDS = {
     "histopathology": "histology slide",
     "ophthalmology": "fundus photograph",
 }
-_INTROS = (
-    "Next, we have {a} {modality} of the {region}.",
-    "Let us look at this {modality} of the {region}.",
-    "Here is {a} {modality} of the {region}.",
-    "This case is {a} {modality} of the {region}.",
-)
-_ROI_SENTENCES = (
-    "Notice {phrase} {position}.",
-    "Now look at {phrase} here, {position}.",
-    "There is {phrase} {position}, which is worth pointing out.",
-    "Here you can see {phrase} {position}.",
-)
-_CLOSINGS = (
-    "So keep this pattern in mind.",
-    "That is the key finding on this image.",
-    "Remember this appearance for the exam.",
-)
-
-
 PIPER_JOE = "piper:en_US-joe-medium"
 
 
@@ -274,7 +256,7 @@ def plan_lecture(
         case_index = len(cases)
         image, picture = next(loadable)
         cases.append(image)
-        intro = case_intro(image, rng)
+        intro = case_intro(image, rng, look.narration)
         named = image.modality if image.modality != "other" else ""
         heading = f"{named[:1].upper()}{named[1:]} · {image.region}" if named else image.region.capitalize()
         moving = case_index == 1
@@ -309,7 +291,8 @@ def plan_lecture(
             )
             speak(chunk, [(speakable(intro), None, None, "filler"), (remark, None, None, "filler")])
             continue
-        texts = [(text, roi, None, role) for text, roi, role in case_narration(image, picture, intro, rng)]
+        narrated = case_narration(image, picture, intro, rng, look.narration)
+        texts = [(text, roi, None, role) for text, roi, role in narrated]
         speak(chunk, texts)
 
     topics = list(dict.fromkeys(c.modality for c in cases))
@@ -364,29 +347,39 @@ def _loadable_images(images: list[MedicalImage]) -> Iterator[tuple[MedicalImage,
     raise ValueError(f"none of the {len(images)} images could be read (first: {images[0].path})")
 
 
-def case_intro(image: MedicalImage, rng: np.random.Generator) -> str:
-    """The sentence that opens a case, e.g. "Here is an MRI of the head." """
+def case_intro(image: MedicalImage, rng: np.random.Generator, narration: str = DEMO_NARRATION) -> str:
+    """The sentence that opens a case in `narration`'s words, e.g. "Here is an MRI of the head." """
     modality = _MODALITY_WORDS.get(image.modality, "image")
-    return str(rng.choice(_INTROS)).format(a=_article(modality), modality=modality, region=image.region)
+    template = str(rng.choice(NARRATIONS[narration].intros))
+    return template.format(a=_article(modality), modality=modality, region=image.region)
 
 
 def case_narration(
-    image: MedicalImage, picture: np.ndarray, intro: str, rng: np.random.Generator
+    image: MedicalImage,
+    picture: np.ndarray,
+    intro: str,
+    rng: np.random.Generator,
+    narration: str = DEMO_NARRATION,
 ) -> list[tuple[str, PictureRoi | None, str]]:
     """What the lecturer says over a case's image, sentence by sentence with its region and its role
     (ground_truth.SENTENCE_ROLES): the intro (filler), the caption's first sentences (finding), one
-    sentence for each region pointed at (roi_reference), maybe a closing (filler)."""
-    rois = find_rois(picture, image.modality, int(rng.choice([1, 2, 2, 3])), rng)
+    sentence in `narration`'s words for each region pointed at (roi_reference), maybe a closing
+    (filler)."""
+    templates = NARRATIONS[narration]
+    rois = [
+        replace(roi, phrase=templates.region_phrase(roi.phrase))
+        for roi in find_rois(picture, image.modality, int(rng.choice([1, 2, 2, 3])), rng)
+    ]
     texts: list[tuple[str, PictureRoi | None, str]] = [
         (speakable(intro), None, "filler"),
         (_first_sentences(speakable(image.caption), max_words=22), None, "finding"),
     ]
     texts += [
-        (str(rng.choice(_ROI_SENTENCES)).format(phrase=r.phrase, position=r.position), r, "roi_reference")
+        (str(rng.choice(templates.pointing)).format(phrase=r.phrase, position=r.position), r, "roi_reference")
         for r in rois
     ]
     if rng.random() < 0.4:
-        texts.append((str(rng.choice(_CLOSINGS)), None, "filler"))
+        texts.append((str(rng.choice(templates.closings)), None, "filler"))
     return texts
 
 

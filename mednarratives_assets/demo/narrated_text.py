@@ -21,6 +21,7 @@ from mednarratives_assets.demo.lecture import case_intro, case_narration
 from mednarratives_assets.spoken_text import strip_punctuation
 from mednarratives_assets.synthetic.asr_noise import TYPICAL_NOISE, NoiseLevels, misheard, mishearings, run_on
 from mednarratives_assets.synthetic.medical_images import MedicalImage
+from mednarratives_assets.synthetic.narration import DEMO_NARRATION
 
 RESTING_BOX_SHARE = 0.2  # chance that the pointer rests long enough over another sentence to give a box
 _RESTING_WORDS = (3, 6)  # how many words such a box's phrase holds
@@ -36,6 +37,7 @@ class Box:
 class NarratedChunk:
     chunk_id: str
     modality: str
+    narration: str  # its style's name (synthetic/narration.py)
     script: list[tuple[str, str]]  # (sentence, role), as said
     heard: str  # the whole narration as an ASR engine would write it
     boxes: list[Box]
@@ -54,8 +56,10 @@ def narrated_chunks(
     vocabulary: MedicalVocabulary,
     levels: NoiseLevels = TYPICAL_NOISE,
     max_side: int = 256,
+    narrations: tuple[str, ...] = (DEMO_NARRATION,),
 ) -> Iterator[NarratedChunk]:
-    """`n_chunks` case chunks over `images`, round and round, each narrated anew."""
+    """`n_chunks` case chunks over `images`, round and round, each narrated anew, in `narrations`
+    by turns."""
     rng = np.random.default_rng(seed)
     heard_as = mishearings(vocabulary)
     pictures: dict[str, np.ndarray] = {}
@@ -65,7 +69,9 @@ def narrated_chunks(
             picture = Image.fromarray(image.load())
             picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             pictures[image.image_id] = np.asarray(picture)
-        narration = case_narration(image, pictures[image.image_id], case_intro(image, rng), rng)
+        style = narrations[index % len(narrations)]
+        intro = case_intro(image, rng, style)
+        narration = case_narration(image, pictures[image.image_id], intro, rng, style)
         heard_sentences, boxes = [], []
         for sentence, roi, role in narration:
             words = sentence.split()
@@ -86,6 +92,7 @@ def narrated_chunks(
         yield NarratedChunk(
             f"case-{index:04d}",
             image.modality,
+            style,
             [(sentence, role) for sentence, _, role in narration],
             " ".join(heard_sentences),
             boxes,

@@ -29,6 +29,7 @@ FACTORS = (
     "frame_size",
     "fps",
     "webcam",
+    "narration",
 )
 
 

@@ -8,6 +8,10 @@
   right to select ROI-reference sentences and wrong to select any other.
 - Boxes: of those whose phrase the ROI text selects (by the same rule), the share whose phrase was
   said in an ROI-reference sentence (precision), and the share of such boxes kept (recall).
+
+`rendered_chunks` gives the same inputs for a rendered lecture that went through the pipeline:
+each pair matched to the truth chunk it shows, its boxes given the role of the sentence said
+while the pointer dwelt.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from mednarratives_assets.evaluation.stage_scores import temporal_iou
 from mednarratives_assets.evaluation.transcript_scores import Score, score_text, total
 from mednarratives_assets.spoken_text import spoken_words
 
@@ -88,3 +93,60 @@ class TextScore:
     @property
     def caption_wer(self) -> float:
         return total(self.caption).wer
+
+
+@dataclass(frozen=True)
+class TruthChunk:
+    """What `TextScore.add` needs of one pair besides its curated row."""
+
+    pair_id: str
+    script: list[tuple[str, str]]  # (sentence, role), as said
+    heard: str  # the pair's ASR caption
+    boxes: list[tuple[str, str]]  # (phrase, role of the sentence said most while the pointer dwelt)
+
+
+def _sentence_spans(truth: dict, chunk_index: int) -> list[tuple[float, float]]:
+    spans: dict[int, tuple[float, float]] = {}
+    for word in truth["words"]:
+        if word["chunk_index"] == chunk_index:
+            start, end = spans.get(word["sentence_index"], (word["start_s"], word["end_s"]))
+            spans[word["sentence_index"]] = (min(start, word["start_s"]), max(end, word["end_s"]))
+    return [spans[i] for i in sorted(spans)]
+
+
+def _said_during(spans: list[tuple[float, float]], roles: list[str], start_s: float, end_s: float) -> str:
+    """The role of the sentence that overlaps [start_s, end_s] most; filler when none does."""
+    overlaps = [max(0.0, min(end, end_s) - max(start, start_s)) for start, end in spans]
+    best = max(range(len(spans)), key=overlaps.__getitem__, default=None)
+    return roles[best] if best is not None and overlaps[best] > 0 else "filler"
+
+
+def rendered_chunks(
+    truth: dict, chunks: list[dict], pairs: list[dict], boxes: list[dict]
+) -> list[TruthChunk]:
+    """The pairs of one rendered lecture that show a still medical chunk of its truth (temporal IoU
+    >= 0.5, as `stage_scores.NarrativeScore` matches them). `chunks`: the lecture's stable_chunks
+    rows (chunk_index, start_s, end_s); `pairs`: its aligned_pairs rows (pair_id, chunk_index,
+    caption); `boxes`: its boxes rows (chunk_index, start_s, end_s, phrase)."""
+    spans_of = {c["chunk_index"]: (c["start_s"], c["end_s"]) for c in chunks}
+    matched = []
+    for pair in pairs:
+        span = spans_of[pair["chunk_index"]]
+        shown = [
+            c
+            for c in truth["chunks"]
+            if c["is_medical"] and c["stable"] and temporal_iou(span, (c["start_s"], c["end_s"])) >= 0.5
+        ]
+        if not shown:
+            continue
+        chunk = shown[0]
+        roles = [s["role"] for s in chunk["sentences"]]
+        spans = _sentence_spans(truth, chunk["chunk_index"])
+        said = [
+            (box["phrase"] or "", _said_during(spans, roles, box["start_s"], box["end_s"]))
+            for box in boxes
+            if box["chunk_index"] == pair["chunk_index"]
+        ]
+        script = [(s["text"], s["role"]) for s in chunk["sentences"]]
+        matched.append(TruthChunk(pair["pair_id"], script, pair["caption"], said))
+    return matched

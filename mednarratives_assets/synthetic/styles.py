@@ -1,11 +1,13 @@
 """The style space of generated lectures, and the part of it reserved for measuring.
 
-A lecture's style has four axes, each drawn on its own: the voice (engine voice, rate, pitch,
+A lecture's style has five axes, each drawn on its own: the voice (engine voice, rate, pitch,
 room noise, level), the pointer (cursor theme, shape, size, shadow, behaviour), the slides
-(design, pictures per slide, where the text goes, annotations) and the video (frame size, frame
-rate, compression, transitions, webcam corner, presenter on camera).
+(design, pictures per slide, where the text goes, annotations), the video (frame size, frame
+rate, compression, transitions, webcam corner, presenter on camera) and the narration (how the
+lecturer words a case around its findings, `synthetic/narration.py`).
 
-Whole voices, whole cursor-theme families and whole slide designs are RESERVED: no model is
+Whole voices, whole cursor-theme families, whole slide designs and whole narrations are
+RESERVED: no model is
 trained on them and no threshold is chosen with them; lectures in reserved styles only measure
 how the pipeline does on what it never saw (docs/generalization.md). Every other value is a
 training style. The split is decided by name, here and nowhere else.
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mednarratives_assets.synthetic.narration import DEMO_NARRATION, NARRATIONS
 from mednarratives_assets.synthetic.pointers import (
     CursorStyle,
     draw_theme,
@@ -33,6 +36,7 @@ RESERVED_ACCENTS = frozenset({"en-029", "en-GB-scotland"})
 RESERVED_VARIANTS = frozenset({"f2", "m3"})
 RESERVED_CURSOR_FAMILIES = frozenset({"dmz", "glass", "chameleon"})
 RESERVED_SLIDE_DESIGNS = frozenset({"carbon-framed", "ivory-banded"})
+RESERVED_NARRATIONS = frozenset({"terse", "socratic"})
 
 FRAME_SIZES = ((854, 480), (960, 540), (1280, 720), (1600, 900), (1920, 1080))
 FRAME_RATES = (24, 25, 30, 50, 60)
@@ -65,6 +69,10 @@ def design_split(design: str) -> str:
     return "reserved" if design in RESERVED_SLIDE_DESIGNS else "training"
 
 
+def narration_split(narration: str) -> str:
+    return "reserved" if narration in RESERVED_NARRATIONS else "training"
+
+
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown style split {split!r}: choose one of {SPLITS}")
@@ -84,6 +92,11 @@ def split_cursor_themes(split: str) -> list[str]:
 def split_designs(split: str) -> list[str]:
     _check_split(split)
     return [d for d in SLIDE_DESIGNS if design_split(d) == split]
+
+
+def split_narrations(split: str) -> list[str]:
+    _check_split(split)
+    return [n for n in NARRATIONS if narration_split(n) == split]
 
 
 @dataclass(frozen=True)
@@ -120,14 +133,16 @@ class LectureStyle:
     pointer: PointerLook
     slides: SlideLook
     video: VideoLook
+    narration: str = DEMO_NARRATION
 
     @property
     def split(self) -> str:
-        """reserved when any of its voice, cursor theme or slide design is reserved."""
+        """reserved when any of its voice, cursor theme, slide design or narration is reserved."""
         parts = (
             voice_split(self.voice.voice),
             cursor_split(self.pointer.cursor.theme),
             design_split(self.slides.design),
+            narration_split(self.narration),
         )
         return "reserved" if "reserved" in parts else "training"
 
@@ -157,6 +172,7 @@ class LectureStyle:
             "frame_size": f"{self.video.size[1]}p",
             "fps": str(self.video.fps),
             "webcam": self.video.webcam_corner or "none",
+            "narration": self.narration,
         }
 
     def describe(self) -> dict:
@@ -200,4 +216,6 @@ def draw_style(rng: np.random.Generator, split: str) -> LectureStyle:
         webcam_corner=None if rng.random() < 0.3 else str(rng.choice(WEBCAM_CORNERS)),
         presenter_share=float(rng.choice([0.0, 0.5, 1.0])),
     )
-    return LectureStyle(voice, pointer, slides, video)
+    # drawn last, so that the other axes of a seed stay what they were before narration was an axis
+    narration = str(rng.choice(split_narrations(split)))
+    return LectureStyle(voice, pointer, slides, video, narration)
