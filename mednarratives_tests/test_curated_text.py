@@ -193,6 +193,23 @@ def test_a_failed_call_falls_back_to_the_rules_texts_and_is_not_cached(tmp_path)
     assert model.calls == 2
 
 
+def test_progress_is_logged_while_answers_come_in_then_a_summary(tmp_path, monkeypatch):
+    monkeypatch.setattr("mednarratives_assets.stages.curated_text.PROGRESS_EVERY_ANSWERS", 2)
+    captions = [f"this hypodense lesion in the liver is a cyst number {n}" for n in range(6)]
+    good = json.dumps(answer("This hypodense lesion in the liver is a cyst.", "Hypodense liver cyst."))
+    settings, cache = CurationSettings(backend="openai", model="m"), AnswerCache(tmp_path)
+    curate_channel(pairs_of(captions[:1]), settings, TERMS, cache, backend=StandInModel(good))
+    lines: list[str] = []
+    failing = StandInModel(failure=ConnectionError("refused"))
+    curate_channel(pairs_of(captions), settings, TERMS, cache, backend=failing, log=lines.append)
+    assert lines == [
+        "asking openai model 'stand-in' about 5 pairs",
+        "2 of 5 calls done, 2 failed",
+        "4 of 5 calls done, 4 failed",
+        "openai model 'stand-in': 5 asked, 1 from the cache; 1 accepted, 5 rejected (call failed: 5)",
+    ]
+
+
 def test_rejections_are_counted_by_guard(tmp_path):
     pairs = pairs_of(["this hypodense lesion in the liver is a cyst"])
     invented = json.dumps(answer("An MRI of a hypodense liver cyst.", "Hypodense liver cyst."))

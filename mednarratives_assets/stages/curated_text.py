@@ -18,7 +18,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +65,8 @@ CURATED_TEXT_SCHEMA = {
 # aligned_pairs' columns that make the rules result, by the curated column they fill.
 RULES_COLUMNS = {"caption": "corrected_caption", "medical_text": "medical_text", "roi_text": "roi_text"}
 _MOST = 0.5  # an answer that leaves out more than this share of the heard terms is rejected
+# A local SmolLM2 answer takes 3 to 5 s: a line about every 2 minutes there, more often from an API.
+PROGRESS_EVERY_ANSWERS = 25
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class CurationSettings:
     gguf_path: str = setting("", "local backend: a GGUF model file; empty takes the pip-shipped SmolLM2.")
     timeout_s: float = setting(60.0, "openai backend: seconds one request may take.", gt=0, unit="seconds")
     max_retries: int = setting(
-        2, "openai backend: retries after a timeout, a lost connection, 408, 429 or 5xx.", ge=0, le=10
+        2, "openai backend: retries after a timeout, a lost connection, 408, 409, 429 or 5xx.", ge=0, le=10
     )
     concurrency: int = setting(4, "openai backend: requests in flight at once.", ge=1, le=64)
     max_tokens: int = setting(400, "Tokens one answer may take; a longer one is cut off.", ge=1)
@@ -111,7 +113,7 @@ class ChatBackend(Protocol):
 
 class OpenAIChat:
     """An OpenAI-compatible endpoint through the `openai` client, whose own retries (exponential
-    backoff) cover timeouts, lost connections, 408, 429 and 5xx."""
+    backoff) cover timeouts, lost connections, 408, 409, 429 and 5xx."""
 
     name = "openai"
 
@@ -294,6 +296,15 @@ class CurationCounts:
             "rejected_by_reason": dict(sorted(self.rejected.items())),
         }
 
+    def summary(self) -> str:
+        """One line for the log: "3 asked, 1 from the cache; 2 accepted, 2 rejected (call failed: 1, ...)"."""
+        n_rejected = sum(self.rejected.values())
+        by_reason = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.rejected.items()))
+        return (
+            f"{self.model_calls} asked, {self.cache_hits} from the cache; {self.accepted} accepted, "
+            f"{n_rejected} rejected" + (f" ({by_reason})" if by_reason else "")
+        )
+
 
 @dataclass(frozen=True)
 class CuratedText:
@@ -339,8 +350,13 @@ def curate_channel(
     if to_ask:
         log(f"asking {backend.name} model {backend.model!r} about {len(to_ask)} pairs")
     with ThreadPoolExecutor(max_workers=min(backend.concurrency, max(1, len(to_ask)))) as pool:
-        for i, answer in zip(to_ask, pool.map(ask, to_ask), strict=True):
-            answers[i] = answer
+        pending = {pool.submit(ask, i): i for i in to_ask}
+        failed = 0
+        for done, future in enumerate(as_completed(pending), start=1):
+            result = answers[pending[future]] = future.result()
+            failed += isinstance(result, Exception)
+            if done % PROGRESS_EVERY_ANSWERS == 0 and done < len(to_ask):
+                log(f"{done} of {len(to_ask)} calls done, {failed} failed")
     counts.model_calls = len(to_ask)
     for row, caption, answer in zip(rows, captions, answers, strict=True):
         row.update(model=backend.model, prompt_version=PROMPT_VERSION)
@@ -352,4 +368,5 @@ def curate_channel(
         except RejectedAnswer as rejected:
             row["rejected_reason"] = str(rejected)
             counts.rejected[str(rejected).split(":")[0]] += 1
+    log(f"{backend.name} model {backend.model!r}: {counts.summary()}")
     return CuratedText(pl.DataFrame(rows, schema=CURATED_TEXT_SCHEMA), counts)
