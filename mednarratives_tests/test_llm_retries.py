@@ -30,12 +30,14 @@ GOOD = json.dumps(
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted reply: a 200 with the chat message `content`, or an error status with `message`."""
+    """One scripted reply: a 200 with the chat message `content` (no choices at all when
+    `answered` is False), or an error status with `message`."""
 
     status: int = 200
     content: str = GOOD
     message: str = ""
     headers: tuple[tuple[str, str], ...] = ()
+    answered: bool = True
 
     def body(self) -> dict:
         if self.status != 200:
@@ -51,7 +53,9 @@ class Reply:
                     "message": {"role": "assistant", "content": self.content},
                     "finish_reason": "stop",
                 }
-            ],
+            ]
+            if self.answered
+            else [],
         }
 
 
@@ -187,3 +191,16 @@ def test_concurrency_is_the_most_requests_in_flight_at_once():
         )
     assert len(server.requests) == 6 and server.max_in_flight == 1
     assert result.counts.accepted == 6
+
+
+def test_a_reply_without_choices_is_an_empty_answer_and_the_next_pair_still_asked():
+    with scripted_server([Reply(answered=False), OK]) as server:
+        result = curate_channel(
+            pairs_of([EFFUSION, EFFUSION + " again"]),
+            settings(server, concurrency=1),
+            TERMS,
+            AnswerCache(None),
+        )
+    empty, answered = result.table.to_dicts()
+    assert empty["text_source"] == "rules" and empty["rejected_reason"].startswith("invalid JSON")
+    assert answered["text_source"] == "openai"

@@ -138,7 +138,8 @@ class OpenAIChat:
             temperature=0,
             response_format=RESPONSE_FORMAT,
         )
-        return response.choices[0].message.content or ""
+        # Some servers answer 200 with no choices (a filtered or cut-off reply): an empty answer.
+        return (response.choices[0].message.content or "") if response.choices else ""
 
 
 class LocalChat:
