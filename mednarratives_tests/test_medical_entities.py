@@ -1,10 +1,15 @@
 """medical_entities: the term-list linker on hand-made texts, the sections of the term list, the UMLS
-linker with a stand-in for QuickUMLS's matcher, bad settings, and the asset through Dagster with the
-DuckDB IO manager."""
+linker with a stand-in for QuickUMLS's matcher and, where the quickumls package is installed, with
+the real QuickUMLS on an index its installer builds from a made-up UMLS subset, bad settings, and the
+asset through Dagster with the DuckDB IO manager."""
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+import types
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -22,6 +27,7 @@ from mednarratives_assets.stages.medical_entities import (
     entity_linker,
     link_entities,
     mentions_per_concept,
+    quickumls_linker,
 )
 from mednarratives_tests.conftest import materialize_from_stored_parent, step_failure
 
@@ -163,6 +169,131 @@ def test_a_bad_umls_index_is_named_with_its_value(tmp_path):
         pytest.skip("quickumls is installed here")
     with pytest.raises(ValueError, match=r"needs the quickumls package, which is not installed"):
         EntitySettings(umls_index=str(tmp_path)).validated()
+
+
+def test_quickumls_failing_to_open_an_index_is_named_with_its_value(monkeypatch, tmp_path):
+    # QuickUMLS raises OSError without its spaCy model and LookupError without NLTK's stopwords
+    for error in (OSError("Model for language ENG is not downloaded"), LookupError("Resource stopwords")):
+
+        class FailingQuickUMLS:
+            def __init__(self, quickumls_fp, error=error):
+                raise error
+
+        monkeypatch.setitem(sys.modules, "quickumls", types.SimpleNamespace(QuickUMLS=FailingQuickUMLS))
+        with pytest.raises(ValueError, match=rf"^umls_index='{tmp_path}': QuickUMLS cannot open it: "):
+            quickumls_linker(str(tmp_path))
+
+
+# A made-up UMLS subset: (CUI, strings, the first preferred, semantic types). C9000031's type,
+# Anatomical Structure, is not among those QuickUMLS accepts by default; "stroke" is two concepts'
+# string, preferred by C9000032 only.
+SYNTHETIC_UMLS = [
+    ("C9000001", ["liver"], ["T023"]),
+    ("C9000002", ["kidney"], ["T023"]),
+    ("C9000003", ["spleen"], ["T023"]),
+    ("C9000004", ["pancreas"], ["T023"]),
+    ("C9000005", ["gallbladder"], ["T023"]),
+    ("C9000006", ["aorta"], ["T023"]),
+    ("C9000007", ["portal vein"], ["T023"]),
+    ("C9000008", ["lung"], ["T023"]),
+    ("C9000009", ["brain"], ["T023"]),
+    ("C9000010", ["femur"], ["T023"]),
+    ("C9000011", ["hepatocellular carcinoma"], ["T191"]),
+    ("C9000012", ["pneumonia"], ["T047"]),
+    ("C9000013", ["pulmonary embolism"], ["T047"]),
+    ("C9000014", ["aortic aneurysm", "aneurysm of aorta"], ["T047"]),
+    ("C9000015", ["portal vein thrombosis"], ["T047"]),
+    ("C9000016", ["cirrhosis"], ["T047"]),
+    ("C9000017", ["metastasis", "metastases"], ["T191"]),
+    ("C9000018", ["fracture"], ["T037"]),
+    ("C9000019", ["appendicitis"], ["T047"]),
+    ("C9000020", ["cholecystitis"], ["T047"]),
+    ("C9000021", ["edema"], ["T046"]),
+    ("C9000022", ["hemorrhage"], ["T046"]),
+    ("C9000023", ["cerebrovascular accident", "stroke"], ["T047"]),
+    ("C9000024", ["glioblastoma"], ["T191"]),
+    ("C9000025", ["meningioma"], ["T191"]),
+    ("C9000026", ["lymphoma"], ["T191"]),
+    ("C9000027", ["pneumothorax"], ["T047"]),
+    ("C9000028", ["pleural effusion"], ["T047"]),
+    ("C9000029", ["hypodense lesion"], ["T033", "T029"]),
+    ("C9000030", ["computed tomography", "ct"], ["T060"]),
+    ("C9000031", ["vein"], ["T017"]),
+    ("C9000032", ["stroke"], ["T184"]),
+]
+
+
+def write_synthetic_umls(folder: Path) -> None:
+    """MRCONSO.RRF and MRSTY.RRF of SYNTHETIC_UMLS, with all the columns of UMLS's Rich Release
+    Format (QuickUMLS's installer reads CUI, LAT, ISPREF and STR of the one, CUI and TUI of the other)."""
+    conso, sty = [], []
+    for n, (cui, strings, semantic_types) in enumerate(SYNTHETIC_UMLS):
+        for k, string in enumerate(strings):
+            # CUI|LAT|TS|LUI|STT|SUI|ISPREF|AUI|SAUI|SCUI|SDUI|SAB|TTY|CODE|STR|SRL|SUPPRESS|CVF|
+            ids = f"{n:04d}{k}"
+            preferred, kind = ("Y", "PN") if k == 0 else ("N", "SY")
+            conso.append(
+                f"{cui}|ENG|P|L{ids}|PF|S{ids}|{preferred}|A{ids}||||MTH|{kind}|{cui}|{string}|0|N||"
+            )
+        for semantic_type in semantic_types:
+            sty.append(f"{cui}|{semantic_type}|A0.0|{semantic_type}|AT{n:04d}||")  # CUI|TUI|STN|STY|ATUI|CVF|
+    folder.mkdir()
+    (folder / "MRCONSO.RRF").write_text("\n".join(conso) + "\n", encoding="utf-8")
+    (folder / "MRSTY.RRF").write_text("\n".join(sty) + "\n", encoding="utf-8")
+
+
+def test_the_real_quickumls_links_text_to_an_index_built_by_its_installer(tmp_path):
+    """Needs the quickumls package, its spaCy model and NLTK's stopwords; skipped without them."""
+    pytest.importorskip("quickumls")
+    spacy = pytest.importorskip("spacy")
+    nltk = pytest.importorskip("nltk")
+    if not spacy.util.is_package("en_core_web_sm"):
+        pytest.skip("QuickUMLS needs the spaCy model en_core_web_sm")
+    try:
+        nltk.data.find("corpora/stopwords")
+    except LookupError:
+        pytest.skip("QuickUMLS needs NLTK's stopwords corpus")
+    write_synthetic_umls(tmp_path / "umls")
+    index = tmp_path / "index"
+    index.mkdir()  # the installer asks before it creates a folder or empties one
+    install = [sys.executable, "-m", "quickumls.install", "--lowercase", tmp_path / "umls", index]
+    subprocess.run(install, check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+
+    linker = entity_linker(EntitySettings(umls_index=str(index)).validated())
+    texts = [
+        "Hypodense lesions in the liver.",
+        "CT shows portal vein thrombosis and an aortic aneurysm of the vein.",
+        "Metastases to the brain; no pneumothorax or pleural effusions.",
+        "The weather is nice.",
+        None,
+        "A stroke, with edema.",
+    ]
+    pair_ids = [f"p{i}" for i in range(len(texts))]
+    table = link_entities(
+        pl.DataFrame({"channel": "ch1", "pair_id": pair_ids, "medical_text": texts}), linker
+    )
+    assert table.schema == pl.Schema(MEDICAL_ENTITIES_SCHEMA)
+    assert table["source"].unique().to_list() == ["umls"] and table["categories"].null_count() == table.height
+    columns = ["pair_id", "entity", "concept_id", "concept_name", "start_char", "end_char", "semantic_types"]
+    rows = table.select(*columns, pl.col("similarity").round(3)).rows()
+    # capital letters match a lower-case index; a plural its singular, at a similarity below 1; a
+    # synonym keeps its own string; the longest span wins ("portal vein thrombosis", not "portal
+    # vein"); "CT" is shorter than QuickUMLS's 3 characters and "vein" of a type it does not accept;
+    # of a string's concepts, the best candidate is the one whose preferred string it is
+    assert rows == [
+        ("p0", "Hypodense lesions", "C9000029", "hypodense lesion", 0, 17, ["T029", "T033"], 0.933),
+        ("p0", "liver", "C9000001", "liver", 25, 30, ["T023"], 1.0),
+        ("p1", "portal vein thrombosis", "C9000015", "portal vein thrombosis", 9, 31, ["T047"], 1.0),
+        ("p1", "aortic aneurysm", "C9000014", "aortic aneurysm", 39, 54, ["T047"], 1.0),
+        ("p2", "Metastases", "C9000017", "metastases", 0, 10, ["T191"], 1.0),
+        ("p2", "brain", "C9000009", "brain", 18, 23, ["T023"], 1.0),
+        ("p2", "pneumothorax", "C9000027", "pneumothorax", 28, 40, ["T047"], 1.0),
+        ("p2", "pleural effusions", "C9000028", "pleural effusion", 44, 61, ["T047"], 0.933),
+        ("p5", "stroke", "C9000032", "stroke", 2, 8, ["T184"], 1.0),
+        ("p5", "edema", "C9000021", "edema", 15, 20, ["T046"], 1.0),
+    ]
+    for pair_id, entity, *_, start, end in table.select("pair_id", "entity", "start_char", "end_char").rows():
+        assert texts[int(pair_id[1:])][start:end] == entity
 
 
 def materialize_entities(

@@ -153,7 +153,7 @@ def quickumls_linker(umls_index: str) -> UmlsLinker:
 
     try:
         return UmlsLinker(QuickUMLS(umls_index))
-    except (OSError, ValueError) as exc:  # no spaCy model, a damaged or foreign index
+    except (OSError, ValueError, LookupError) as exc:  # no spaCy model or NLTK stopwords, a bad index
         raise ValueError(f"umls_index={umls_index!r}: QuickUMLS cannot open it: {exc}") from exc
 
 
