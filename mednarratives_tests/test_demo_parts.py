@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mednarratives_assets.demo import lecture
 from mednarratives_assets.demo.rois import find_rois, position_words
 from mednarratives_assets.synthetic.medical_images import folder_images, packaged_images
 from mednarratives_assets.synthetic.pointers import (
@@ -182,3 +183,13 @@ def test_an_unreadable_image_is_skipped_and_the_lecture_still_made(tmp_path, cap
     (images / "good.png").write_bytes(b"broken too")
     with pytest.raises(ValueError, match="none of the 2 images could be read"):
         generate_corpus(layout, config, workers=1, log=lambda _: None, force=True)
+
+
+def test_a_numbered_caption_is_narrated_without_its_numbers():
+    caption = (
+        "1. Mild stranding in the lesser sac. 2. Free fluid in the pelvis. 3. A long third finding here."
+    )
+    assert (
+        lecture._first_sentences(caption, max_words=14)
+        == "Mild stranding in the lesser sac. Free fluid in the pelvis."
+    )

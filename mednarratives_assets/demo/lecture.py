@@ -384,8 +384,10 @@ def case_narration(
 
 
 def _first_sentences(text: str, max_words: int) -> str:
-    """The caption's leading sentences, up to about `max_words`; the first one is always whole."""
-    sentences = [part.strip() for part in text.replace("? ", ". ").split(". ") if part.strip()]
+    """The caption's leading sentences, up to about `max_words`; the first one is always whole.
+    A list's numbers ("1. Mild stranding ... 2. ...") are not sentences."""
+    parts = (part.strip() for part in text.replace("? ", ". ").split(". "))
+    sentences = [part for part in parts if part and not part.rstrip(".").isdigit()]
     kept = sentences[:1]
     for sentence in sentences[1:]:
         if len(" ".join(kept).split()) + len(sentence.split()) > max_words:
