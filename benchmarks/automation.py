@@ -29,8 +29,8 @@ CHANNEL_ASSETS = [
     "boxes",
     "narratives",
     "aligned_pairs",
-    "dataset_export",
     "curated_text",
+    "dataset_export",
     "medical_entities",
 ]
 VARIANTS = {

@@ -19,6 +19,7 @@ from mednarratives_assets.stages.channel_removal import RemovalRefused, remove_c
 from mednarratives_assets.stages.dataset_export_all import MergedExportSettings, export_all_channels
 from mednarratives_assets.video_cache import StageCache
 from mednarratives_tests.conftest import make_video, step_failure
+from mednarratives_tests.test_dataset_export import rules_curation
 from mednarratives_tests.test_dataset_export_all import STATISTICS, narrative_rows, pairs_and_boxes
 
 SHA = {name: name[0] * 64 for name in ("a-only", "b-only", "shared")}
@@ -248,6 +249,7 @@ def test_a_video_in_two_channels_gives_its_pairs_once_and_is_flagged(layout, res
         tmp_path,
         tmp_path / "dataset",
         pairs,
+        rules_curation(pairs),
         narrative_rows(pairs),
         boxes,
         STATISTICS,

@@ -1,4 +1,5 @@
-"""The narratives group through Dagster, from upstream tables to the exported dataset loaded back."""
+"""The narratives group through Dagster, from upstream tables to the exported dataset loaded back,
+with each pair's texts from curated_text."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from mednarratives_assets.defs.aligned_pairs import aligned_pairs
 from mednarratives_assets.defs.boxes import boxes
+from mednarratives_assets.defs.curated_text import curated_text
 from mednarratives_assets.defs.cursor_traces import cursor_traces
 from mednarratives_assets.defs.dataset_export import dataset_export
 from mednarratives_assets.defs.narratives import narratives
@@ -20,6 +22,12 @@ from mednarratives_assets.defs.stable_chunks import stable_chunks
 from mednarratives_assets.defs.transcripts import transcripts
 from mednarratives_assets.defs.video_filter import video_filter
 from mednarratives_assets.defs.videos import videos
+from mednarratives_assets.stages.curated_text import (
+    PROMPT_VERSION,
+    AnswerCache,
+    CurationSettings,
+    curate_channel,
+)
 from mednarratives_assets.stages.dataset_export import export_dataset
 from mednarratives_tests.conftest import step_failure
 from mednarratives_tests.narration_fixtures import REGION, box, narrate, narrated_channel
@@ -33,9 +41,10 @@ ASSETS = [
     boxes,
     video_filter,
     aligned_pairs,
+    curated_text,
     dataset_export,
 ]
-NARRATIVE_ASSETS = [narratives, boxes, video_filter, aligned_pairs, dataset_export]
+NARRATIVE_ASSETS = [narratives, boxes, video_filter, aligned_pairs, curated_text, dataset_export]
 # The fixture's lectures last 14 s with 6 s of speech: real lectures say more.
 SHORT_LECTURES = {"video_filter": {"config": {"min_speech_s": 5.0, "min_words": 20}}}
 
@@ -58,6 +67,31 @@ def seed_upstream(layout, channels: dict[str, tuple[str, ...]]) -> None:
             con.register("frame", pl.concat(parts).to_arrow())
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM frame")
             con.unregister("frame")
+
+
+def rules_curation(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The curated_text rows of `pairs` (aligned_pairs) that the default backend, rules, gives."""
+    return curate_channel(pairs, CurationSettings(), frozenset(), AnswerCache(None)).table
+
+
+def with_curation(curated: pl.DataFrame, pair_id: str, **columns: str) -> pl.DataFrame:
+    """`curated` with `columns` set in the pair's row."""
+    chosen = pl.col("pair_id") == pair_id
+    return curated.with_columns(
+        pl.when(chosen).then(pl.lit(value)).otherwise(name).alias(name) for name, value in columns.items()
+    )
+
+
+def model_answered(curated: pl.DataFrame, pair_id: str, **texts: str) -> pl.DataFrame:
+    """`curated` with the pair's caption, medical_text and roi_text a model's accepted answer."""
+    asked = {"model": "gpt-4o-mini", "prompt_version": PROMPT_VERSION}
+    return with_curation(curated, pair_id, **texts, text_source="openai", **asked)
+
+
+def model_rejected(curated: pl.DataFrame, pair_id: str, reason: str) -> pl.DataFrame:
+    """`curated` with the pair's model answer refused by a guard: the rules texts and the reason."""
+    asked = {"model": "gpt-4o-mini", "prompt_version": PROMPT_VERSION}
+    return with_curation(curated, pair_id, rejected_reason=reason, **asked)
 
 
 def channel_pairs(data_root: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -86,7 +120,7 @@ def test_the_export_loads_back_with_hugging_face_datasets(tmp_path, offline_hf):
     import datasets
 
     pairs, told, found = channel_pairs(tmp_path)
-    summary = export_dataset(tmp_path, tmp_path / "export", "test", pairs, told, found)
+    summary = export_dataset(tmp_path, tmp_path / "export", "test", pairs, rules_curation(pairs), told, found)
     assert (summary.n_pairs, summary.n_boxes, summary.n_narratives) == (1, 3, 1)
 
     loaded = datasets.load_dataset(str(tmp_path / "export"), split="train")
@@ -94,6 +128,7 @@ def test_the_export_loads_back_with_hugging_face_datasets(tmp_path, offline_hf):
     row = loaded[0]
     assert row["image"].size == REGION[2:] and row["pair_id"] == pairs["pair_id"][0]
     assert row["caption"] == pairs["caption"][0] and row["domain"] == "CT"
+    assert row["corrected_caption"] == pairs["corrected_caption"][0] and row["text_source"] == "rules"
     assert [b["phrase"] for b in row["boxes"]] == found["phrase"].to_list()
     assert np.allclose([b["x1"] for b in row["boxes"]], found["x1_norm"].to_list())
     [line] = (tmp_path / "export" / "narratives.jsonl").read_text().splitlines()
@@ -112,8 +147,8 @@ def test_a_new_export_in_the_same_folder_is_read_anew_not_from_the_cache(tmp_pat
     # datasets reads HF_HOME once, on import: a cache of this test's own keeps other tests' out.
     cache = tmp_path / "datasets-cache"
     for caption in ("as first exported", "corrected since"):  # same files, same counts
-        part = pairs.with_columns(corrected_caption=pl.lit(caption))
-        export_dataset(tmp_path, folder, "test", part, told, found)
+        curated = rules_curation(pairs).with_columns(caption=pl.lit(caption))
+        export_dataset(tmp_path, folder, "test", pairs, curated, told, found)
         loaded = datasets.load_dataset(str(folder), split="train", cache_dir=str(cache))
         assert loaded["corrected_caption"] == [caption]
 
@@ -122,11 +157,64 @@ def test_a_missing_pair_image_is_named_and_the_stored_export_is_kept(tmp_path):
     tables = narrated_channel(tmp_path, "ch", ("a",)).tables
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "README.md").write_text("the stored export")
-    pairs = pl.DataFrame({"pair_id": ["p1"], "image_path": ["pairs/ch/p1.png"]})
+    pairs = pl.DataFrame(
+        {"channel": "ch", "pair_id": "p1", "video_id": "a", "chunk_index": 0, "image_path": "pairs/ch/p1.png"}
+    ).with_columns(corrected_caption=pl.lit("a cyst"), medical_text=pl.lit("a cyst"), roi_text=pl.lit(""))
+    curated = rules_curation(pairs)
     with pytest.raises(FileNotFoundError, match=r"pair p1: image .*pairs/ch/p1.png is missing"):
-        export_dataset(tmp_path, tmp_path / "export", "test", pairs, pl.DataFrame(), tables["cursor_traces"])
+        export_dataset(
+            tmp_path, tmp_path / "export", "test", pairs, curated, pl.DataFrame(), tables["cursor_traces"]
+        )
     assert (tmp_path / "export" / "README.md").read_text() == "the stored export"
     assert not (tmp_path / "export.partial").exists()
+
+
+def exported_row(folder: Path) -> dict:
+    [row] = pl.read_parquet(folder / "train" / "metadata.parquet").to_dicts()
+    return row
+
+
+def test_a_models_curated_texts_are_exported_beside_the_caption_as_heard(tmp_path):
+    pairs, told, found = channel_pairs(tmp_path)
+    texts = {
+        "caption": "A hypodense lesion.",
+        "medical_text": "A hypodense lesion.",
+        "roi_text": "this lesion",
+    }
+    curated = model_answered(rules_curation(pairs), pairs["pair_id"][0], **texts)
+    export_dataset(tmp_path, tmp_path / "export", "test", pairs, curated, told, found)
+    row = exported_row(tmp_path / "export")
+    assert row["caption"] == pairs["caption"][0]  # as heard
+    assert (row["corrected_caption"], row["medical_text"], row["roi_text"]) == tuple(texts.values())
+    assert row["text_source"] == "openai" and row["rejected_reason"] is None
+    assert "`text_source` says which" in (tmp_path / "export" / "README.md").read_text()
+
+
+def test_a_rejected_answer_is_exported_with_the_rules_texts_and_the_reason(tmp_path):
+    pairs, told, found = channel_pairs(tmp_path)
+    curated = model_rejected(rules_curation(pairs), pairs["pair_id"][0], "invented terms: glioma")
+    export_dataset(tmp_path, tmp_path / "export", "test", pairs, curated, told, found)
+    row = exported_row(tmp_path / "export")
+    rules = pairs.row(0, named=True)
+    assert [row[c] for c in ("corrected_caption", "medical_text", "roi_text")] == [
+        rules[c] for c in ("corrected_caption", "medical_text", "roi_text")
+    ]
+    assert row["text_source"] == "rules" and row["rejected_reason"] == "invented terms: glioma"
+
+
+def test_a_pair_curated_text_lacks_is_named_with_its_channel_and_the_stored_export_is_kept(tmp_path):
+    pairs, told, found = channel_pairs(tmp_path)
+    folder = tmp_path / "export"
+    export_dataset(tmp_path, folder, "test", pairs, rules_curation(pairs), told, found)
+    stored = (folder / "README.md").read_text()
+    stale = rules_curation(pairs).head(0)  # curated_text not materialized since the pair was made
+    with pytest.raises(ValueError) as raised:
+        export_dataset(tmp_path, folder, "test", pairs, stale, told, found)
+    assert str(raised.value) == (
+        f"curated_text has no row for 1 pair(s) of channel 'ch' ({pairs['pair_id'][0]}): it is older "
+        "than aligned_pairs there. Materialize curated_text for channel(s) ch, then export again"
+    )
+    assert (folder / "README.md").read_text() == stored and exported_row(folder)["text_source"] == "rules"
 
 
 def test_the_narratives_group_materializes_its_tables_files_and_checks(
@@ -163,6 +251,15 @@ def test_the_narratives_group_materializes_its_tables_files_and_checks(
     assert n_boxes == 6 and n_narratives == 3
     assert len((layout.narratives_dir / "ch.jsonl").read_text().splitlines()) == 2
     assert datasets.load_dataset(str(layout.exports_dir / "other"), split="train").num_rows == 1
+    # The default backend, rules: the exported texts are aligned_pairs' own, from curated_text.
+    with duckdb.connect(str(layout.duckdb_path), read_only=True) as con:
+        rules_texts = con.sql(
+            "SELECT pair_id, corrected_caption, medical_text, roi_text FROM aligned_pairs "
+            "WHERE channel = 'ch'"
+        ).fetchall()
+    exported = pl.read_parquet(layout.exports_dir / "ch" / "train" / "metadata.parquet")
+    assert exported.select("pair_id", "corrected_caption", "medical_text", "roi_text").rows() == rules_texts
+    assert exported["text_source"].to_list() == ["rules"]
 
     bad = dg.materialize(
         ASSETS,

@@ -1,4 +1,5 @@
-"""The merged export of every channel: loaded back by split, with its narratives and statistics."""
+"""The merged export of every channel: loaded back by split, with its narratives and statistics,
+and each pair's texts from curated_text."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from mednarratives_assets.stages.dataset_export_all import (
 )
 from mednarratives_tests.clip_fixtures import SIDE, synthetic_pairs
 from mednarratives_tests.conftest import step_failure
-from mednarratives_tests.test_dataset_export import ASSETS
+from mednarratives_tests.test_dataset_export import ASSETS, model_answered, model_rejected, rules_curation
 from mednarratives_tests.test_narratives import LocalizedNarrative, TimedPoint, TimedUtterance
 
 STATISTICS = pl.DataFrame(
@@ -65,8 +66,10 @@ def narrative_rows(pairs: pl.DataFrame) -> pl.DataFrame:
 
 
 def pairs_and_boxes(data_root, **synthetic) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """synthetic_pairs, the boxes with their dwell's times as the boxes table has them."""
+    """synthetic_pairs with an ROI text, the boxes with their dwell's times, as aligned_pairs and
+    the boxes table have them."""
     pairs, boxes = synthetic_pairs(data_root, **synthetic)
+    pairs = pairs.with_columns(roi_text=pl.lit("this bright shape here"))
     return pairs, boxes.with_columns(start_s=pl.lit(1.0), end_s=pl.lit(2.0))
 
 
@@ -98,7 +101,14 @@ def test_the_merged_export_loads_back_by_split_with_narratives_and_statistics(tm
     pairs, boxes, (original, copy) = corpus(tmp_path)
     folder = tmp_path / "dataset"
     summary = export_all_channels(
-        tmp_path, folder, pairs, narrative_rows(pairs), boxes, STATISTICS, MergedExportSettings()
+        tmp_path,
+        folder,
+        pairs,
+        rules_curation(pairs),
+        narrative_rows(pairs),
+        boxes,
+        STATISTICS,
+        MergedExportSettings(),
     )
     assert not summary.dropped_pair_ids
     assert sum(s.n_lectures for s in summary.splits.values()) == 10
@@ -146,7 +156,10 @@ def test_a_split_without_pairs_is_left_out_of_the_card_so_the_rest_still_loads(t
     pairs, boxes = pairs_and_boxes(tmp_path, n=8, lecture_size=4)  # 2 lectures for 3 splits
     folder = tmp_path / "dataset"
     settings = MergedExportSettings()
-    summary = export_all_channels(tmp_path, folder, pairs, narrative_rows(pairs), boxes, STATISTICS, settings)
+    curated = rules_curation(pairs)
+    summary = export_all_channels(
+        tmp_path, folder, pairs, curated, narrative_rows(pairs), boxes, STATISTICS, settings
+    )
     filled = [name for name, split in summary.splits.items() if split.n_pairs]
     assert len(filled) == 2
     loaded = datasets.load_dataset(str(folder))
@@ -158,10 +171,11 @@ def test_a_new_export_in_the_same_folder_is_read_anew_not_from_the_cache(tmp_pat
 
     pairs, boxes = pairs_and_boxes(tmp_path, n=8, lecture_size=4)
     folder = tmp_path / "dataset"
+    narratives = narrative_rows(pairs)
     for caption in ("as first exported", "corrected since"):  # same files, same counts
-        part = pairs.with_columns(corrected_caption=pl.lit(caption))
+        curated = rules_curation(pairs).with_columns(caption=pl.lit(caption))
         settings = MergedExportSettings()
-        export_all_channels(tmp_path, folder, part, narrative_rows(part), boxes, STATISTICS, settings)
+        export_all_channels(tmp_path, folder, pairs, curated, narratives, boxes, STATISTICS, settings)
         loaded = datasets.load_dataset(str(folder))
         assert {row["corrected_caption"] for split in loaded.values() for row in split} == {caption}
 
@@ -176,7 +190,8 @@ def test_bad_input_is_named_and_the_stored_dataset_is_kept(tmp_path):
 
     def export(statistics=STATISTICS, settings=None, pairs=pairs):
         settings = settings or MergedExportSettings()
-        export_all_channels(tmp_path, folder, pairs, narratives, boxes, statistics, settings)
+        curated = rules_curation(pairs)
+        export_all_channels(tmp_path, folder, pairs, curated, narratives, boxes, statistics, settings)
 
     with pytest.raises(ValueError, match="dataset_statistics lacks the column.s. breakdown, unit"):
         export(statistics=STATISTICS.drop("breakdown", "unit"))
@@ -190,6 +205,66 @@ def test_bad_input_is_named_and_the_stored_dataset_is_kept(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"pair {pairs['pair_id'][-1]}: image .* is missing"):
         export()
     assert (folder / "README.md").read_text() == "the stored dataset"
+
+
+def exported_rows(folder) -> pl.DataFrame:
+    """Every split's metadata.parquet rows."""
+    return pl.concat([pl.read_parquet(path) for path in sorted(folder.glob("*/metadata.parquet"))])
+
+
+def test_each_pair_carries_its_curated_texts_and_a_stale_channel_is_named(tmp_path):
+    pairs, boxes, _ = corpus(tmp_path)
+    answered, rejected = pairs.filter(pl.col("channel") == "a")["pair_id"][0], pairs["pair_id"][-1]
+    texts = {
+        "caption": "A bright circle on CT.",
+        "medical_text": "A bright circle on CT.",
+        "roi_text": "this circle",
+    }
+    curated = model_answered(rules_curation(pairs), answered, **texts)
+    curated = model_rejected(curated, rejected, "dropped heard terms: ct (1 of 1)")
+    folder = tmp_path / "dataset"
+    narratives, settings = narrative_rows(pairs), MergedExportSettings()
+    export_all_channels(tmp_path, folder, pairs, curated, narratives, boxes, STATISTICS, settings)
+
+    exported = exported_rows(folder)
+    assert exported.height == pairs.height
+    by_pair = {row["pair_id"]: row for row in exported.iter_rows(named=True)}
+    model_row = by_pair[answered]
+    assert [model_row[c] for c in ("corrected_caption", "medical_text", "roi_text")] == list(texts.values())
+    assert model_row["text_source"] == "openai" and model_row["rejected_reason"] is None
+    assert by_pair[rejected]["corrected_caption"] == pairs["corrected_caption"][-1]
+    assert by_pair[rejected]["text_source"] == "rules"
+    assert by_pair[rejected]["rejected_reason"] == "dropped heard terms: ct (1 of 1)"
+    others = exported.filter(~pl.col("pair_id").is_in([answered, rejected]))
+    assert set(others["text_source"]) == {"rules"} and others["rejected_reason"].is_null().all()
+    assert others.sort("pair_id")["corrected_caption"].to_list() == (
+        pairs.filter(~pl.col("pair_id").is_in([answered, rejected]))
+        .sort("pair_id")["corrected_caption"]
+        .to_list()
+    )
+
+    # curated_text older than the pairs: every channel lacking some is named, and nothing is written.
+    stale = curated.filter((pl.col("channel") != "b") & (pl.col("pair_id") != rejected))
+    with pytest.raises(ValueError) as raised:
+        export_all_channels(tmp_path, folder, pairs, stale, narratives, boxes, STATISTICS, settings)
+    b_ids = pairs.filter(pl.col("channel") == "b")["pair_id"].sort().to_list()
+    assert str(raised.value) == (
+        f"curated_text has no row for 12 pair(s) of channel 'b' ({', '.join(b_ids[:5])} and 7 more); "
+        f"1 pair(s) of channel 'c' ({rejected}): it is older than aligned_pairs there. "
+        "Materialize curated_text for channel(s) b, c, then export again"
+    )
+    assert exported_rows(folder).equals(exported)
+
+    # Only the pairs exported need curated texts: not those of a copy of another lecture's video.
+    videos = pairs.select("channel", "video_id").unique()
+    videos = videos.with_columns(
+        sha256=pl.when(pl.col("channel") == "b")
+        .then(pl.concat_str(pl.lit("a/"), "video_id"))
+        .otherwise(pl.concat_str("channel", pl.lit("/"), "video_id"))
+    )
+    without_b = curated.filter(pl.col("channel") != "b")
+    export_all_channels(tmp_path, folder, pairs, without_b, narratives, boxes, STATISTICS, settings, videos)
+    assert set(exported_rows(folder)["channel"]) == {"a", "c"}
 
 
 def test_statistics_render_in_their_order_and_an_empty_table_says_so():
@@ -211,7 +286,10 @@ def test_one_picture_in_every_lecture_is_kept_in_one_split_and_the_card_says_so(
     )
     folder = tmp_path / "dataset"
     settings = MergedExportSettings()
-    summary = export_all_channels(tmp_path, folder, pairs, narrative_rows(pairs), boxes, STATISTICS, settings)
+    curated = rules_curation(pairs)
+    summary = export_all_channels(
+        tmp_path, folder, pairs, curated, narrative_rows(pairs), boxes, STATISTICS, settings
+    )
     assert len(summary.dropped_pair_ids) == 2  # the copies outside the split that keeps the picture
     loaded = datasets.load_dataset(str(folder))
     assert list(loaded) == list(SPLITS) and sum(split.num_rows for split in loaded.values()) == 10
@@ -227,6 +305,7 @@ def test_dagster_materializes_the_merged_export_from_every_channels_tables(
     pairs, boxes, _ = corpus(layout.data_root)
     tables = {
         "aligned_pairs": pairs,
+        "curated_text": rules_curation(pairs),
         "narratives": narrative_rows(pairs),
         "boxes": boxes,
         "dataset_statistics": STATISTICS,
@@ -283,9 +362,30 @@ def test_dagster_materializes_the_merged_export_from_every_channels_tables(
     folder.unlink()
     outside.rename(folder)
 
+    # A channel whose curated_text is older than its pairs fails the export, named; the stored one stays.
+    with duckdb.connect(str(layout.duckdb_path)) as con:
+        con.execute("DELETE FROM curated_text WHERE channel = 'b'")
+    stale = dg.materialize(
+        assets, selection=[dataset_export_all], resources=resources, instance=instance, raise_on_error=False
+    )
+    error = step_failure(stale)
+    assert "dataset_export_all: curated_text has no row for 12 pair(s) of channel 'b' (" in error
+    assert "Materialize curated_text for channel(s) b, then export again" in error
+    assert datasets.load_dataset(str(folder))["train"].num_rows == metadata["n_pairs_train"]
+
     # No pair in any channel (as the automation may find after a channel's run): nothing, and no failure.
     with duckdb.connect(str(layout.duckdb_path)) as con:
         con.execute("DELETE FROM aligned_pairs")
     empty = dg.materialize(assets, selection=[dataset_export_all], resources=resources, instance=instance)
     assert empty.success and not empty.asset_materializations_for_node("dataset_export_all")
     assert datasets.load_dataset(str(folder))["train"].num_rows == metadata["n_pairs_train"]
+
+    # A data root without the table dataset_statistics: the step names it and what to run.
+    with duckdb.connect(str(layout.duckdb_path)) as con:
+        con.execute("DROP TABLE dataset_statistics")
+    missing = dg.materialize(
+        assets, selection=[dataset_export_all], resources=resources, instance=instance, raise_on_error=False
+    )
+    error = step_failure(missing)
+    assert "input dataset_statistics: table main.dataset_statistics does not exist in " in error
+    assert "Materialize it first: `mednarratives run`, or materialize dataset_statistics in the UI" in error

@@ -26,6 +26,7 @@ from mednarratives_assets.stages.dataset_statistics import (
     compute_statistics,
     statistics_plots,
 )
+from mednarratives_tests.conftest import step_failure
 
 MISSING_KEYFRAME = "keyframes/ch1/v1/chunk-003.png"
 
@@ -255,12 +256,17 @@ UPSTREAM = [
 ]
 
 
-def test_the_asset_reads_every_channel_and_stores_the_long_table(layout, resources, instance):
+def store_tables(layout, tables: dict[str, pl.DataFrame]) -> None:
+    """The tables as the IO manager would have stored them."""
     with duckdb.connect(str(layout.duckdb_path)) as con:
-        for name, frame in small_dataset().items():
+        for name, frame in tables.items():
             con.register("frame", frame.to_arrow())
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
             con.unregister("frame")
+
+
+def test_the_asset_reads_every_channel_and_stores_the_long_table(layout, resources, instance):
+    store_tables(layout, small_dataset())
     (layout.data_root / "keyframes" / "ch2" / "v3").mkdir(parents=True)
     (layout.data_root / "keyframes" / "ch2" / "v3" / "chunk-001.png").write_bytes(b"png")
     instance.add_dynamic_partitions("channel", ["ch1", "ch2"])
@@ -297,3 +303,26 @@ def test_the_asset_reads_every_channel_and_stores_the_long_table(layout, resourc
     with duckdb.connect(str(layout.duckdb_path)) as con:
         con.execute("DELETE FROM video_filter WHERE channel = 'ch2'")
     assert materialized_metadata()["channels_left_out"].value == "ch2"
+
+
+def test_a_data_root_made_before_medical_entities_existed_fails_naming_the_table_and_what_to_run(
+    layout, resources, instance
+):
+    tables = small_dataset()
+    del tables["medical_entities"]
+    store_tables(layout, tables)
+    instance.add_dynamic_partitions("channel", ["ch1", "ch2"])
+    result = dg.materialize(
+        [*UPSTREAM, dataset_statistics],
+        selection=[dataset_statistics],
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    error = step_failure(result)
+    assert error.startswith(
+        "dagster._core.definitions.events.Failure: input medical_entities: table main.medical_entities "
+        f"does not exist in {layout.duckdb_path}: asset medical_entities was never materialized there"
+    )
+    advice = "Materialize it first: `mednarratives run`, or channel_pipeline_job for every channel in the UI"
+    assert advice in error

@@ -54,7 +54,7 @@ def test_the_narratives_group_has_its_lineage_and_runs_with_every_channel():
             "cursor_traces",
             "cursor_detector",
         },
-        "dataset_export": {"aligned_pairs", "narratives", "boxes"},
+        "dataset_export": {"aligned_pairs", "curated_text", "narratives", "boxes"},
         "curated_text": {"aligned_pairs"},
         "medical_entities": {"curated_text"},
     }
@@ -116,6 +116,7 @@ def test_the_merged_export_reads_every_channel_and_runs_in_the_dataset_job():
     node = defs.get_repository_def().asset_graph.get(dg.AssetKey("dataset_export_all"))
     assert {key.to_user_string() for key in node.parent_keys} == {
         "aligned_pairs",
+        "curated_text",
         "narratives",
         "boxes",
         "dataset_statistics",

@@ -10,12 +10,14 @@ from mednarratives_assets.stages.dataset_export import export_dataset
 def dataset_export(
     context: dg.AssetExecutionContext,
     aligned_pairs: pl.DataFrame,
+    curated_text: pl.DataFrame,
     narratives: pl.DataFrame,
     boxes: pl.DataFrame,
     paths: DataPaths,
 ) -> dg.MaterializeResult:
     """The channel's pairs as a dataset folder, data/exports/<channel>: Parquet metadata with the
-    images (loadable by Hugging Face `datasets.load_dataset(folder)`) and Localized Narratives JSONL."""
+    images (loadable by Hugging Face `datasets.load_dataset(folder)`) and Localized Narratives JSONL.
+    The texts are curated_text's, with their text_source; a pair curated_text lacks fails it."""
     layout = paths.layout
     channel = context.partition_key
     try:
@@ -24,10 +26,11 @@ def dataset_export(
             layout.channel_path(layout.exports_dir, channel),
             f"MedNarratives: {channel}",
             aligned_pairs,
+            curated_text,
             narratives,
             boxes,
         )
-    except FileNotFoundError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         raise dg.Failure(f"dataset_export: {exc}") from exc
     return dg.MaterializeResult(
         metadata={

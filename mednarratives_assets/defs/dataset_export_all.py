@@ -28,6 +28,7 @@ def dataset_export_all(
     context: dg.AssetExecutionContext,
     config: MergedExportConfig,
     aligned_pairs: pl.DataFrame,
+    curated_text: pl.DataFrame,
     narratives: pl.DataFrame,
     boxes: pl.DataFrame,
     dataset_statistics: pl.DataFrame,
@@ -36,7 +37,8 @@ def dataset_export_all(
 ) -> Iterator[dg.MaterializeResult]:
     """Every channel's pairs as one dataset folder, data/dataset: train, validation and test splits
     by lecture (loadable by Hugging Face `datasets.load_dataset(folder)` as a DatasetDict), Localized
-    Narratives JSONL per split, and a dataset card with the dataset's statistics. A video file in
+    Narratives JSONL per split, and a dataset card with the dataset's statistics. The texts are
+    curated_text's, with their text_source; a pair curated_text lacks fails it. A video file in
     several channels (the same sha256 in `videos`) gives its pairs once, from the first channel by
     name; `duplicate_lectures` lists the copies left out. Without a pair in any channel it makes
     nothing, and says so."""
@@ -54,6 +56,7 @@ def dataset_export_all(
             # OutsideDataRoot (a ValueError) when the folder is a link leading out: never replaced
             layout.inside(layout.merged_dataset_dir, "the merged dataset folder"),
             aligned_pairs,
+            curated_text,
             narratives,
             boxes,
             dataset_statistics,

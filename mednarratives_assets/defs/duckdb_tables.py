@@ -8,7 +8,8 @@
 - Another process holding the file (a notebook, the DuckDB CLI) is named in the log as soon as a
   writer meets it, and after `lock_wait_s` the step fails saying what to close, instead of a
   silent stall ending deep in a traceback.
-- Tables exist without rows and take new columns (see DuckDBTablesPolarsTypeHandler).
+- Tables exist without rows and take new columns, and a table that does not exist fails the step
+  that reads it with what to run (see DuckDBTablesPolarsTypeHandler).
 """
 
 from __future__ import annotations
@@ -102,8 +103,22 @@ class TransactionalDuckDbClient(DuckDbClient):
             DuckDbClient.delete_table_slice(context, table_slice, connection)
 
 
+def missing_table_failure(context: dg.InputContext, table_slice: TableSlice) -> dg.Failure:
+    """The failure of a step whose input's table was never stored (its asset is newer than the data)."""
+    runs = (
+        "`mednarratives run`, or channel_pipeline_job for every channel in the UI"
+        if table_slice.partition_dimensions
+        else f"`mednarratives run`, or materialize {table_slice.table} in the UI"
+    )
+    return dg.Failure(
+        f"input {context.name}: table {table_slice.schema}.{table_slice.table} does not exist in "
+        f"{context.resource_config['database']}: asset {table_slice.table} was never materialized "
+        f"there (the data root may predate it). Materialize it first: {runs}"
+    )
+
+
 class DuckDBTablesPolarsTypeHandler(DuckDBPolarsTypeHandler):
-    """Writes frames as the stock handler does, with two changes.
+    """Writes and reads frames as the stock handler does, with three changes.
 
     - A frame without rows still creates its table, with its columns: the stock handler skips
       the write, so a table whose channels all came out empty (no medical chunk yet, say) never
@@ -111,7 +126,17 @@ class DuckDBTablesPolarsTypeHandler(DuckDBPolarsTypeHandler):
     - A column the table lacks is added (NULL in the rows already stored), and rows are inserted
       by column name: the stock handler inserts by position, so a table written by an older
       version of an asset refuses the new version's rows.
+    - A table that does not exist fails the reading step with a dg.Failure that names it and what
+      to run: the stock handler's DuckDB error ("Table with name ... does not exist! Did you mean
+      "sqlite_master"?") comes at the end of a chained traceback and says neither.
     """
+
+    def load_input(self, context: dg.InputContext, table_slice, connection) -> pl.DataFrame:
+        # As in the stock handler, a partitioned table read for no partition gives an empty frame.
+        reads_rows = not table_slice.partition_dimensions or context.asset_partition_keys
+        if reads_rows and not table_exists(connection, table_slice.table, table_slice.schema):
+            raise missing_table_failure(context, table_slice)
+        return super().load_input(context, table_slice, connection)
 
     def handle_output(self, context: dg.OutputContext, table_slice, obj: pl.DataFrame, connection) -> None:
         frame = obj.to_arrow()  # noqa: F841  DuckDB reads it by its name

@@ -2,7 +2,8 @@
 
     <export>/README.md              dataset card; its `configs` block points Hugging Face at train/,
                                     its `dataset_info` holds the content's fingerprint
-    <export>/train/metadata.parquet one row per pair: file_name, texts, domain, boxes (normalized)
+    <export>/train/metadata.parquet one row per pair: file_name, texts (curated_text's), domain,
+                                    boxes (normalized)
     <export>/train/<pair_id>.png    the pair's image
     <export>/narratives.jsonl       Localized Narratives, image_id = pair_id
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from mednarratives_assets.atomic_files import link_or_copy, replaced_folder
+from mednarratives_assets.stages.curated_text import RULES_COLUMNS
 from mednarratives_assets.stages.narratives import write_jsonl
 
 _CARD = """---
@@ -43,13 +45,20 @@ still medical slide's picture, cropped from its keyframe; the text is what the l
 while it was shown. {n_pairs} pairs, {n_boxes} pointer boxes, {n_narratives} narratives.
 
 - `train/metadata.parquet`: `file_name`, `pair_id`, `caption` (as heard), `corrected_caption`,
-  `medical_text`, `roi_text`, `domain` (one of 12), `boxes` (corners as fractions of the image,
-  the phrase said while the pointer dwelt, and when), and where the pair comes from.
+  `medical_text`, `roi_text` (curated: by rules, or by a language model whose answer passed
+  checks against what was heard; `text_source` says which, `rejected_reason` why a model's answer
+  was not used), `domain` (one of 12), `boxes` (corners as fractions of the image, the phrase said
+  while the pointer dwelt, and when), and where the pair comes from.
 - `narratives.jsonl`: Localized Narratives (`traces[i]` is the pointer while `timed_caption[i]`
   was said; times in seconds from the recording's start, points as fractions of the image).
 
 Load it with `datasets.load_dataset("<this folder>")`.
 """
+# curated_text's texts, by the aligned_pairs column whose place each takes in the export.
+CURATED_IN_PLACE_OF = {column: text for text, column in RULES_COLUMNS.items()}
+# What else the export carries of curated_text: where the texts come from, why a model's were not used.
+CURATION_COLUMNS = ("text_source", "rejected_reason")
+_LISTED_PAIR_IDS = 5  # an error names this many of a channel's pairs, and counts the rest
 BOX_STRUCT = pl.Struct(
     {
         "x1": pl.Float32,
@@ -69,6 +78,45 @@ class ExportSummary:
     n_pairs: int
     n_boxes: int
     n_narratives: int
+
+
+def with_curated_texts(pairs: pl.DataFrame, curated: pl.DataFrame) -> pl.DataFrame:
+    """`pairs` (aligned_pairs) with `curated` (curated_text) joined on pair_id: its caption, medical
+    text and ROI text in place of corrected_caption, medical_text and roi_text, then its text_source
+    and rejected_reason; `caption` stays as heard. ValueError naming the channels and pairs that
+    `curated` has no row for."""
+    # Such a pair fails the export rather than going out with the rules texts: curated_text is
+    # stale there (a run left it out), the stored export stays whole with whatever a model wrote,
+    # and no pair is labelled `rules` that the configured backend never saw.
+    uncurated = pairs.join(curated, on="pair_id", how="anti")
+    if not uncurated.is_empty():
+        raise ValueError(uncurated_message(uncurated))
+    texts = curated.select(
+        "pair_id",
+        *(pl.col(text).alias(column) for column, text in CURATED_IN_PLACE_OF.items()),
+        *CURATION_COLUMNS,
+    )
+    return (
+        pairs.drop(*CURATED_IN_PLACE_OF)
+        .join(texts, on="pair_id", how="left", maintain_order="left")
+        .select(*pairs.columns, *CURATION_COLUMNS)
+    )
+
+
+def uncurated_message(uncurated: pl.DataFrame) -> str:
+    """What is wrong and what to run, for the pairs (channel, pair_id) that curated_text lacks."""
+    per_channel = uncurated.group_by("channel").agg(pl.col("pair_id").sort()).sort("channel")
+    named = []
+    for channel, ids in per_channel.iter_rows():
+        listed = ", ".join(ids[:_LISTED_PAIR_IDS])
+        if len(ids) > _LISTED_PAIR_IDS:
+            listed += f" and {len(ids) - _LISTED_PAIR_IDS} more"
+        named.append(f"{len(ids)} pair(s) of channel {channel!r} ({listed})")
+    channels = ", ".join(per_channel["channel"])
+    return (
+        f"curated_text has no row for {'; '.join(named)}: it is older than aligned_pairs there. "
+        f"Materialize curated_text for channel(s) {channels}, then export again"
+    )
 
 
 def pairs_with_boxes(pairs: pl.DataFrame, boxes: pl.DataFrame) -> pl.DataFrame:
@@ -124,10 +172,13 @@ def export_dataset(
     folder: Path,
     title: str,
     pairs: pl.DataFrame,
+    curated: pl.DataFrame,
     narratives: pl.DataFrame,
     boxes: pl.DataFrame,
 ) -> ExportSummary:
-    """Write the dataset folder for `pairs`; narratives and boxes of chunks without a pair are left out."""
+    """Write the dataset folder for `pairs` with their texts from `curated` (`with_curated_texts`);
+    narratives and boxes of chunks without a pair are left out."""
+    pairs = with_curated_texts(pairs, curated)
     with replaced_folder(folder) as staging:  # a failed export leaves the stored one as it was
         n_boxes = write_pairs_folder(data_root, staging / "train", pairs, boxes)
         told = narratives_of(narratives, pairs)

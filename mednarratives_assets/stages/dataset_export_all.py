@@ -25,7 +25,12 @@ import yaml
 from mednarratives_assets.atomic_files import replaced_folder
 from mednarratives_assets.lecture_splits import split_by_lecture
 from mednarratives_assets.stage_settings import check_settings, setting
-from mednarratives_assets.stages.dataset_export import content_fingerprint, narratives_of, write_pairs_folder
+from mednarratives_assets.stages.dataset_export import (
+    content_fingerprint,
+    narratives_of,
+    with_curated_texts,
+    write_pairs_folder,
+)
 from mednarratives_assets.stages.narratives import write_jsonl
 from mednarratives_assets.stages.videos import later_copies
 
@@ -115,21 +120,24 @@ def export_all_channels(
     data_root: Path,
     folder: Path,
     pairs: pl.DataFrame,
+    curated: pl.DataFrame,
     narratives: pl.DataFrame,
     boxes: pl.DataFrame,
     statistics: pl.DataFrame,
     settings: MergedExportSettings,
     videos: pl.DataFrame | None = None,
 ) -> MergedExportSummary:
-    """Write the merged dataset folder of `pairs` (aligned_pairs of every channel) with their boxes
-    and narratives, its card showing `statistics` (the dataset_statistics table). `videos` (the
-    videos table: channel, video_id, sha256) tells which lectures are copies of one video file:
-    only the first copy's pairs are written (`first_copies`)."""
+    """Write the merged dataset folder of `pairs` (aligned_pairs of every channel) with their texts
+    from `curated` (curated_text of every channel; `with_curated_texts`), boxes and narratives, its
+    card showing `statistics` (the dataset_statistics table). `videos` (the videos table: channel,
+    video_id, sha256) tells which lectures are copies of one video file: only the first copy's
+    pairs are written (`first_copies`), and only theirs need curated texts."""
     settings = settings.validated()
     statistics_md = statistics_table(statistics)  # a malformed table fails before anything is written
     if pairs.is_empty():
         raise ValueError("aligned_pairs holds no pairs in any channel: there is no dataset to export")
     pairs, duplicates = first_copies(pairs, videos)
+    pairs = with_curated_texts(pairs, curated)
     split = split_by_lecture(pairs, settings.fractions, settings.seed, settings.duplicate_distance)
     lectures_in = dict(split.lectures.group_by("split").len().iter_rows())
     summaries = {}
@@ -220,8 +228,10 @@ By lecture (a channel's video): no lecture is in two splits, and lectures that s
 Load it with `datasets.load_dataset("<this folder>")`: a DatasetDict of the splits with pairs.
 
 - `<split>/metadata.parquet`: `file_name`, `pair_id`, `channel`, `video_id`, `caption` (as
-  heard), `corrected_caption`, `medical_text`, `roi_text`, `domain` (one of 12), `boxes` (corners
-  as fractions of the image, the phrase said while the pointer dwelt, and when).
+  heard), `corrected_caption`, `medical_text`, `roi_text` (curated: by rules, or by a language
+  model whose answer passed checks against what was heard; `text_source` says which,
+  `rejected_reason` why a model's answer was not used), `domain` (one of 12), `boxes` (corners as
+  fractions of the image, the phrase said while the pointer dwelt, and when).
 - `narratives/<split>.jsonl`: Localized Narratives of the split's pairs (`image_id` is the
   `pair_id`; `traces[i]` is the pointer while `timed_caption[i]` was said; times in seconds from
   the recording's start, points as fractions of the image).
