@@ -204,8 +204,10 @@ def test_a_reader_holding_the_file_gets_a_message_naming_it_and_what_to_close(la
     resources = build_resources(layout) | {
         "io_manager": DuckDBTablesIOManager(database=str(layout.duckdb_path), schema="main", lock_wait_s=1.0)
     }
+    # Held until killed: the step's reads of the stored tables wait for the lock first (about 60 s
+    # in all), so a holder that let go after 60 s raced the write this test is about.
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(layout.duckdb_path), "60"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_LOCK, str(layout.duckdb_path), "600"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
