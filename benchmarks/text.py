@@ -266,13 +266,12 @@ def main() -> None:
     parser.add_argument("--model-n", type=int, default=20, help="chunks per source and split for a model")
     args = parser.parse_args()
     vocabulary = MedicalVocabulary()
+    rendered = rendered_lectures(args.corpus)  # first: a corpus that is not there fails at once
     sources: dict[str, dict[str, tuple[Chunks, list[NarratedChunk] | None]]] = {
         "generated text": generated_text(args.n, args.seed, vocabulary)
     }
-    if args.corpus:
-        sources["rendered lectures"] = {
-            split: (c, None) for split, c in rendered_lectures(args.corpus).items()
-        }
+    if rendered:
+        sources["rendered lectures"] = {split: (chunks, None) for split, chunks in rendered.items()}
     with ExitStack() as stack:
         models = {}
         if "openai" in args.backend:
