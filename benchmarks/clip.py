@@ -1,11 +1,12 @@
 """GenMedCLIP against its baselines: trains the model with and without the dense loss, then prints
 benchmark_scores for both and for the untrained model, with training speed.
 
-Training pairs come from materialized corpora (their aligned_pairs and boxes tables) and, when
-MedPix is beside the checkout, from narrated MedPix train images (demo/narrated_pairs.py: what a
-flawless pipeline run over lectures of those images would give, at a scale that rendering videos
-on 2 cores cannot reach). Held out: the lectures GenMedCLIP never trained on, MedPix dev, and the
-medical images that pip packages ship (`packaged_images`, less any trained on).
+Training pairs come from materialized corpora (their aligned_pairs, curated_text and boxes
+tables) and, when MedPix is beside the checkout, from narrated MedPix train images
+(demo/narrated_pairs.py: what a flawless pipeline run over lectures of those images would give,
+with the rules' curated texts, at a scale that rendering videos on 2 cores cannot reach). Held
+out: the lectures GenMedCLIP never trained on, MedPix dev, and the medical images that pip
+packages ship (`packaged_images`, less any trained on).
 
     python benchmarks/clip.py                                  # data/ plus 1,000 narrated MedPix images
     python benchmarks/clip.py --seeds 0 1 2                    # mean and spread over three trainings
@@ -26,6 +27,12 @@ from mednarratives_assets.demo.narrated_pairs import narrated_pairs
 from mednarratives_assets.evaluation.report import markdown_table
 from mednarratives_assets.settings import MEDPIX_DIR, REPO_ROOT
 from mednarratives_assets.stages.benchmark_scores import medpix_dev_set, score_models, scores_png
+from mednarratives_assets.stages.curated_text import (
+    CURATED_TEXT_SCHEMA,
+    AnswerCache,
+    CurationSettings,
+    curate_channel,
+)
 from mednarratives_assets.stages.genmedclip_model import ClipTrainingSettings, train_genmedclip
 from mednarratives_assets.synthetic.medical_images import folder_images
 
@@ -39,6 +46,7 @@ PAIR_COLUMNS = [
     "phash",
     "corrected_caption",
     "medical_text",
+    "roi_text",
     "domain",
 ]
 BOX_COLUMNS = [
@@ -54,18 +62,20 @@ BOX_COLUMNS = [
 ]
 
 
-def corpus_tables(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """A materialized corpus's pairs and boxes, image paths made absolute so corpora can be pooled."""
+def corpus_tables(root: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A materialized corpus's pairs, curated texts and boxes, image paths made absolute so corpora
+    can be pooled."""
     with duckdb.connect(str(root / "mednarratives.duckdb"), read_only=True) as con:
         pairs = con.sql("FROM aligned_pairs").pl().select(PAIR_COLUMNS)
+        curated = con.sql("FROM curated_text").pl().select(list(CURATED_TEXT_SCHEMA))
         boxes = con.sql("FROM boxes").pl().select(BOX_COLUMNS)
-    tag = pl.lit(f"{root.name}:")
+    tagged = (pl.lit(f"{root.name}:") + pl.col("channel")).alias("channel")
     return (
         pairs.with_columns(
-            (tag + pl.col("channel")).alias("channel"),
-            pl.col("image_path").map_elements(lambda p: str(root / p), return_dtype=pl.String),
+            tagged, pl.col("image_path").map_elements(lambda p: str(root / p), return_dtype=pl.String)
         ),
-        boxes.with_columns((tag + pl.col("channel")).alias("channel")),
+        curated.with_columns(tagged),
+        boxes.with_columns(tagged),
     )
 
 
@@ -96,12 +106,12 @@ def main() -> None:
             f"narrated {pairs.height} MedPix train images ({boxes.height} boxes) "
             f"in {time.perf_counter() - began:.0f} s"
         )
-        frames.append((pairs.select(PAIR_COLUMNS), boxes.select(BOX_COLUMNS)))
-    pairs = pl.concat([p for p, _ in frames], how="vertical_relaxed")
-    boxes = pl.concat([b for _, b in frames], how="vertical_relaxed")
+        rules = curate_channel(pairs, CurationSettings(), frozenset(), AnswerCache(None)).table
+        frames.append((pairs.select(PAIR_COLUMNS), rules, boxes.select(BOX_COLUMNS)))
+    pairs, curated, boxes = (pl.concat(parts, how="vertical_relaxed") for parts in zip(*frames, strict=True))
     print(f"{pairs.height} pairs, {boxes.height} boxes, {pairs['video_id'].n_unique()} lectures")
 
-    frames = [train_and_score(work, pairs, boxes, args, seed) for seed in args.seeds]
+    frames = [train_and_score(work, pairs, curated, boxes, args, seed) for seed in args.seeds]
     scores = pl.concat(frames)
     index = ["benchmark", "task", "domain", "metric"]
     summary = scores.group_by([*index, "model_id"], maintain_order=True).agg(
@@ -119,7 +129,9 @@ def main() -> None:
         print(f"wrote {args.figure}")
 
 
-def train_and_score(work: Path, pairs: pl.DataFrame, boxes: pl.DataFrame, args, seed: int) -> pl.DataFrame:
+def train_and_score(
+    work: Path, pairs: pl.DataFrame, curated: pl.DataFrame, boxes: pl.DataFrame, args, seed: int
+) -> pl.DataFrame:
     """Both models trained with one seed, then scored with the untrained one; rows of benchmark_scores."""
     models = {}
     for name, dense in (("genmedclip_model", True), ("genmedclip_no_dense_model", False)):
@@ -135,7 +147,7 @@ def train_and_score(work: Path, pairs: pl.DataFrame, boxes: pl.DataFrame, args, 
         began = time.perf_counter()
         folder = work / f"{name}-{seed}"
         trained = train_genmedclip(
-            work, pairs, boxes, settings, folder, folder.with_suffix(".state.pt"), log=print
+            work, pairs, curated, boxes, settings, folder, folder.with_suffix(".state.pt"), log=print
         )
         print(
             f"{name}, seed {seed}: {trained.n_train} training pairs, "
@@ -146,7 +158,9 @@ def train_and_score(work: Path, pairs: pl.DataFrame, boxes: pl.DataFrame, args, 
         models[name] = trained
     folders = {name: trained.folder for name, trained in models.items()}
     device = models["genmedclip_model"].device
-    return score_models(work, pairs, folders, medpix_dev_set(MEDPIX_DIR), device, log=lambda message: None)
+    return score_models(
+        work, pairs, curated, folders, medpix_dev_set(MEDPIX_DIR), device, log=lambda message: None
+    )
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ def synthetic_pairs(
                 picture,
                 corrected_caption=caption,
                 medical_text=caption if domain == "CT" else "",
+                roi_text=f"this bright {shape} here",
                 domain=domain,
             )
         )

@@ -1,7 +1,7 @@
 """Declarative automation (defs/automation.py), evaluated on the code location's own asset graph:
 channel assets follow their upstream partition, the dataset group follows the channels, the
-genmedclip group retrains at a cron tick after the pairs changed, and the trained models never run
-by themselves.
+genmedclip group retrains at a cron tick after the pairs or their curated texts changed, and the
+trained models never run by themselves.
 
 The runs are real Dagster runs of stand-ins (evaluation/automation_replay.py): one trivial asset per
 asset of the graph, with its key, parents, partitions and automation condition. The conditions read
@@ -184,13 +184,28 @@ def test_genmedclip_retrains_only_once_the_pairs_changed_and_a_cron_tick_passed(
 def test_a_cron_tick_without_new_pairs_retrains_nothing_and_retraining_waits_a_tick(automation, stand_ins):
     assert automation.tick(MIDNIGHT + dt.timedelta(hours=3, minutes=1)) == {}
     # A tick has passed since the last retraining: new pairs retrain at once, then wait for a tick.
+    # At once is once their curated texts are made: not in the tick that requests them (it sees the
+    # new pairs), nor in the one that sees them made.
     run(stand_ins, "aligned_pairs", "boxes")
-    assert set(automation.tick(MIDNIGHT + dt.timedelta(hours=4))) >= GENMEDCLIP
+    curating = automation.tick(MIDNIGHT + dt.timedelta(hours=4))
+    assert curating["curated_text"] == {CHANNEL} and GENMEDCLIP.isdisjoint(curating)
+    stand_ins.launch(curating)
+    assert GENMEDCLIP.isdisjoint(automation.tick(MIDNIGHT + dt.timedelta(hours=4, minutes=1)))
+    assert set(automation.tick(MIDNIGHT + dt.timedelta(hours=4, minutes=2))) >= GENMEDCLIP
     run(stand_ins, *GENMEDCLIP, partition=None)
     assert GENMEDCLIP.isdisjoint(automation.tick(MIDNIGHT + dt.timedelta(hours=5)))
     run(stand_ins, "aligned_pairs", "boxes")
     assert GENMEDCLIP.isdisjoint(automation.tick(MIDNIGHT + dt.timedelta(hours=6)))
     assert GENMEDCLIP.isdisjoint(automation.tick(MIDNIGHT + dt.timedelta(days=1, hours=2)))
+    assert set(automation.tick(MIDNIGHT + dt.timedelta(days=1, hours=3, minutes=1))) >= GENMEDCLIP
+
+
+def test_curated_texts_made_again_alone_retrain_at_the_next_cron_tick(automation, stand_ins):
+    run(stand_ins, *WHOLE_CHANNEL)
+    automation.follow(stand_ins, MIDNIGHT + dt.timedelta(hours=3, minutes=1))  # the dataset, GenMedCLIP
+    run(stand_ins, "curated_text")  # a language model's texts in place of the rules', say
+    ticks = automation.follow(stand_ins, MIDNIGHT + dt.timedelta(hours=4))
+    assert ticks and all(GENMEDCLIP.isdisjoint(requested) for requested in ticks)
     assert set(automation.tick(MIDNIGHT + dt.timedelta(days=1, hours=3, minutes=1))) >= GENMEDCLIP
 
 

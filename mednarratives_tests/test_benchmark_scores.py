@@ -16,14 +16,16 @@ from mednarratives_assets.settings import REPO_ROOT
 from mednarratives_assets.stages.benchmark_scores import (
     BENCHMARK_SCHEMA,
     EvalSet,
+    held_out_pairs_set,
     medpix_dev_set,
     recall_at_k,
     score_model,
     scores_png,
 )
+from mednarratives_assets.stages.genmedclip_model import pair_text
 from mednarratives_tests.clip_fixtures import synthetic_pairs
 from mednarratives_tests.conftest import step_failure
-from mednarratives_tests.test_dataset_export import ASSETS
+from mednarratives_tests.test_dataset_export import ASSETS, model_answered, rules_curation
 
 MEDPIX = REPO_ROOT.parent / "shared" / "datasets" / "medpix"
 CLIP_ASSETS = [genmedclip_model, genmedclip_no_dense_model, benchmark_scores]
@@ -115,12 +117,37 @@ def test_the_real_medpix_dev_split():
     assert None not in dev.labels["zero_shot_body_region"]
 
 
+def test_held_out_pairs_are_scored_with_their_curated_texts(tmp_path):
+    pairs, _ = synthetic_pairs(tmp_path, n=8)
+    held_out = sorted(pairs["pair_id"][:4])
+    curated = model_answered(rules_curation(pairs), held_out[0], medical_text="Bright rounded focus on CT.")
+    scored = held_out_pairs_set(tmp_path, pairs, curated, held_out)
+    own_texts = dict(pairs.with_columns(pair_text()).select("pair_id", "text").iter_rows())
+    assert scored.texts == ["Bright rounded focus on CT.", *(own_texts[pair_id] for pair_id in held_out[1:])]
+
+    # Only the held-out pairs need curated texts; one without fails, named.
+    def without(pair_id):
+        return curated.filter(pl.col("pair_id") != pair_id)
+
+    assert held_out_pairs_set(tmp_path, pairs, without(pairs["pair_id"][-1]), held_out).texts == scored.texts
+    with pytest.raises(ValueError) as raised:
+        held_out_pairs_set(tmp_path, pairs, without(held_out[1]), held_out)
+    assert str(raised.value) == (
+        f"curated_text has no row for 1 pair(s) of channel 'ch' ({held_out[1]}): it is older than "
+        "aligned_pairs there. Materialize curated_text for channel(s) ch, then score again"
+    )
+
+
 def seed_pairs(layout, channels: dict[str, int]) -> None:
     layout.data_root.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(layout.duckdb_path)) as con:
         for seed, (channel, n) in enumerate(channels.items()):
             pairs, boxes = synthetic_pairs(layout.data_root, n=n, channel=channel, seed=seed)
-            for name, frame in (("aligned_pairs", pairs), ("boxes", boxes)):
+            for name, frame in (
+                ("aligned_pairs", pairs),
+                ("curated_text", rules_curation(pairs)),
+                ("boxes", boxes),
+            ):
                 con.register("frame", frame.to_arrow())
                 exists = con.sql(
                     f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{name}'"
@@ -242,6 +269,22 @@ def test_the_genmedclip_group_trains_both_models_and_scores_them_with_the_untrai
     error = step_failure(bad)
     assert "genmedclip_model config: model_size must be one of tiny, ViT-B-16, got 'huge'" in error
     assert json.loads((folder / "training.json").read_text())["held_out_pair_ids"] == held_out  # kept
+
+    # curated_text older than a channel's pairs fails the training, named; the model in place stays.
+    with duckdb.connect(str(layout.duckdb_path)) as con:
+        con.execute("DELETE FROM curated_text WHERE channel = 'other'")
+    stale = dg.materialize(
+        ASSETS + CLIP_ASSETS,
+        selection=[genmedclip_model],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"genmedclip_model": {"config": quick}}},
+        raise_on_error=False,
+    )
+    error = step_failure(stale)
+    assert "genmedclip_model: curated_text has no row for 16 pair(s) of channel 'other' (" in error
+    assert "Materialize curated_text for channel(s) other, then train again" in error
+    assert json.loads((folder / "training.json").read_text())["held_out_pair_ids"] == held_out
 
 
 def test_too_few_pairs_fail_a_run_asked_for_and_skip_the_automations_run(layout, resources, instance):

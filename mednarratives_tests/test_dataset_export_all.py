@@ -66,10 +66,9 @@ def narrative_rows(pairs: pl.DataFrame) -> pl.DataFrame:
 
 
 def pairs_and_boxes(data_root, **synthetic) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """synthetic_pairs with an ROI text, the boxes with their dwell's times, as aligned_pairs and
-    the boxes table have them."""
+    """synthetic_pairs, the boxes with their dwell's times, as aligned_pairs and the boxes table
+    have them."""
     pairs, boxes = synthetic_pairs(data_root, **synthetic)
-    pairs = pairs.with_columns(roi_text=pl.lit("this bright shape here"))
     return pairs, boxes.with_columns(start_s=pl.lit(1.0), end_s=pl.lit(2.0))
 
 

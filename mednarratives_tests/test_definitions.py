@@ -71,9 +71,14 @@ def test_the_genmedclip_group_reads_every_channel_and_stays_out_of_the_channel_p
 
     graph = defs.get_repository_def().asset_graph
     parents = {
-        "genmedclip_model": {"aligned_pairs", "boxes"},
-        "genmedclip_no_dense_model": {"aligned_pairs", "boxes"},
-        "benchmark_scores": {"aligned_pairs", "genmedclip_model", "genmedclip_no_dense_model"},
+        "genmedclip_model": {"aligned_pairs", "curated_text", "boxes"},
+        "genmedclip_no_dense_model": {"aligned_pairs", "curated_text", "boxes"},
+        "benchmark_scores": {
+            "aligned_pairs",
+            "curated_text",
+            "genmedclip_model",
+            "genmedclip_no_dense_model",
+        },
     }
     for asset, expected in parents.items():
         node = graph.get(dg.AssetKey(asset))

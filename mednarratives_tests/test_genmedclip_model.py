@@ -15,18 +15,29 @@ from mednarratives_assets.stages.genmedclip_model import (
     create_model,
     curve_png,
     lecture_split,
+    pair_text,
     train_genmedclip,
+    training_split,
     untrained_model,
 )
 from mednarratives_tests.clip_fixtures import synthetic_pairs
+from mednarratives_tests.test_dataset_export import model_answered, rules_curation
 
 QUICK = dict(epochs=3, batch_size=8, held_out_fraction=0.25)
 
 
-def train(tmp_path, pairs, boxes, name="model", progress=lambda report: None, **overrides):
+def train(tmp_path, pairs, boxes, name="model", progress=lambda report: None, curated=None, **overrides):
+    """Trained on the rules' curated texts unless `curated` is given."""
     settings = ClipTrainingSettings(**{**QUICK, **overrides})
     return train_genmedclip(
-        tmp_path, pairs, boxes, settings, tmp_path / "models" / name, tmp_path / f"{name}.state.pt", progress
+        tmp_path,
+        pairs,
+        rules_curation(pairs) if curated is None else curated,
+        boxes,
+        settings,
+        tmp_path / "models" / name,
+        tmp_path / f"{name}.state.pt",
+        progress,
     )
 
 
@@ -77,6 +88,54 @@ def test_two_lectures_give_one_held_out_and_one_trained_on_whatever_the_seed(tmp
     for seed in range(20):
         train_part, held_out, _ = lecture_split(pairs, 0.2, seed=seed, duplicate_distance=6)
         assert train_part["video_id"].n_unique() == 1 and held_out["video_id"].n_unique() == 1
+
+
+def test_each_image_is_matched_with_its_curated_text_from_a_model_or_the_rules(tmp_path):
+    pairs, _ = synthetic_pairs(tmp_path, n=16)
+    settings = ClipTrainingSettings(**QUICK)
+    rules_train, rules_held_out, _ = training_split(pairs, rules_curation(pairs), settings)
+    rules_texts = dict(rules_train.select("pair_id", "text").iter_rows())
+    # The rules backend's texts are aligned_pairs' own: the same training texts as before curated_text.
+    own_texts = dict(pairs.with_columns(pair_text()).select("pair_id", "text").iter_rows())
+    assert rules_texts == {pair_id: own_texts[pair_id] for pair_id in rules_texts}
+    # A model's answer for a CT pair, and for a histology pair without medical text (its caption is used).
+    ct = rules_train.filter(pl.col("domain") == "CT")["pair_id"][0]
+    histology = rules_train.filter(pl.col("domain") == "histopathology")["pair_id"][0]
+    curated = model_answered(
+        rules_curation(pairs),
+        ct,
+        caption="A CT scan showing a bright rounded focus.",
+        medical_text="Bright rounded focus on CT.",
+        roi_text="this bright focus",
+    )
+    curated = model_answered(
+        curated, histology, caption="A histology slide with a bright square.", medical_text="", roi_text=""
+    )
+    train_part, held_out, _ = training_split(pairs, curated, settings)
+    assert dict(train_part.select("pair_id", "text").iter_rows()) == rules_texts | {
+        ct: "Bright rounded focus on CT.",
+        histology: "A histology slide with a bright square.",
+    }
+    assert train_part.filter(pl.col("text_source") == "openai")["pair_id"].sort().to_list() == sorted(
+        [ct, histology]
+    )
+    # The texts do not move the split.
+    assert train_part["pair_id"].to_list() == rules_train["pair_id"].to_list()
+    assert held_out["pair_id"].to_list() == rules_held_out["pair_id"].to_list()
+
+
+def test_a_pair_curated_text_lacks_fails_the_training_naming_it(tmp_path):
+    pairs, boxes = synthetic_pairs(tmp_path, n=16)
+    other, _ = synthetic_pairs(tmp_path, n=8, channel="other", seed=1)
+    pairs = pl.concat([pairs, other])
+    stale = rules_curation(pairs).filter(pl.col("pair_id") != other["pair_id"][0])
+    with pytest.raises(ValueError) as raised:
+        train(tmp_path, pairs, boxes, curated=stale)
+    assert str(raised.value) == (
+        f"curated_text has no row for 1 pair(s) of channel 'other' ({other['pair_id'][0]}): it is older "
+        "than aligned_pairs there. Materialize curated_text for channel(s) other, then train again"
+    )
+    assert not (tmp_path / "models" / "model").exists()
 
 
 def test_box_masks_average_the_patches_inside_each_box():
@@ -144,7 +203,7 @@ def test_training_is_seeded_and_a_stopped_run_resumes_to_the_same_weights(tmp_pa
     )
 
 
-def test_a_state_saved_for_other_settings_is_not_resumed(tmp_path):
+def test_a_state_saved_for_other_settings_or_texts_is_not_resumed(tmp_path):
     pairs, boxes = synthetic_pairs(tmp_path, n=16)
 
     def stop(report):
@@ -153,6 +212,13 @@ def test_a_state_saved_for_other_settings_is_not_resumed(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(tmp_path, pairs, boxes, progress=stop)
     assert train(tmp_path, pairs, boxes, learning_rate=5e-4).resumed_from_epoch == 0
+
+    # A model's curated text for a training pair: the state saved for the rules texts is stale.
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, pairs, boxes, progress=stop)
+    trained_on = json.loads((tmp_path / "models" / "model" / TRAINING_FILE).read_text())["train_pair_ids"]
+    retold = model_answered(rules_curation(pairs), trained_on[0], medical_text="Bright focus on CT.")
+    assert train(tmp_path, pairs, boxes, curated=retold).resumed_from_epoch == 0
 
 
 def test_the_dense_loss_can_be_turned_off(tmp_path):

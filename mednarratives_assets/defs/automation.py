@@ -11,9 +11,10 @@
   of channel runs rebuilds it once; a channel never materialized does not hold it back
   (`dataset_statistics` leaves it out and names it), but the statistics must exist before the
   merged export that reads them.
-- The `genmedclip` group retrains when the pairs changed, at most once per tick of
-  MEDNARRATIVES_GENMEDCLIP_CRON: training is the costly step, and one channel run should not
-  start it.
+- The `genmedclip` group retrains when the pairs or their curated texts changed, at most once per
+  tick of MEDNARRATIVES_GENMEDCLIP_CRON: training is the costly step, and one channel run should
+  not start it. It waits a tick after an input changed, for the channel assets after that input
+  (curated_text after new pairs) to be requested first.
 - The trained models (`frame_classifier`, `cursor_detector`) are never automated: they are trained
   when asked. A model missing under the data root holds nothing back (the shipped default stands
   in), and a model trained on request is followed by the stages that use it.
@@ -112,6 +113,10 @@ def retrained_on_cron(cron: str) -> dg.AutomationCondition:
         AutomationCondition.cron_tick_passed(cron).since_last_handled()
         & AutomationCondition.any_deps_updated().since_last_handled()
         & _settled
+        # nor in a tick that sees an input change: the channel assets after it are requested in that
+        # tick (new pairs' curated_text, say), and Dagster's will_be_requested never holds for a
+        # channel's partition under an unpartitioned asset. By the next tick their runs are in progress.
+        & ~AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.groups("genmedclip"))
     ).with_label(f"retrained at a tick of {cron} (UTC) when its inputs changed")
 
 

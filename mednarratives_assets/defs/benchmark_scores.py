@@ -57,14 +57,15 @@ def benchmark_scores(
     context: dg.AssetExecutionContext,
     config: BenchmarkConfig,
     aligned_pairs: pl.DataFrame,
+    curated_text: pl.DataFrame,
     paths: DataPaths,
     models: ModelStore,
 ):
     """Zero-shot classification (domain; modality and body region) and image-text retrieval
     (R@1, R@5, R@10 both ways) of GenMedCLIP and its baselines: the same recipe without the dense
-    loss, and the untrained model. Scored on the held-out lectures' pairs, on MedPix's dev split
-    and on the medical images that pip packages ship. Table `benchmark_scores`, documented in
-    docs/schema.md."""
+    loss, and the untrained model. Scored on the held-out lectures' pairs (with their texts from
+    curated_text, as in training), on MedPix's dev split and on the medical images that pip
+    packages ship. Table `benchmark_scores`, documented in docs/schema.md."""
     saved = {name: models.load(name, "benchmark_scores") for name in SCORED_MODELS}
     folders = {name: model.folder for name, model in saved.items()}
     trainings = {name: model.training for name, model in saved.items()}
@@ -76,13 +77,14 @@ def benchmark_scores(
         scores = score_models(
             paths.layout.data_root,
             aligned_pairs,
+            curated_text,
             folders,
             medpix,
             pick_device(config.device),
             context.log.info,
             packaged_images=config.packaged_images,
         )
-    except ValueError as exc:  # an image that cannot be read, named
+    except ValueError as exc:  # an image that cannot be read, or a held-out pair without curated text
         raise dg.Failure(f"benchmark_scores: {exc}") from exc
     leaked = pl.DataFrame(
         [

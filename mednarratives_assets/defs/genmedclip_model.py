@@ -43,6 +43,7 @@ def _clip_model_asset(name: str, config_type: type[dg.Config], description: str)
         context: dg.AssetExecutionContext,
         config: config_type,
         aligned_pairs: pl.DataFrame,
+        curated_text: pl.DataFrame,
         boxes: pl.DataFrame,
         paths: DataPaths,
         models: ModelStore,
@@ -73,6 +74,7 @@ def _clip_model_asset(name: str, config_type: type[dg.Config], description: str)
             trained = train_genmedclip(
                 layout.data_root,
                 aligned_pairs,
+                curated_text,
                 boxes,
                 settings,
                 models.path(name),
@@ -105,9 +107,10 @@ def _clip_model_asset(name: str, config_type: type[dg.Config], description: str)
 genmedclip_model = _clip_model_asset(
     "genmedclip_model",
     GenMedClipTraining,
-    "GenMedCLIP: an open_clip model trained on aligned_pairs of every channel with the CLIP loss "
-    "and a region-phrase loss on the boxes (patch tokens pooled inside each box against the phrase "
-    "said while the pointer dwelt there). A share of the lectures is held out for benchmark_scores. "
+    "GenMedCLIP: an open_clip model trained on aligned_pairs of every channel, with their texts "
+    "from curated_text (a pair it lacks fails the run), with the CLIP loss and a region-phrase loss "
+    "on the boxes (patch tokens pooled inside each box against the phrase said while the pointer "
+    "dwelt there). A share of the lectures is held out for benchmark_scores. "
     "Saved in open_clip's folder format under data/models/genmedclip/genmedclip_model/.",
 )
 genmedclip_no_dense_model = _clip_model_asset(

@@ -26,7 +26,7 @@ def pair_row(
     data_root: Path, channel: str, key: str, video_id: str, chunk_index: int, picture: np.ndarray, **texts
 ) -> dict:
     """Save `picture` (RGB) as a pair image and return its aligned_pairs row; `texts` fill
-    corrected_caption, medical_text and domain. The pair id comes from channel and `key`."""
+    corrected_caption, medical_text, roi_text and domain. The pair id comes from channel and `key`."""
     pair_id = hashlib.sha1(f"{channel}/{key}".encode()).hexdigest()[:16]
     relative = f"pairs/{channel}/{pair_id}.png"
     (data_root / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +64,7 @@ def narrated_pairs(
             picture = np.asarray(Image.fromarray(picture).resize(size, Image.Resampling.LANCZOS))
         sentences = case_narration(image, picture, case_intro(image, rng), rng)
         text = " ".join(sentence for sentence, _, _ in sentences)
+        regions = [(sentence, roi) for sentence, roi, _ in sentences if roi is not None]
         video_id = f"lecture-{index // LECTURE_SIZE:04d}"
         pairs.append(
             pair_row(
@@ -75,10 +76,10 @@ def narrated_pairs(
                 picture,
                 corrected_caption=text,
                 medical_text=text,
+                roi_text=" ".join(sentence for sentence, _ in regions),
                 domain=image.modality,
             )
         )
-        regions = [(sentence, roi) for sentence, roi, _ in sentences if roi is not None]
         boxes += [
             box_row(channel, video_id, index, box_index, roi.box, sentence)
             for box_index, (sentence, roi) in enumerate(regions)

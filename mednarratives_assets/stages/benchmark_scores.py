@@ -2,7 +2,7 @@
 
 Three held-out sets:
 - `held_out_pairs`: our pairs from the lectures GenMedCLIP never trained on (training.json
-  lists them); labels are the pairs' domains.
+  lists them), with their texts from curated_text as in training; labels are the pairs' domains.
 - `medpix_dev`: the dev split of a MedPix folder (metadata.jsonl), with CT or MR and the body
   region; absent folders are skipped.
 - `packaged_images`: real medical images that pip packages ship (stages/packaged_eval_images.py),
@@ -34,6 +34,7 @@ from PIL import Image
 
 from mednarratives_assets.contact_sheets import figure_png
 from mednarratives_assets.domains import DOMAIN_KEYWORDS, DOMAINS
+from mednarratives_assets.stages.curated_text import with_curated_texts
 from mednarratives_assets.stages.genmedclip_model import (
     SavedClip,
     create_model,
@@ -116,9 +117,13 @@ class ClipEncoder:
         return torch.cat(out).cpu()
 
 
-def held_out_pairs_set(data_root: Path, pairs: pl.DataFrame, held_out_pair_ids: list[str]) -> EvalSet:
+def held_out_pairs_set(
+    data_root: Path, pairs: pl.DataFrame, curated: pl.DataFrame, held_out_pair_ids: list[str]
+) -> EvalSet:
+    """The held-out pairs of `pairs` (aligned_pairs), each image with the text the models match it
+    with: from `curated` (curated_text), as in training. ValueError naming the pairs it lacks."""
     held_out = pairs.filter(pl.col("pair_id").is_in(held_out_pair_ids)).sort("pair_id")
-    held_out = held_out.with_columns(pair_text())
+    held_out = with_curated_texts(held_out, curated, then="score again").with_columns(pair_text())
     domains = held_out["domain"].to_list()
     return EvalSet(
         benchmark="held_out_pairs",
@@ -303,6 +308,7 @@ def score_model(model_id: str, encoder: ClipEncoder, eval_set: EvalSet, created_
 def score_models(
     data_root: Path,
     pairs: pl.DataFrame,
+    curated: pl.DataFrame,
     folders: dict[str, Path],
     medpix: EvalSet | None,
     device: str,
@@ -310,7 +316,8 @@ def score_models(
     packaged_images: bool = True,
 ) -> pl.DataFrame:
     """The trained models in `folders` (model id -> folder) and the untrained start of the first
-    (UNTRAINED_ID), on the first model's held-out pairs, on `medpix` when given and, with
+    (UNTRAINED_ID), on the first model's held-out pairs of `pairs` (aligned_pairs, with their texts
+    from `curated`, curated_text), on `medpix` when given and, with
     `packaged_images`, on the images pip packages ship less those any of the models trained on."""
     trainings = {model_id: SavedClip.load(folder).training for model_id, folder in folders.items()}
     first_id, first = next(iter(folders.items()))
@@ -319,7 +326,7 @@ def score_models(
         for model_id, folder in folders.items()
     }
     encoders[UNTRAINED_ID] = ClipEncoder(*untrained_model(first, device), device=device)
-    eval_sets = [held_out_pairs_set(data_root, pairs, trainings[first_id]["held_out_pair_ids"])]
+    eval_sets = [held_out_pairs_set(data_root, pairs, curated, trainings[first_id]["held_out_pair_ids"])]
     eval_sets += [medpix] if medpix is not None else []
     with tempfile.TemporaryDirectory(prefix="packaged_images_") as folder:
         if packaged_images:

@@ -10,6 +10,9 @@ when it fails a guard: not a JSON object of the three strings; a medical term th
 (within a few edits of no word of the ASR caption); most of the heard medical terms left out.
 A call that still fails after the client's retries falls back the same way. Answers are cached
 by backend, model, prompt version, token budget and ASR caption: a re-run makes no call.
+
+Its readers (the exports, GenMedCLIP's training and scores) take the texts in place of
+aligned_pairs' own with `with_curated_texts`.
 """
 
 from __future__ import annotations
@@ -64,6 +67,11 @@ CURATED_TEXT_SCHEMA = {
 }
 # aligned_pairs' columns that make the rules result, by the curated column they fill.
 RULES_COLUMNS = {"caption": "corrected_caption", "medical_text": "medical_text", "roi_text": "roi_text"}
+# curated_text's texts, by the aligned_pairs column whose place each takes where they are read.
+CURATED_IN_PLACE_OF = {column: text for text, column in RULES_COLUMNS.items()}
+# What else the readers get of curated_text: where the texts come from, why a model's were not used.
+CURATION_COLUMNS = ("text_source", "rejected_reason")
+_LISTED_PAIR_IDS = 5  # an error names this many of a channel's pairs, and counts the rest
 _MOST = 0.5  # an answer that leaves out more than this share of the heard terms is rejected
 # A local SmolLM2 answer takes 3 to 5 s: a line about every 2 minutes there, more often from an API.
 PROGRESS_EVERY_ANSWERS = 25
@@ -371,3 +379,46 @@ def curate_channel(
             counts.rejected[str(rejected).split(":")[0]] += 1
     log(f"{backend.name} model {backend.model!r}: {counts.summary()}")
     return CuratedText(pl.DataFrame(rows, schema=CURATED_TEXT_SCHEMA), counts)
+
+
+# Its readers -------------------------------------------------------------------------------------
+
+
+def with_curated_texts(pairs: pl.DataFrame, curated: pl.DataFrame, then: str) -> pl.DataFrame:
+    """`pairs` (aligned_pairs) with `curated` (curated_text) joined on pair_id: its caption, medical
+    text and ROI text in place of corrected_caption, medical_text and roi_text, then its text_source
+    and rejected_reason; `caption` stays as heard. ValueError naming the channels and pairs that
+    `curated` has no row for, and what to do: materialize curated_text for them, then `then`
+    ("export again")."""
+    # Such a pair fails its reader rather than taking the rules texts: curated_text is stale there
+    # (a run left it out), what the reader made before stays whole with whatever a model wrote, and
+    # no pair is labelled `rules` or trained on as such that the configured backend never saw.
+    uncurated = pairs.join(curated, on="pair_id", how="anti")
+    if not uncurated.is_empty():
+        raise ValueError(uncurated_message(uncurated, then))
+    texts = curated.select(
+        "pair_id",
+        *(pl.col(text).alias(column) for column, text in CURATED_IN_PLACE_OF.items()),
+        *CURATION_COLUMNS,
+    )
+    return (
+        pairs.drop(*CURATED_IN_PLACE_OF)
+        .join(texts, on="pair_id", how="left", maintain_order="left")
+        .select(*pairs.columns, *CURATION_COLUMNS)
+    )
+
+
+def uncurated_message(uncurated: pl.DataFrame, then: str) -> str:
+    """What is wrong and what to run, for the pairs (channel, pair_id) that curated_text lacks."""
+    per_channel = uncurated.group_by("channel").agg(pl.col("pair_id").sort()).sort("channel")
+    named = []
+    for channel, ids in per_channel.iter_rows():
+        listed = ", ".join(ids[:_LISTED_PAIR_IDS])
+        if len(ids) > _LISTED_PAIR_IDS:
+            listed += f" and {len(ids) - _LISTED_PAIR_IDS} more"
+        named.append(f"{len(ids)} pair(s) of channel {channel!r} ({listed})")
+    channels = ", ".join(per_channel["channel"])
+    return (
+        f"curated_text has no row for {'; '.join(named)}: it is older than aligned_pairs there. "
+        f"Materialize curated_text for channel(s) {channels}, then {then}"
+    )

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from mednarratives_assets.atomic_files import link_or_copy, replaced_folder
-from mednarratives_assets.stages.curated_text import RULES_COLUMNS
+from mednarratives_assets.stages.curated_text import with_curated_texts
 from mednarratives_assets.stages.narratives import write_jsonl
 
 _CARD = """---
@@ -54,11 +54,6 @@ while it was shown. {n_pairs} pairs, {n_boxes} pointer boxes, {n_narratives} nar
 
 Load it with `datasets.load_dataset("<this folder>")`.
 """
-# curated_text's texts, by the aligned_pairs column whose place each takes in the export.
-CURATED_IN_PLACE_OF = {column: text for text, column in RULES_COLUMNS.items()}
-# What else the export carries of curated_text: where the texts come from, why a model's were not used.
-CURATION_COLUMNS = ("text_source", "rejected_reason")
-_LISTED_PAIR_IDS = 5  # an error names this many of a channel's pairs, and counts the rest
 BOX_STRUCT = pl.Struct(
     {
         "x1": pl.Float32,
@@ -78,45 +73,6 @@ class ExportSummary:
     n_pairs: int
     n_boxes: int
     n_narratives: int
-
-
-def with_curated_texts(pairs: pl.DataFrame, curated: pl.DataFrame) -> pl.DataFrame:
-    """`pairs` (aligned_pairs) with `curated` (curated_text) joined on pair_id: its caption, medical
-    text and ROI text in place of corrected_caption, medical_text and roi_text, then its text_source
-    and rejected_reason; `caption` stays as heard. ValueError naming the channels and pairs that
-    `curated` has no row for."""
-    # Such a pair fails the export rather than going out with the rules texts: curated_text is
-    # stale there (a run left it out), the stored export stays whole with whatever a model wrote,
-    # and no pair is labelled `rules` that the configured backend never saw.
-    uncurated = pairs.join(curated, on="pair_id", how="anti")
-    if not uncurated.is_empty():
-        raise ValueError(uncurated_message(uncurated))
-    texts = curated.select(
-        "pair_id",
-        *(pl.col(text).alias(column) for column, text in CURATED_IN_PLACE_OF.items()),
-        *CURATION_COLUMNS,
-    )
-    return (
-        pairs.drop(*CURATED_IN_PLACE_OF)
-        .join(texts, on="pair_id", how="left", maintain_order="left")
-        .select(*pairs.columns, *CURATION_COLUMNS)
-    )
-
-
-def uncurated_message(uncurated: pl.DataFrame) -> str:
-    """What is wrong and what to run, for the pairs (channel, pair_id) that curated_text lacks."""
-    per_channel = uncurated.group_by("channel").agg(pl.col("pair_id").sort()).sort("channel")
-    named = []
-    for channel, ids in per_channel.iter_rows():
-        listed = ", ".join(ids[:_LISTED_PAIR_IDS])
-        if len(ids) > _LISTED_PAIR_IDS:
-            listed += f" and {len(ids) - _LISTED_PAIR_IDS} more"
-        named.append(f"{len(ids)} pair(s) of channel {channel!r} ({listed})")
-    channels = ", ".join(per_channel["channel"])
-    return (
-        f"curated_text has no row for {'; '.join(named)}: it is older than aligned_pairs there. "
-        f"Materialize curated_text for channel(s) {channels}, then export again"
-    )
 
 
 def pairs_with_boxes(pairs: pl.DataFrame, boxes: pl.DataFrame) -> pl.DataFrame:
@@ -178,7 +134,7 @@ def export_dataset(
 ) -> ExportSummary:
     """Write the dataset folder for `pairs` with their texts from `curated` (`with_curated_texts`);
     narratives and boxes of chunks without a pair are left out."""
-    pairs = with_curated_texts(pairs, curated)
+    pairs = with_curated_texts(pairs, curated, then="export again")
     with replaced_folder(folder) as staging:  # a failed export leaves the stored one as it was
         n_boxes = write_pairs_folder(data_root, staging / "train", pairs, boxes)
         told = narratives_of(narratives, pairs)

@@ -25,12 +25,8 @@ import yaml
 from mednarratives_assets.atomic_files import replaced_folder
 from mednarratives_assets.lecture_splits import split_by_lecture
 from mednarratives_assets.stage_settings import check_settings, setting
-from mednarratives_assets.stages.dataset_export import (
-    content_fingerprint,
-    narratives_of,
-    with_curated_texts,
-    write_pairs_folder,
-)
+from mednarratives_assets.stages.curated_text import with_curated_texts
+from mednarratives_assets.stages.dataset_export import content_fingerprint, narratives_of, write_pairs_folder
 from mednarratives_assets.stages.narratives import write_jsonl
 from mednarratives_assets.stages.videos import later_copies
 
@@ -137,7 +133,7 @@ def export_all_channels(
     if pairs.is_empty():
         raise ValueError("aligned_pairs holds no pairs in any channel: there is no dataset to export")
     pairs, duplicates = first_copies(pairs, videos)
-    pairs = with_curated_texts(pairs, curated)
+    pairs = with_curated_texts(pairs, curated, then="export again")
     split = split_by_lecture(pairs, settings.fractions, settings.seed, settings.duplicate_distance)
     lectures_in = dict(split.lectures.group_by("split").len().iter_rows())
     summaries = {}

@@ -1,7 +1,7 @@
 """GenMedCLIP: an open_clip model trained on aligned pairs with two losses.
 
-- The CLIP loss between each pair's image and its text (the medical sentences, else the whole
-  corrected caption).
+- The CLIP loss between each pair's image and its text: curated_text's (the rules', or a language
+  model's), the medical text, else the whole caption.
 - A dense grounding loss, the same contrastive loss between regions and phrases: each box's
   patch tokens (the last block's, normalized as the pooled token is) are averaged inside the box
   and projected like the image, and matched against the phrase said while the pointer dwelt
@@ -36,6 +36,7 @@ from mednarratives_assets.atomic_files import replaced_file, replaced_folder
 from mednarratives_assets.contact_sheets import figure_png
 from mednarratives_assets.lecture_splits import split_by_lecture
 from mednarratives_assets.stage_settings import check_settings, setting
+from mednarratives_assets.stages.curated_text import with_curated_texts
 from mednarratives_assets.tables import grouped
 
 CONFIG_FILE = "open_clip_config.json"
@@ -194,6 +195,18 @@ def pair_text() -> pl.Expr:
     )
 
 
+def training_split(
+    pairs: pl.DataFrame, curated: pl.DataFrame, settings: ClipTrainingSettings
+) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """`pairs` (aligned_pairs) with their texts from `curated` (curated_text; `with_curated_texts`)
+    and the `text` each image is matched with (`pair_text`), split by lecture (`lecture_split`):
+    (train, held_out, dropped pair ids). ValueError naming the pairs that `curated` lacks."""
+    # Such a pair fails the training as it fails the exports, in the automation's runs too: the
+    # model in place stays, and once curated_text is made for the pair the next cron tick retrains.
+    texts = with_curated_texts(pairs, curated, then="train again").with_columns(pair_text())
+    return lecture_split(texts, settings.held_out_fraction, settings.seed, settings.duplicate_distance)
+
+
 @dataclass
 class TrainingTensors:
     images: torch.Tensor  # N x 3 x S x S, preprocessed
@@ -227,8 +240,8 @@ def load_images(
 def training_tensors(
     data_root: Path, train: pl.DataFrame, boxes: pl.DataFrame, preprocess, tokenizer, log=print
 ) -> TrainingTensors:
-    """Images, texts and the boxes with a phrase, as tensors; boxes joined to pairs by chunk."""
-    train = train.with_columns(pair_text())
+    """Images, texts (`train`'s `text`, from `training_split`) and the boxes with a phrase, as
+    tensors; boxes joined to pairs by chunk."""
     boxes_by_chunk = grouped(
         boxes.filter(pl.col("phrase").str.strip_chars() != ""), "channel", "video_id", "chunk_index"
     )
@@ -320,7 +333,8 @@ def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tenso
 def fingerprint(
     settings: ClipTrainingSettings, model_cfg: dict, train: pl.DataFrame, data: TrainingTensors
 ) -> str:
-    """What a resumable state must match: the settings, the model, the images, texts and boxes."""
+    """What a resumable state must match: the settings, the model, the images, the (curated) texts
+    and the boxes."""
     digest = hashlib.sha256(json.dumps([asdict(settings), model_cfg], sort_keys=True).encode())
     digest.update("".join(train["image_sha256"]).encode())
     for tensor in (data.tokens, data.region_boxes, data.region_owner, data.region_tokens):
@@ -357,6 +371,7 @@ def untrained_model(folder: Path, device: str):
 def train_genmedclip(
     data_root: Path,
     pairs: pl.DataFrame,
+    curated: pl.DataFrame,
     boxes: pl.DataFrame,
     settings: ClipTrainingSettings,
     out_dir: Path,
@@ -364,7 +379,8 @@ def train_genmedclip(
     progress: Callable[[EpochReport], None] = lambda report: None,
     log: Callable[[str], None] = print,
 ) -> TrainedClip:
-    """Train on `pairs` (aligned_pairs) and `boxes`, save to `out_dir` in open_clip's format.
+    """Train on `pairs` (aligned_pairs) with their texts from `curated` (curated_text) and on
+    `boxes`, save to `out_dir` in open_clip's format.
 
     After every epoch the whole state goes to `state_path`; a later call with the same settings
     and images continues from there and ends with the same weights as an uninterrupted run. The
@@ -372,9 +388,7 @@ def train_genmedclip(
     """
     settings = settings.validated()
     device = settings.resolved_device
-    train, held_out, dropped = lecture_split(
-        pairs, settings.held_out_fraction, settings.seed, settings.duplicate_distance
-    )
+    train, held_out, dropped = training_split(pairs, curated, settings)
     if train.height < 2:
         raise ValueError(
             f"GenMedCLIP needs at least 2 training pairs, found {train.height} "
