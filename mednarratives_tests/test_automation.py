@@ -89,17 +89,41 @@ def test_a_backfill_of_videos_alone_brings_the_channels_later_assets_after_it(
     requested = automation.tick(MIDNIGHT + dt.timedelta(minutes=2))
     assert channel_assets(requested) == AFTER_VIDEOS  # not videos again, nor a model
     assert all(partitions == {CHANNEL} for asset, partitions in requested.items() if asset in AFTER_VIDEOS)
-    assert set(requested) - AFTER_VIDEOS <= DATASET  # the dataset group follows in the same tick
+    assert set(requested) == AFTER_VIDEOS  # the dataset group waits for their run
 
     run(stand_ins, *AFTER_VIDEOS)
+    assert set(automation.tick(MIDNIGHT + dt.timedelta(minutes=3))) == set()  # a tick after the change
+    assert set(automation.tick(MIDNIGHT + dt.timedelta(minutes=4))) == DATASET
     run(stand_ins, *DATASET, partition=None)
-    assert automation.tick(MIDNIGHT + dt.timedelta(minutes=3)) == {}
+    assert automation.tick(MIDNIGHT + dt.timedelta(minutes=5)) == {}
     assert unsynced(stand_ins.defs, instance, CHANNELS) == []
 
 
-def test_a_run_that_made_the_whole_channel_leaves_only_the_dataset_to_follow(automation, stand_ins):
+def test_a_run_that_made_the_whole_channel_leaves_only_the_dataset_to_follow_a_tick_later(
+    automation, stand_ins
+):
     run(stand_ins, *WHOLE_CHANNEL)
-    assert set(automation.tick(MIDNIGHT + dt.timedelta(minutes=1))) == DATASET
+    assert automation.tick(MIDNIGHT + dt.timedelta(minutes=1)) == {}
+    assert set(automation.tick(MIDNIGHT + dt.timedelta(minutes=2))) == DATASET
+
+
+def test_the_dataset_waits_while_a_channel_run_the_tick_asked_for_is_in_flight(automation, stand_ins):
+    """The tick that requests a backfill's followers does not request the dataset beside them, and
+    the next tick, with their run in flight, holds it back too: it would read the channel mid-run."""
+    run(stand_ins, *WHOLE_CHANNEL)
+    run(stand_ins, *DATASET, partition=None)
+    automation.tick(MIDNIGHT + dt.timedelta(minutes=1))
+    run(stand_ins, "videos")
+    requested = automation.tick(MIDNIGHT + dt.timedelta(minutes=2))
+    assert not set(requested) & DATASET
+    during_the_run = {}
+    stand_ins.during["curated_text"] = lambda: during_the_run.update(
+        automation.tick(MIDNIGHT + dt.timedelta(minutes=3))
+    )
+    stand_ins.launch(requested)
+    assert not set(during_the_run) & DATASET
+    assert set(automation.tick(MIDNIGHT + dt.timedelta(minutes=4))) == set()  # the run's last changes
+    assert set(automation.tick(MIDNIGHT + dt.timedelta(minutes=5))) == DATASET
 
 
 def test_a_backfill_of_videos_under_a_running_channel_run_is_followed_once_that_run_ends(

@@ -7,10 +7,10 @@
   together (the new-video sensor's `channel_pipeline_job`) has handled it already, and a sensor run
   that stops after a current channel's `videos` updates nothing to follow. What a run made from a
   parent that changed under it is Unsynced when the run ends, and is requested again.
-- The `dataset` group follows the channels as soon as no channel run is in flight, so that a burst
-  of channel runs rebuilds it once; a channel never materialized does not hold it back
-  (`dataset_statistics` leaves it out and names it), but the statistics must exist before the
-  merged export that reads them.
+- The `dataset` group follows the channels a tick after they changed, once no channel run is in
+  flight, so that a burst of channel runs rebuilds it once and it never reads a channel mid-run;
+  a channel never materialized does not hold it back (`dataset_statistics` leaves it out and
+  names it), but the statistics must exist before the merged export that reads them.
 - The `genmedclip` group retrains when the pairs or their curated texts changed, at most once per
   tick of MEDNARRATIVES_GENMEDCLIP_CRON: training is the costly step, and one channel run should
   not start it. It waits a tick after an input changed, for the channel assets after that input
@@ -86,11 +86,12 @@ DATASET_FOLLOWS_CHANNELS = (
     # dataset_export_all reads the statistics: never before they exist (or come in the same run)
     & ~AutomationCondition.any_deps_missing().allow(dg.AssetSelection.groups("dataset"))
     & _settled
-    # nor beside a run of the channel assets it reads: it would read them before that run ends
-    & ~AutomationCondition.any_deps_match(AutomationCondition.will_be_requested()).ignore(
-        dg.AssetSelection.groups("dataset")
-    )
-).with_label("follows the channels once no channel run is in flight")
+    # nor in a tick that sees a channel asset change: the channel assets after it are requested in
+    # that tick (a backfill's followers, new pairs' curated_text), and Dagster's will_be_requested
+    # never holds for a channel's partition under an unpartitioned asset. By the next tick their
+    # runs are in progress, and _settled holds it back until they end.
+    & ~AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.groups("dataset"))
+).with_label("follows the channels a tick after they changed, once no channel run is in flight")
 
 
 def genmedclip_cron(environ: Mapping[str, str] = os.environ) -> str:

@@ -98,10 +98,17 @@ class AutomationTicks:
         return {asset: partitions for asset, partitions in requested.items() if partitions}
 
     def follow(self, stand_ins: StandIns, at: dt.datetime, max_ticks: int = 10) -> list[Requested]:
-        """Tick from `at`, a minute apart, running what each tick requests, until a tick requests
-        nothing; a RuntimeError after `max_ticks` ticks that all requested something."""
+        """Tick from `at`, a minute apart, running what each tick requests, until two ticks in a row
+        request nothing (the dataset and GenMedCLIP wait a tick after a change); the ticks that
+        requested something. A RuntimeError after `max_ticks` of those."""
         ticks: list[Requested] = []
-        while requested := self.tick(at + dt.timedelta(minutes=len(ticks))):
+        quiet = minute = 0
+        while quiet < 2:
+            requested = self.tick(at + dt.timedelta(minutes=minute))
+            minute += 1
+            quiet = 0 if requested else quiet + 1
+            if not requested:
+                continue
             if len(ticks) == max_ticks:
                 raise RuntimeError(f"the automation still requests after {max_ticks} ticks: {requested}")
             ticks.append(requested)
