@@ -19,11 +19,10 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.evaluation.corpus import Lecture, Stopwatch, run_channels
+from mednarratives_assets.evaluation.corpus import Lecture, Stopwatch, materialized_tables, run_channels
 from mednarratives_assets.evaluation.report import Check, print_checks
 from mednarratives_assets.evaluation.stage_scores import NarrativeScore
 from mednarratives_assets.evaluation.style_groups import StyleGroups, print_by_split
@@ -38,18 +37,6 @@ TARGET_PAIRED = 0.95
 TABLES = ("videos", "stable_chunks", "cursor_traces", "transcript_words")
 
 
-def upstream_tables(corpus: Path) -> dict[str, pl.DataFrame]:
-    """The materialized tables the three stages read, or SystemExit saying to materialize the corpus."""
-    database = corpus / "mednarratives.duckdb"
-    if not database.is_file():
-        raise SystemExit(f"{database} is missing: materialize the corpus first (mednarratives demo)")
-    with duckdb.connect(str(database), read_only=True) as con:
-        present = {t for (t,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
-        if missing := [t for t in TABLES if t not in present]:
-            raise SystemExit(f"{database} lacks tables {missing}: materialize the corpus first")
-        return {t: con.sql(f"FROM {t}").pl() for t in TABLES}
-
-
 def evaluate(corpora: list[Path]) -> tuple[dict[str, NarrativeScore], StyleGroups[NarrativeScore], dict]:
     groups = StyleGroups(NarrativeScore)  # ours, overall and by style
     scores = {
@@ -58,7 +45,7 @@ def evaluate(corpora: list[Path]) -> tuple[dict[str, NarrativeScore], StyleGroup
         "reference (Quilt-LLaVA)": NarrativeScore(),
     }
     vocabulary = MedicalVocabulary()
-    tables = {corpus: upstream_tables(corpus) for corpus in corpora}
+    tables = {corpus: materialized_tables(corpus, TABLES) for corpus in corpora}
     with tempfile.TemporaryDirectory() as scratch:
 
         def box_and_score(lectures: list[Lecture], stopwatch: Stopwatch) -> None:

@@ -42,13 +42,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import requests
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.demo.narrated_text import NarratedChunk, narrated_chunks
-from mednarratives_assets.evaluation.corpus import lectures_of
+from mednarratives_assets.evaluation.corpus import lectures_of, materialized_tables
 from mednarratives_assets.evaluation.style_groups import SPLIT_ORDER, lecture_factors
 from mednarratives_assets.evaluation.text_scores import TextScore, TruthChunk, rendered_chunks
 from mednarratives_assets.llm.smollm2 import smollm2_gguf
@@ -121,14 +120,7 @@ def rendered_lectures(corpora: list[Path]) -> dict[str, Chunks]:
     """Per split, every pair of the corpora's lectures that shows a still medical chunk of its truth."""
     by_split: dict[str, Chunks] = {}
     for corpus in corpora:
-        database = corpus / "mednarratives.duckdb"
-        if not database.is_file():
-            raise SystemExit(f"{database} is missing: make and materialize the corpus (mednarratives demo)")
-        with duckdb.connect(str(database), read_only=True) as con:
-            present = {t for (t,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
-            if missing := [t for t in CORPUS_TABLES if t not in present]:
-                raise SystemExit(f"{database} lacks tables {missing}: materialize the corpus first")
-            tables = {t: con.sql(f"FROM {t}").pl() for t in CORPUS_TABLES}
+        tables = materialized_tables(corpus, CORPUS_TABLES)
         for lecture in lectures_of([corpus]):
             truth = lecture.truth
             of = {

@@ -11,6 +11,9 @@ from itertools import groupby
 from pathlib import Path
 from typing import Generic, TypeVar
 
+import duckdb
+import polars as pl
+
 from mednarratives_assets.evaluation.ground_truth import corpus_lectures
 
 STAGE = "stage"  # the stopwatch section that speed is measured over, unless told otherwise
@@ -34,6 +37,18 @@ def lectures_of(corpora: Iterable[Path | str]) -> list[Lecture]:
         for corpus in corpora
         for truth, video in corpus_lectures(Path(corpus))
     ]
+
+
+def materialized_tables(corpus: Path, tables: Iterable[str]) -> dict[str, pl.DataFrame]:
+    """The corpus's materialized tables, read-only, or SystemExit saying to materialize the corpus."""
+    database = corpus / "mednarratives.duckdb"
+    if not database.is_file():
+        raise SystemExit(f"{database} is missing: materialize the corpus first (mednarratives demo)")
+    with duckdb.connect(str(database), read_only=True) as con:
+        present = {t for (t,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if missing := [t for t in tables if t not in present]:
+            raise SystemExit(f"{database} lacks tables {missing}: materialize the corpus first")
+        return {t: con.sql(f"FROM {t}").pl() for t in tables}
 
 
 @dataclass
