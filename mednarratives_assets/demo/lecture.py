@@ -383,6 +383,13 @@ def case_narration(
     return texts
 
 
+def phrase_index(sentence: str, phrase: str) -> int:
+    """The index of the sentence's word where a region's noun phrase starts: where the pointer
+    must have arrived."""
+    phrase_words, tokens = phrase.split(), [strip_punctuation(t) for t in sentence.split()]
+    return next(i for i in range(len(tokens)) if tokens[i : i + len(phrase_words)] == phrase_words)
+
+
 def _first_sentences(text: str, max_words: int) -> str:
     """The caption's leading sentences, up to about `max_words`; the first one is always whole.
     A list's numbers ("1. Mild stranding ... 2. ...") are not sentences."""
@@ -444,10 +451,7 @@ def _choreograph(
                 x + sentence.roi.box[2] * w,
                 y + sentence.roi.box[3] * h,
             )
-            phrase_words = sentence.roi.phrase.split()
-            tokens = [strip_punctuation(t) for t in sentence.text.split()]
-            first = next(i for i in range(len(tokens)) if tokens[i : i + len(phrase_words)] == phrase_words)
-            phrase_start = sentence.words[first].start_s
+            phrase_start = sentence.words[phrase_index(sentence.text, sentence.roi.phrase)].start_s
             inner = 0.25 * (box_px[2] - box_px[0]), 0.25 * (box_px[3] - box_px[1])
             target = (
                 (box_px[0] + box_px[2]) / 2 + rng.uniform(-1, 1) * inner[0],

@@ -17,8 +17,7 @@ import numpy as np
 from PIL import Image
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
-from mednarratives_assets.demo.lecture import case_intro, case_narration
-from mednarratives_assets.spoken_text import strip_punctuation
+from mednarratives_assets.demo.lecture import case_intro, case_narration, phrase_index
 from mednarratives_assets.synthetic.asr_noise import TYPICAL_NOISE, NoiseLevels, misheard, mishearings, run_on
 from mednarratives_assets.synthetic.medical_images import MedicalImage
 from mednarratives_assets.synthetic.narration import DEMO_NARRATION
@@ -41,12 +40,6 @@ class NarratedChunk:
     script: list[tuple[str, str]]  # (sentence, role), as said
     heard: str  # the whole narration as an ASR engine would write it
     boxes: list[Box]
-
-
-def _pointed_from(sentence: str, phrase: str) -> int:
-    """The index of the sentence's word where the region's noun phrase starts."""
-    phrase_words, tokens = phrase.split(), [strip_punctuation(t) for t in sentence.split()]
-    return next(i for i in range(len(tokens)) if tokens[i : i + len(phrase_words)] == phrase_words)
 
 
 def narrated_chunks(
@@ -75,7 +68,7 @@ def narrated_chunks(
         heard_sentences, boxes = [], []
         for sentence, roi, role in narration:
             words = sentence.split()
-            start = _pointed_from(sentence, roi.phrase) if roi is not None else len(words)
+            start = phrase_index(sentence, roi.phrase) if roi is not None else len(words)
             before = misheard(" ".join(words[:start]), rng, vocabulary, heard_as, levels)
             pointed = misheard(" ".join(words[start:]), rng, vocabulary, heard_as, levels)
             heard = f"{before} {pointed}".strip()
