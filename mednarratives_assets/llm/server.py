@@ -15,17 +15,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
 
 from mednarratives_assets.llm.local_model import LocalChatModel
 from mednarratives_assets.llm.smollm2 import smollm2_gguf
 
 DEFAULT_MAX_TOKENS = 256
+START_LIMIT_S = 180  # loading SmolLM2 takes about 15 s on 2 cores
 _MAX_BODY_BYTES = 1 << 20
 
 
@@ -203,6 +211,51 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         httpd.server_close()
+
+
+def _answers_health(url: str) -> bool:
+    try:
+        with urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except (URLError, OSError):  # refused while starting, 503 while the model loads
+        return False
+
+
+@contextmanager
+def served(log_path: Path, start_limit_s: float = START_LIMIT_S) -> Iterator[str]:
+    """This server around the pip-shipped SmolLM2, started as a user would on a free loopback port;
+    yields its base URL (…/v1) once /health answers, and stops it as Ctrl-C would. RuntimeError
+    naming the log when it exits or does not answer within `start_limit_s`."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "mednarratives_assets.llm.server",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+    ]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + start_limit_s
+            while not _answers_health(url):
+                if server.poll() is not None:
+                    raise RuntimeError(f"the server exited ({log_path}): {log_path.read_text()[-2000:]}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not answer within {start_limit_s:.0f} s ({log_path})")
+                time.sleep(0.5)
+            yield f"{url}/v1"
+        finally:
+            os.killpg(server.pid, signal.SIGINT)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
